@@ -1,0 +1,155 @@
+/* mvm-agent: runs in the guest, serves the host over the virtio-serial port org.mvm.agent.
+ * One thread, one poll loop: frames from the host, the sessions' pipes, SIGCHLD through a signalfd.
+ * Usage: mvm-agent [--port PATH] */
+#include "agent.h"
+#include "proto.h"
+#include "wire.h"
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+static uint8_t rbuf[MVM_HEADER_SIZE + MVM_MAX_PAYLOAD];
+static size_t have;
+static uint64_t discard_left; /* bytes of a refused oversized frame still to skip */
+static int resyncing;         /* looking for the next valid header after garbage */
+
+static void send_hello(void) {
+  struct tlv_out t = {0};
+  struct utsname u;
+  char host[256] = "";
+  const char *init_ms = getenv("MVM_INIT_UPTIME_MS");
+  tlv_u32(&t, F_PROTO, MVM_PROTO_VERSION);
+  tlv_str(&t, F_AGENT_VERSION, AGENT_VERSION);
+  static const char *caps[] = {"exec", "stdin", "signal", "window", "poweroff"};
+  for (size_t i = 0; i < sizeof caps / sizeof *caps; i++) tlv_str(&t, F_CAP, caps[i]);
+  tlv_u32(&t, F_MAX_PAYLOAD, MVM_MAX_PAYLOAD);
+  tlv_u32(&t, F_WINDOW, MVM_WINDOW);
+  tlv_u32(&t, F_MAX_SESSIONS, MVM_MAX_SESSIONS);
+  tlv_u64(&t, F_UPTIME_MS, (uint64_t)uptime_ms());
+  if (init_ms) tlv_u64(&t, F_INIT_UPTIME_MS, strtoull(init_ms, NULL, 10));
+  if (uname(&u) == 0) tlv_str(&t, F_KERNEL, u.release);
+  gethostname(host, sizeof host - 1);
+  tlv_str(&t, F_HOSTNAME, host);
+  tlv_u32(&t, F_AGENT_PID, (uint32_t)getpid());
+  port_send(T_HELLO, 0, t.buf, t.len);
+}
+
+static void poweroff(void) {
+  port_send(T_POWEROFF_ACK, 0, NULL, 0);
+  /* mvm-init (PID 1) turns SIGUSR2 into an orderly power-off, as busybox init does. */
+  if (kill(1, SIGUSR2) < 0) logmsg("cannot signal init: %s", strerror(errno));
+}
+
+static void dispatch(const struct frame_header *h, const uint8_t *p) {
+  if (h->version != MVM_PROTO_VERSION) {
+    send_error(h->session, E_UNSUPPORTED_VERSION, "protocol version %u is not supported (this agent speaks %d)",
+               h->version, MVM_PROTO_VERSION);
+    return;
+  }
+  switch (h->type) {
+    case T_HELLO_REQ: send_hello(); break;
+    case T_EXEC: session_exec(h->session, p, h->length); break;
+    case T_STDIN: session_stdin(h->session, p, h->length); break;
+    case T_SIGNAL: session_signal(h->session, p, h->length); break;
+    case T_WINDOW: session_window(h->session, p, h->length); break;
+    case T_POWEROFF: poweroff(); break;
+    default: send_error(h->session, E_UNKNOWN_TYPE, "unknown frame type 0x%02x", h->type);
+  }
+}
+
+static void consume(size_t n) {
+  memmove(rbuf, rbuf + n, have - n);
+  have -= n;
+}
+
+/* Takes every whole frame out of the buffer. Garbage is skipped up to the next valid header. */
+static void parse_frames(void) {
+  for (;;) {
+    if (discard_left) {
+      size_t n = discard_left < have ? discard_left : have;
+      consume(n);
+      discard_left -= n;
+      if (discard_left) return;
+    }
+    if (have < MVM_HEADER_SIZE) return;
+    struct frame_header h;
+    if (header_decode(rbuf, &h) < 0) {
+      if (!resyncing) send_error(0, E_BAD_FRAME, "bad frame header; skipping to the next valid frame");
+      resyncing = 1;
+      uint8_t *next = memchr(rbuf + 1, MVM_MAGIC0, have - 1);
+      consume(next ? (size_t)(next - rbuf) : have);
+      continue;
+    }
+    resyncing = 0;
+    if (h.length > MVM_MAX_PAYLOAD) {
+      send_error(h.session, E_FRAME_TOO_LARGE, "frame of %u bytes is over the limit of %d", h.length, MVM_MAX_PAYLOAD);
+      consume(MVM_HEADER_SIZE);
+      discard_left = h.length;
+      continue;
+    }
+    if (have < MVM_HEADER_SIZE + h.length) return;
+    dispatch(&h, rbuf + MVM_HEADER_SIZE);
+    consume(MVM_HEADER_SIZE + h.length);
+  }
+}
+
+/* Reads what the port has. Returns 0 normally, -1 when the host has gone away. */
+static int read_port(void) {
+  for (;;) {
+    ssize_t r = read(port_fd(), rbuf + have, sizeof rbuf - have);
+    if (r > 0) { have += r; parse_frames(); continue; }
+    if (r == 0) return -1; /* virtio-serial reads 0 while no host is connected */
+    if (errno == EINTR) continue;
+    return 0; /* EAGAIN */
+  }
+}
+
+int main(int argc, char **argv) {
+  const char *port = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) port = argv[++i];
+    else { fprintf(stderr, "usage: mvm-agent [--port PATH]\n"); return 2; }
+  }
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, NULL);
+  int sfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+  /* Orphans of the commands come back to us, so a timeout can later reach a whole process tree. */
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  if (port_open(port) < 0) return 1;
+  sessions_init();
+  send_hello();
+
+  struct pollfd fds[2 + 3 * MVM_MAX_SESSIONS];
+  for (;;) {
+    int n = 0, timeout = sessions_next_timeout();
+    fds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+    if (port_connected()) fds[n++] = (struct pollfd){.fd = port_fd(), .events = POLLIN};
+    else if (timeout < 0 || timeout > 50) timeout = 50; /* the port gives no event when the host returns */
+    int first = n;
+    n += sessions_poll_fds(fds + n, (int)(sizeof fds / sizeof *fds) - n, port_connected());
+    int r = poll(fds, n, timeout);
+    if (r < 0 && errno != EINTR) { logmsg("poll: %s", strerror(errno)); sleep(1); continue; }
+    if (fds[0].revents) {
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) > 0) {}
+      sessions_reap();
+    }
+    if (!port_connected()) {
+      if (read_port() == 0) { port_set_connected(1); send_hello(); }
+    } else if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+      if (read_port() < 0) port_set_connected(0);
+    }
+    if (r > 0) sessions_poll_done(fds + first, n - first);
+    sessions_tick();
+  }
+}

@@ -1,0 +1,36 @@
+/* Shared declarations of the guest agent: the port (channel to the host) and exec sessions. */
+#ifndef MVM_AGENT_H
+#define MVM_AGENT_H
+#include <stdint.h>
+#include <poll.h>
+#include <sys/types.h>
+
+#define AGENT_VERSION "0.1.0"
+
+/* port.c: the virtio-serial port named org.mvm.agent. */
+int port_open(const char *path_override);
+int port_fd(void);
+int port_connected(void);
+void port_set_connected(int c);
+/* Sends one frame; blocks (waiting for the host to reconnect if need be) until it is written whole. */
+void port_send(uint8_t type, uint32_t session, const void *payload, uint32_t len);
+void send_error(uint32_t session, uint32_t code, const char *fmt, ...);
+int64_t uptime_ms(void);
+void logmsg(const char *fmt, ...);
+
+/* session.c: one running command per session. */
+struct session;
+void sessions_init(void);
+void session_exec(uint32_t id, const uint8_t *payload, uint32_t len);
+void session_stdin(uint32_t id, const uint8_t *data, uint32_t len);
+void session_signal(uint32_t id, const uint8_t *payload, uint32_t len);
+void session_window(uint32_t id, const uint8_t *payload, uint32_t len);
+void sessions_reap(void);
+/* Adds the session pipes to a poll set; returns how many entries were added. */
+int sessions_poll_fds(struct pollfd *fds, int max, int output_allowed);
+void sessions_poll_done(struct pollfd *fds, int n);
+/* Milliseconds until the next session deadline, or -1. */
+int sessions_next_timeout(void);
+void sessions_tick(void);
+
+#endif

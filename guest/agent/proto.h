@@ -1,0 +1,70 @@
+/* The mvm agent protocol, version 1: constants shared by the guest agent.
+ * docs/agent-protocol.md is the specification; src/agent/protocol.ts mirrors these values and a unit test
+ * checks that both sides agree. */
+#ifndef MVM_PROTO_H
+#define MVM_PROTO_H
+
+#define MVM_PROTO_VERSION 1
+#define MVM_MAGIC0 'm'
+#define MVM_MAGIC1 'v'
+#define MVM_HEADER_SIZE 16
+#define MVM_MAX_PAYLOAD (256 * 1024) /* frames above this are refused, on both sides */
+#define MVM_DATA_CHUNK (64 * 1024)   /* stdout/stderr are read and sent in chunks of at most this */
+#define MVM_WINDOW (1024 * 1024)     /* initial flow-control credit per session and direction */
+#define MVM_MAX_SESSIONS 128
+
+/* Frame types: host -> guest. */
+#define T_HELLO_REQ 0x01
+#define T_EXEC 0x02
+#define T_STDIN 0x03
+#define T_SIGNAL 0x04
+#define T_WINDOW 0x05
+#define T_POWEROFF 0x06
+/* Frame types: guest -> host. */
+#define T_HELLO 0x81
+#define T_STARTED 0x82
+#define T_STDOUT 0x83
+#define T_STDERR 0x84
+#define T_EXIT 0x85
+#define T_STDIN_WINDOW 0x86
+#define T_ERROR 0x87
+#define T_POWEROFF_ACK 0x88
+
+/* Field tags of TLV payloads. */
+#define F_ARG 1
+#define F_ENV 2
+#define F_CWD 3
+#define F_USER 4
+#define F_STDIN 5
+#define F_SIGNO 6
+#define F_BYTES 7
+#define F_PID 8
+#define F_EXIT_CODE 9
+#define F_TERM_SIGNAL 10
+#define F_ERROR_CODE 11
+#define F_MESSAGE 12
+#define F_PROTO 13
+#define F_AGENT_VERSION 14
+#define F_CAP 15
+#define F_MAX_PAYLOAD 16
+#define F_WINDOW 17
+#define F_UPTIME_MS 18
+#define F_INIT_UPTIME_MS 19
+#define F_MAX_SESSIONS 20
+#define F_KERNEL 21
+#define F_HOSTNAME 22
+#define F_AGENT_PID 23
+
+/* Error codes carried by T_ERROR. */
+#define E_BAD_FRAME 1
+#define E_FRAME_TOO_LARGE 2
+#define E_UNKNOWN_TYPE 3
+#define E_BAD_MESSAGE 4
+#define E_UNKNOWN_SESSION 5
+#define E_SESSION_EXISTS 6
+#define E_TOO_MANY_SESSIONS 7
+#define E_UNSUPPORTED_VERSION 8
+#define E_SPAWN_FAILED 9
+#define E_INTERNAL 10
+
+#endif

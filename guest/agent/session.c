@@ -1,0 +1,382 @@
+/* Exec sessions: one command per session id, its pipes, flow-control credit and exit. */
+#include "agent.h"
+#include "proto.h"
+#include "wire.h"
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* After the command exits, its pipes may stay open in a background grandchild; stop waiting after this. */
+#define EXIT_GRACE_MS 250
+
+struct session {
+  int used;
+  uint32_t id;
+  pid_t pid;
+  int out_fd, err_fd, in_fd;
+  int exited, status;
+  int64_t exited_at;
+  uint32_t out_credit;
+  /* stdin bytes received but not yet written to the command; bounded by the window the host honours. */
+  uint8_t *inq;
+  uint32_t inq_len, inq_off;
+  int in_eof;              /* host sent EOF: close stdin once the queue drains */
+  uint32_t in_consumed;    /* written to the command, not yet granted back to the host */
+};
+
+static struct session sessions[MVM_MAX_SESSIONS];
+static uint8_t readbuf[MVM_DATA_CHUNK];
+
+void sessions_init(void) {
+  for (int i = 0; i < MVM_MAX_SESSIONS; i++) sessions[i].used = 0;
+}
+
+static struct session *find(uint32_t id) {
+  for (int i = 0; i < MVM_MAX_SESSIONS; i++)
+    if (sessions[i].used && sessions[i].id == id) return &sessions[i];
+  return NULL;
+}
+
+static void close_fd(int *fd) {
+  if (*fd >= 0) close(*fd);
+  *fd = -1;
+}
+
+static void session_free(struct session *s) {
+  close_fd(&s->out_fd);
+  close_fd(&s->err_fd);
+  close_fd(&s->in_fd);
+  free(s->inq);
+  s->inq = NULL;
+  s->used = 0;
+}
+
+static void send_exit(uint32_t id, int code, int signo, const char *message) {
+  struct tlv_out t = {0};
+  if (signo) tlv_u32(&t, F_TERM_SIGNAL, signo);
+  else tlv_u32(&t, F_EXIT_CODE, (uint32_t)code);
+  if (message) tlv_str(&t, F_MESSAGE, message);
+  port_send(T_EXIT, id, t.buf, t.len);
+}
+
+/* What the child reports through its close-on-exec pipe when it could not start the command. */
+struct spawn_failure {
+  int stage; /* 1 chdir, 2 user, 3 exec */
+  int err;
+};
+
+static int parse_user(const char *user, uid_t *uid, gid_t *gid, const char **name, const char **home) {
+  struct passwd *pw;
+  int numeric = *user != 0;
+  for (const char *c = user; *c; c++) numeric &= isdigit((unsigned char)*c) != 0;
+  pw = numeric ? getpwuid((uid_t)strtoul(user, NULL, 10)) : getpwnam(user);
+  if (pw) {
+    *uid = pw->pw_uid; *gid = pw->pw_gid; *name = pw->pw_name; *home = pw->pw_dir;
+    return 0;
+  }
+  if (!numeric) return -1;
+  *uid = *gid = (uid_t)strtoul(user, NULL, 10);
+  *name = NULL; *home = "/";
+  return 0;
+}
+
+/* Runs in the forked child: never returns. */
+static void child_exec(char **argv, char **env, int nenv, const char *cwd, const char *user, int errfd) {
+  struct spawn_failure f = {0, 0};
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  signal(SIGPIPE, SIG_DFL);
+  setsid(); /* its own process group, so signals and timeouts reach the whole tree */
+  if (user && *user) {
+    uid_t uid; gid_t gid; const char *name, *home;
+    if (parse_user(user, &uid, &gid, &name, &home) < 0) { f.stage = 2; f.err = ENOENT; goto fail; }
+    if ((name ? initgroups(name, gid) : setgroups(0, NULL)) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
+      f.stage = 2; f.err = errno; goto fail;
+    }
+    setenv("HOME", home, 1);
+    if (name) { setenv("USER", name, 1); setenv("LOGNAME", name, 1); }
+  }
+  for (int i = 0; i < nenv; i++) putenv(env[i]);
+  if (cwd && *cwd && chdir(cwd) < 0) { f.stage = 1; f.err = errno; goto fail; }
+  execvp(argv[0], argv);
+  f.stage = 3; f.err = errno;
+fail:
+  (void)!write(errfd, &f, sizeof f);
+  _exit(127);
+}
+
+static char *dup_field(const uint8_t *v, uint32_t n) {
+  char *s = malloc(n + 1);
+  if (!s) return NULL;
+  memcpy(s, v, n);
+  s[n] = 0;
+  return memchr(v, 0, n) ? (free(s), NULL) : s; /* an embedded NUL cannot be passed to exec */
+}
+
+static void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+void session_exec(uint32_t id, const uint8_t *payload, uint32_t len) {
+  if (id == 0) { send_error(0, E_BAD_MESSAGE, "exec needs a non-zero session id"); return; }
+  if (find(id)) { send_error(id, E_SESSION_EXISTS, "session %u is already running", id); return; }
+  struct session *s = NULL;
+  for (int i = 0; i < MVM_MAX_SESSIONS && !s; i++) if (!sessions[i].used) s = &sessions[i];
+  if (!s) { send_error(id, E_TOO_MANY_SESSIONS, "at most %d sessions may run at once", MVM_MAX_SESSIONS); return; }
+
+  /* Every string is copied out of the frame; the arrays are sized by the payload, which is capped. */
+  uint32_t max = len / 6 + 1;
+  char **argv = calloc(max + 1, sizeof *argv), **env = calloc(max + 1, sizeof *env);
+  char *cwd = NULL, *user = NULL;
+  int argc = 0, nenv = 0, want_stdin = 0, bad = !argv || !env;
+  struct tlv_iter it = {payload, len};
+  uint16_t tag; const uint8_t *v; uint32_t n; int r;
+  while (!bad && (r = tlv_next(&it, &tag, &v, &n)) != 0) {
+    if (r < 0) { bad = 1; break; }
+    char *str = NULL;
+    if (tag == F_ARG || tag == F_ENV || tag == F_CWD || tag == F_USER) {
+      if (!(str = dup_field(v, n))) { bad = 1; break; }
+    }
+    switch (tag) {
+      case F_ARG: argv[argc++] = str; break;
+      case F_ENV: if (!strchr(str, '=')) { free(str); bad = 1; } else env[nenv++] = str; break;
+      case F_CWD: free(cwd); cwd = str; break;
+      case F_USER: free(user); user = str; break;
+      case F_STDIN: want_stdin = n == 1 && v[0] == 1; break;
+      default: break; /* unknown fields are ignored: newer hosts may send more */
+    }
+  }
+  if (bad || argc == 0 || !argv[0][0]) {
+    send_error(id, E_BAD_MESSAGE, "exec needs at least one non-empty argument, and strings without NUL bytes");
+    goto out;
+  }
+
+  int out[2], err[2], in[2] = {-1, -1}, ep[2];
+  if (pipe2(out, O_CLOEXEC) < 0) goto spawn_fail;
+  if (pipe2(err, O_CLOEXEC) < 0) { close(out[0]); close(out[1]); goto spawn_fail; }
+  if (pipe2(ep, O_CLOEXEC) < 0) { close(out[0]); close(out[1]); close(err[0]); close(err[1]); goto spawn_fail; }
+  if (want_stdin ? pipe2(in, O_CLOEXEC) : (in[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+    close(out[0]); close(out[1]); close(err[0]); close(err[1]); close(ep[0]); close(ep[1]);
+    goto spawn_fail;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(in[0], 0); dup2(out[1], 1); dup2(err[1], 2);
+    child_exec(argv, env, nenv, cwd, user, ep[1]);
+  }
+  close(out[1]); close(err[1]); close(in[0]); close(ep[1]);
+  if (pid < 0) {
+    close(out[0]); close(err[0]); if (in[1] >= 0) close(in[1]); close(ep[0]);
+    goto spawn_fail;
+  }
+  struct spawn_failure f;
+  ssize_t got;
+  do got = read(ep[0], &f, sizeof f); while (got < 0 && errno == EINTR);
+  close(ep[0]);
+  if (got == sizeof f) {
+    /* The child is gone already; reap it here so the exit is not reported twice. */
+    waitpid(pid, NULL, 0);
+    close(out[0]); close(err[0]); if (in[1] >= 0) close(in[1]);
+    char msg[600];
+    const char *what = f.stage == 1 ? "cannot change to directory" : f.stage == 2 ? "cannot switch to user" : "cannot run";
+    const char *arg = f.stage == 1 ? cwd : f.stage == 2 ? user : argv[0];
+    snprintf(msg, sizeof msg, "%s %s: %s", what, arg, f.stage == 2 && f.err == ENOENT ? "no such user" : strerror(f.err));
+    /* Shell conventions: 127 when the command does not exist, 126 when it exists but cannot run. */
+    send_exit(id, f.stage == 3 && f.err == ENOENT ? 127 : 126, 0, msg);
+    goto out;
+  }
+  *s = (struct session){.used = 1, .id = id, .pid = pid, .out_fd = out[0], .err_fd = err[0], .in_fd = in[1],
+                        .out_credit = MVM_WINDOW};
+  set_nonblock(s->out_fd);
+  set_nonblock(s->err_fd);
+  if (s->in_fd >= 0) set_nonblock(s->in_fd);
+  struct tlv_out t = {0};
+  tlv_u32(&t, F_PID, (uint32_t)pid);
+  port_send(T_STARTED, id, t.buf, t.len);
+  goto out;
+
+spawn_fail:
+  send_error(id, E_SPAWN_FAILED, "cannot start a process: %s", strerror(errno));
+out:
+  for (int i = 0; i < argc; i++) free(argv[i]);
+  for (int i = 0; i < nenv; i++) free(env[i]);
+  free(argv); free(env); free(cwd); free(user);
+}
+
+static void grant_stdin(struct session *s, int force) {
+  if (s->in_consumed && (force || s->in_consumed >= MVM_WINDOW / 4)) {
+    struct tlv_out t = {0};
+    tlv_u32(&t, F_BYTES, s->in_consumed);
+    port_send(T_STDIN_WINDOW, s->id, t.buf, t.len);
+    s->in_consumed = 0;
+  }
+}
+
+/* Writes queued stdin to the command; closes its stdin after EOF once the queue is empty. */
+static void flush_stdin(struct session *s) {
+  while (s->in_fd >= 0 && s->inq_off < s->inq_len) {
+    ssize_t w = write(s->in_fd, s->inq + s->inq_off, s->inq_len - s->inq_off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EAGAIN) break;
+    if (w < 0) { /* the command closed its stdin: drop what is queued, still grant the credit back */
+      s->in_consumed += s->inq_len - s->inq_off;
+      s->inq_off = s->inq_len;
+      close_fd(&s->in_fd);
+      break;
+    }
+    s->inq_off += w;
+    s->in_consumed += w;
+  }
+  if (s->inq_off == s->inq_len) {
+    s->inq_off = s->inq_len = 0;
+    if (s->in_eof) close_fd(&s->in_fd);
+    grant_stdin(s, 1);
+  } else {
+    grant_stdin(s, 0);
+  }
+}
+
+void session_stdin(uint32_t id, const uint8_t *data, uint32_t len) {
+  struct session *s = find(id);
+  if (!s) { send_error(id, E_UNKNOWN_SESSION, "no running session %u", id); return; }
+  if (len == 0) { s->in_eof = 1; flush_stdin(s); return; }
+  if (s->in_fd < 0) { s->in_consumed += len; grant_stdin(s, 1); return; } /* stdin closed: discard */
+  if (!s->inq && !(s->inq = malloc(MVM_WINDOW))) { send_error(id, E_INTERNAL, "out of memory"); return; }
+  if (s->inq_off > 0) { /* compact */
+    memmove(s->inq, s->inq + s->inq_off, s->inq_len - s->inq_off);
+    s->inq_len -= s->inq_off; s->inq_off = 0;
+  }
+  if (len > MVM_WINDOW - s->inq_len) {
+    send_error(id, E_BAD_MESSAGE, "stdin sent beyond the granted window; data dropped");
+    return;
+  }
+  memcpy(s->inq + s->inq_len, data, len);
+  s->inq_len += len;
+  flush_stdin(s);
+}
+
+void session_signal(uint32_t id, const uint8_t *payload, uint32_t len) {
+  struct session *s = find(id);
+  if (!s) { send_error(id, E_UNKNOWN_SESSION, "no running session %u", id); return; }
+  struct tlv_iter it = {payload, len};
+  uint16_t tag; const uint8_t *v; uint32_t n, signo = 0; int r;
+  while ((r = tlv_next(&it, &tag, &v, &n)) > 0) if (tag == F_SIGNO) tlv_as_u32(v, n, &signo);
+  if (r < 0 || signo == 0 || signo >= 65) { send_error(id, E_BAD_MESSAGE, "signal needs a signal number 1-64"); return; }
+  if (s->exited) return;
+  /* The command leads its own process group: signal the group, as a terminal would. */
+  if (kill(-s->pid, (int)signo) < 0) kill(s->pid, (int)signo);
+}
+
+void session_window(uint32_t id, const uint8_t *payload, uint32_t len) {
+  struct session *s = find(id);
+  if (!s) return; /* a grant racing with the session's end is harmless */
+  struct tlv_iter it = {payload, len};
+  uint16_t tag; const uint8_t *v; uint32_t n, bytes = 0; int r;
+  while ((r = tlv_next(&it, &tag, &v, &n)) > 0) if (tag == F_BYTES) tlv_as_u32(v, n, &bytes);
+  if (r < 0) { send_error(id, E_BAD_MESSAGE, "malformed window frame"); return; }
+  s->out_credit = (uint64_t)s->out_credit + bytes > 0x7fffffff ? 0x7fffffff : s->out_credit + bytes;
+}
+
+static void finish_if_done(struct session *s) {
+  if (!s->exited || s->out_fd >= 0 || s->err_fd >= 0) return;
+  if (WIFSIGNALED(s->status)) send_exit(s->id, 0, WTERMSIG(s->status), NULL);
+  else send_exit(s->id, WEXITSTATUS(s->status), 0, NULL);
+  session_free(s);
+}
+
+void sessions_reap(void) {
+  int status;
+  pid_t pid;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    for (int i = 0; i < MVM_MAX_SESSIONS; i++) {
+      struct session *s = &sessions[i];
+      if (s->used && s->pid == pid) {
+        s->exited = 1;
+        s->status = status;
+        s->exited_at = uptime_ms();
+        close_fd(&s->in_fd);
+        finish_if_done(s);
+      }
+    }
+  }
+}
+
+int sessions_poll_fds(struct pollfd *fds, int max, int output_allowed) {
+  int n = 0;
+  for (int i = 0; i < MVM_MAX_SESSIONS && n + 3 <= max; i++) {
+    struct session *s = &sessions[i];
+    if (!s->used) continue;
+    if (output_allowed && s->out_credit > 0) {
+      if (s->out_fd >= 0) fds[n++] = (struct pollfd){.fd = s->out_fd, .events = POLLIN};
+      if (s->err_fd >= 0) fds[n++] = (struct pollfd){.fd = s->err_fd, .events = POLLIN};
+    }
+    if (s->in_fd >= 0 && s->inq_off < s->inq_len) fds[n++] = (struct pollfd){.fd = s->in_fd, .events = POLLOUT};
+  }
+  return n;
+}
+
+/* Reads one chunk of output (bounded by the credit) and forwards it; closes the pipe at EOF. */
+static ssize_t pump_output(struct session *s, int *fd, uint8_t type) {
+  uint32_t want = s->out_credit < sizeof readbuf ? s->out_credit : sizeof readbuf;
+  if (want == 0 || *fd < 0) return 0;
+  ssize_t r = read(*fd, readbuf, want);
+  if (r > 0) {
+    s->out_credit -= r;
+    port_send(type, s->id, readbuf, (uint32_t)r);
+  } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+    close_fd(fd);
+  }
+  return r;
+}
+
+void sessions_poll_done(struct pollfd *fds, int n) {
+  for (int k = 0; k < n; k++) {
+    if (!fds[k].revents) continue;
+    for (int i = 0; i < MVM_MAX_SESSIONS; i++) {
+      struct session *s = &sessions[i];
+      if (!s->used) continue;
+      if (fds[k].fd == s->out_fd) pump_output(s, &s->out_fd, T_STDOUT);
+      else if (fds[k].fd == s->err_fd) pump_output(s, &s->err_fd, T_STDERR);
+      else if (fds[k].fd == s->in_fd) flush_stdin(s);
+      else continue;
+      finish_if_done(s);
+      break;
+    }
+  }
+}
+
+int sessions_next_timeout(void) {
+  int64_t now = uptime_ms(), best = -1;
+  for (int i = 0; i < MVM_MAX_SESSIONS; i++) {
+    struct session *s = &sessions[i];
+    if (!s->used || !s->exited || s->out_credit == 0) continue; /* a WINDOW frame wakes those */
+    int64_t left = s->exited_at + EXIT_GRACE_MS - now;
+    if (left < 0) left = 0;
+    if (best < 0 || left < best) best = left;
+  }
+  return (int)best;
+}
+
+/* Ends sessions whose command exited but whose pipes are held open by something it left behind. */
+void sessions_tick(void) {
+  int64_t now = uptime_ms();
+  for (int i = 0; i < MVM_MAX_SESSIONS; i++) {
+    struct session *s = &sessions[i];
+    if (!s->used || !s->exited || now < s->exited_at + EXIT_GRACE_MS || s->out_credit == 0) continue;
+    /* Forward what is already in the pipes, then stop listening to whoever still holds them. */
+    while (s->out_credit > 0 && pump_output(s, &s->out_fd, T_STDOUT) > 0) {}
+    while (s->out_credit > 0 && pump_output(s, &s->err_fd, T_STDERR) > 0) {}
+    if (s->out_credit == 0) continue;
+    close_fd(&s->out_fd);
+    close_fd(&s->err_fd);
+    finish_if_done(s);
+  }
+}

@@ -1,0 +1,26 @@
+/* The VM configuration the host passes through fw_cfg (opt/mvm/config); see docs/guest-config.md. */
+#ifndef MVM_INIT_CONFIG_H
+#define MVM_INIT_CONFIG_H
+
+#define CONFIG_MAX_ENV 256
+#define CONFIG_MAX_DNS 4
+
+struct vm_config {
+  char hostname[64];
+  char *env[CONFIG_MAX_ENV];
+  int nenv;
+  char root[128];       /* block device to switch_root into, empty for the initramfs itself */
+  char rootfstype[32];
+  char rootflags[256];
+  int root_ro;
+  char net_iface[16];
+  char net_address[32]; /* a.b.c.d/prefix */
+  char net_gateway[16];
+  char *dns[CONFIG_MAX_DNS];
+  int ndns;
+};
+
+/* Parses the file; on error fills err and returns -1. A missing file is an empty configuration. */
+int config_load(const char *path, struct vm_config *c, char *err, int errlen);
+
+#endif

@@ -1,0 +1,6 @@
+#ifndef MVM_INIT_NET_H
+#define MVM_INIT_NET_H
+int net_loopback_up(void);
+/* Gives iface the address cidr ("a.b.c.d/prefix"), brings it up, and adds a default route via gateway. */
+int net_configure(const char *iface, const char *cidr, const char *gateway, char *err, int errlen);
+#endif

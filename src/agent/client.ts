@@ -1,0 +1,254 @@
+// The host side of the agent protocol: one AgentClient per VM channel, many concurrent exec sessions over
+// it. Output flows to callbacks as it arrives; credit goes back to the agent as it is consumed, and stdin
+// waits for credit, so neither side can flood the other. When the channel closes every pending call fails
+// with AgentDisconnectedError.
+
+import { EventEmitter } from "node:events";
+import type { Duplex } from "node:stream";
+import { AbortError, AgentDisconnectedError, AgentProtocolError, TimeoutError } from "../errors.js";
+import { FrameDecoder, encodeFrame, type Frame } from "./frame.js";
+import {
+  decodeBytes,
+  decodeError,
+  decodeExit,
+  decodeHello,
+  decodePid,
+  encodeExec,
+  encodeSignal,
+  encodeWindow,
+  type ExecRequest,
+  type Hello,
+} from "./messages.js";
+import { ErrorCode, FrameType, MAX_PAYLOAD, PROTO_VERSION, WINDOW, errorCodeName } from "./protocol.js";
+import { ExecSession, type ExecOptions, type ExecResult } from "./exec-session.js";
+
+export type { ExecOptions, ExecResult };
+export { ExecSession };
+
+export interface RunResult extends ExecResult {
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+interface Waiter<T> {
+  resolve: (v: T) => void;
+  reject: (e: Error) => void;
+}
+
+export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error": [AgentProtocolError]; close: [] }> {
+  private readonly decoder = new FrameDecoder();
+  private readonly sessions = new Map<number, ExecSession>();
+  private nextId = 1;
+  private helloInfo?: Hello;
+  private helloWaiters: Waiter<Hello>[] = [];
+  private poweroffWaiters: Waiter<void>[] = [];
+  private poweroffRequested = false;
+  private closedError?: AgentDisconnectedError;
+
+  constructor(private readonly stream: Duplex) {
+    super();
+    stream.on("data", (chunk: Buffer) => this.onData(chunk));
+    stream.on("error", (e) => this.onClose(e));
+    stream.on("close", () => this.onClose());
+    stream.on("end", () => this.onClose());
+  }
+
+  /** The agent's last hello, if one arrived. */
+  get info(): Hello | undefined {
+    return this.helloInfo;
+  }
+
+  get closed(): boolean {
+    return this.closedError !== undefined;
+  }
+
+  /** Resolves with the agent's hello (asking for one if none came yet); the VM is ready when it does. */
+  hello(options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Hello> {
+    if (this.helloInfo) return Promise.resolve(this.helloInfo);
+    if (this.closedError) return Promise.reject(this.closedError);
+    this.send(FrameType.HELLO_REQ, 0);
+    return withDeadline(
+      new Promise<Hello>((resolve, reject) => this.helloWaiters.push({ resolve, reject })),
+      options,
+      "the guest agent did not say hello",
+    );
+  }
+
+  /** Starts a command. The session reports its pid, output and result; see ExecSession. */
+  exec(options: ExecOptions): ExecSession {
+    const id = this.allocateId();
+    const limits = { maxPayload: Math.min(this.helloInfo?.maxPayload || MAX_PAYLOAD, MAX_PAYLOAD), window: this.helloInfo?.window || WINDOW };
+    const session = new ExecSession(id, options, limits, {
+      send: (type, payload) => this.send(type, id, payload),
+      done: () => this.sessions.delete(id),
+    });
+    if (this.closedError) {
+      session.fail(this.closedError);
+      return session;
+    }
+    this.sessions.set(id, session);
+    const req: ExecRequest = { argv: options.argv, env: options.env, cwd: options.cwd, user: options.user, stdin: options.stdin };
+    this.send(FrameType.EXEC, id, encodeExec(req));
+    return session;
+  }
+
+  /** Runs a command to completion and collects its output. */
+  async run(argv: string[], options: Omit<ExecOptions, "argv"> & { input?: Buffer | string } = {}): Promise<RunResult> {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const session = this.exec({
+      ...options,
+      argv,
+      stdin: options.input !== undefined,
+      onStdout: (b) => { out.push(b); options.onStdout?.(b); },
+      onStderr: (b) => { err.push(b); options.onStderr?.(b); },
+    });
+    if (options.input !== undefined) {
+      await session.write(options.input).catch(() => undefined);
+      await session.end().catch(() => undefined);
+    }
+    const result = await session.result;
+    return { ...result, stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
+  }
+
+  /** Asks the guest to power off; resolves once the agent acknowledged it (or the channel closed after). */
+  powerOff(): Promise<void> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    this.poweroffRequested = true;
+    this.send(FrameType.POWEROFF, 0);
+    return new Promise((resolve, reject) => this.poweroffWaiters.push({ resolve, reject }));
+  }
+
+  close(): void {
+    this.stream.destroy();
+    this.onClose();
+  }
+
+  private allocateId(): number {
+    for (;;) {
+      const id = this.nextId;
+      this.nextId = this.nextId >= 0xfffffffe ? 1 : this.nextId + 1;
+      if (!this.sessions.has(id)) return id;
+    }
+  }
+
+  private send(type: number, session: number, payload?: Buffer): void {
+    if (this.closedError) return;
+    this.stream.write(encodeFrame(type, session, payload));
+  }
+
+  private onData(chunk: Buffer): void {
+    for (const item of this.decoder.push(chunk)) {
+      if (item.kind === "error") this.protocolError(item.code, item.message, item.session);
+      else this.onFrame(item.frame);
+    }
+  }
+
+  private onFrame(frame: Frame): void {
+    try {
+      this.dispatch(frame);
+    } catch (e) {
+      // A malformed payload from the guest must not take the host down; it ends that session only.
+      this.protocolError(ErrorCode.BAD_MESSAGE, `malformed frame 0x${frame.type.toString(16)}: ${(e as Error).message}`, frame.session);
+    }
+  }
+
+  private dispatch(frame: Frame): void {
+    const session = this.sessions.get(frame.session);
+    switch (frame.type) {
+      case FrameType.HELLO: {
+        const hello = decodeHello(frame.payload);
+        if (hello.protocol !== PROTO_VERSION) {
+          this.protocolError(ErrorCode.UNSUPPORTED_VERSION, `the guest agent speaks protocol ${hello.protocol}, this host ${PROTO_VERSION}`, 0);
+          return;
+        }
+        if (this.helloInfo?.agentPid !== undefined && hello.agentPid !== this.helloInfo.agentPid) this.agentRestarted();
+        this.helloInfo = hello;
+        for (const w of this.helloWaiters.splice(0)) w.resolve(hello);
+        this.emit("hello", hello);
+        return;
+      }
+      case FrameType.STARTED:
+        session?.onStarted(decodePid(frame.payload) ?? 0);
+        return;
+      case FrameType.STDOUT:
+        session?.onOutput("stdout", frame.payload, (n) => this.send(FrameType.WINDOW, frame.session, encodeWindow(n)));
+        return;
+      case FrameType.STDERR:
+        session?.onOutput("stderr", frame.payload, (n) => this.send(FrameType.WINDOW, frame.session, encodeWindow(n)));
+        return;
+      case FrameType.STDIN_WINDOW:
+        session?.onStdinCredit(decodeBytes(frame.payload));
+        return;
+      case FrameType.EXIT:
+        session?.onExit(decodeExit(frame.payload));
+        return;
+      case FrameType.ERROR: {
+        const { code, message } = decodeError(frame.payload);
+        this.protocolError(code, message, frame.session, true);
+        return;
+      }
+      case FrameType.POWEROFF_ACK:
+        for (const w of this.poweroffWaiters.splice(0)) w.resolve();
+        return;
+      default:
+        // Unknown frames from a newer agent are ignored, as the protocol asks.
+        return;
+    }
+  }
+
+  private protocolError(code: number, message: string, sessionId: number, fromAgent = false): void {
+    const error = new AgentProtocolError(`${fromAgent ? "guest agent" : "host"}: ${errorCodeName(code)}: ${message}`, {
+      details: { code, codeName: errorCodeName(code), session: sessionId },
+      hint: "this is a bug or a version mismatch between mvm and the guest agent; rebuild the guest with scripts/setup.sh",
+    });
+    const session = this.sessions.get(sessionId);
+    // An error naming a live session ends it; anything else is reported, and the channel carries on.
+    if (session && code !== ErrorCode.UNKNOWN_SESSION) session.fail(error);
+    else if (code === ErrorCode.UNSUPPORTED_VERSION) for (const w of this.helloWaiters.splice(0)) w.reject(error);
+    else if (this.listenerCount("protocol-error")) this.emit("protocol-error", error);
+  }
+
+  /** A new agent process said hello: whatever the old one was running is lost to us. */
+  private agentRestarted(): void {
+    const error = new AgentDisconnectedError("the guest agent restarted; commands it was running are lost", {
+      hint: "the agent crashed or was killed inside the guest; mvm-init restarted it and the VM is still up",
+    });
+    for (const s of [...this.sessions.values()]) s.fail(error);
+    this.sessions.clear();
+  }
+
+  private onClose(cause?: Error): void {
+    if (this.closedError) return;
+    this.closedError = new AgentDisconnectedError("the channel to the guest agent closed", {
+      cause,
+      hint: "the VM stopped or crashed; its console log says why",
+    });
+    for (const s of [...this.sessions.values()]) s.fail(this.closedError);
+    this.sessions.clear();
+    for (const w of this.helloWaiters.splice(0)) w.reject(this.closedError);
+    // A power-off that closes the channel has done what it was asked.
+    for (const w of this.poweroffWaiters.splice(0)) {
+      if (this.poweroffRequested) w.resolve();
+      else w.reject(this.closedError);
+    }
+    this.emit("close");
+  }
+}
+
+/** Races a promise against a timeout and an AbortSignal, failing with TimeoutError or AbortError. */
+export function withDeadline<T>(p: Promise<T>, options: { timeoutMs?: number; signal?: AbortSignal }, what: string): Promise<T> {
+  const { timeoutMs, signal } = options;
+  if (timeoutMs === undefined && !signal) return p;
+  return new Promise<T>((resolve, reject) => {
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => { cleanup(); reject(new TimeoutError(`${what} within ${timeoutMs} ms`)); }, timeoutMs);
+    const onAbort = () => { cleanup(); reject(new AbortError(`${what}: aborted`, { cause: signal?.reason })); };
+    const cleanup = () => { clearTimeout(timer); signal?.removeEventListener("abort", onAbort); };
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    p.then((v) => { cleanup(); resolve(v); }, (e: unknown) => { cleanup(); reject(e as Error); });
+  });
+}

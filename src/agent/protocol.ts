@@ -1,0 +1,76 @@
+// The mvm agent protocol, version 1. docs/agent-protocol.md is the specification; guest/agent/proto.h holds
+// the guest's copy of these values, and protocol.test.ts checks that the two agree.
+
+export const PROTO_VERSION = 1;
+export const MAGIC = Buffer.from("mv", "latin1");
+export const HEADER_SIZE = 16;
+/** Frames above this are refused on both sides. */
+export const MAX_PAYLOAD = 256 * 1024;
+/** Initial flow-control credit per session and direction. */
+export const WINDOW = 1024 * 1024;
+export const MAX_SESSIONS = 128;
+
+export const FrameType = {
+  // host -> guest
+  HELLO_REQ: 0x01,
+  EXEC: 0x02,
+  STDIN: 0x03,
+  SIGNAL: 0x04,
+  WINDOW: 0x05,
+  POWEROFF: 0x06,
+  // guest -> host
+  HELLO: 0x81,
+  STARTED: 0x82,
+  STDOUT: 0x83,
+  STDERR: 0x84,
+  EXIT: 0x85,
+  STDIN_WINDOW: 0x86,
+  ERROR: 0x87,
+  POWEROFF_ACK: 0x88,
+} as const;
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
+export const Field = {
+  ARG: 1,
+  ENV: 2,
+  CWD: 3,
+  USER: 4,
+  STDIN: 5,
+  SIGNO: 6,
+  BYTES: 7,
+  PID: 8,
+  EXIT_CODE: 9,
+  TERM_SIGNAL: 10,
+  ERROR_CODE: 11,
+  MESSAGE: 12,
+  PROTO: 13,
+  AGENT_VERSION: 14,
+  CAP: 15,
+  MAX_PAYLOAD: 16,
+  WINDOW: 17,
+  UPTIME_MS: 18,
+  INIT_UPTIME_MS: 19,
+  MAX_SESSIONS: 20,
+  KERNEL: 21,
+  HOSTNAME: 22,
+  AGENT_PID: 23,
+} as const;
+
+export const ErrorCode = {
+  BAD_FRAME: 1,
+  FRAME_TOO_LARGE: 2,
+  UNKNOWN_TYPE: 3,
+  BAD_MESSAGE: 4,
+  UNKNOWN_SESSION: 5,
+  SESSION_EXISTS: 6,
+  TOO_MANY_SESSIONS: 7,
+  UNSUPPORTED_VERSION: 8,
+  SPAWN_FAILED: 9,
+  INTERNAL: 10,
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export function errorCodeName(code: number): string {
+  const hit = Object.entries(ErrorCode).find(([, v]) => v === code);
+  return hit ? hit[0] : `ERROR_${code}`;
+}

@@ -1,0 +1,24 @@
+// QEMU parses "-opt key=value,key=value": a comma inside a value starts a new option unless doubled. Every
+// value mvm puts into such a list goes through here, so no path or name can inject an option.
+
+import { MvmError } from "../errors.js";
+
+export class QemuOptionValueError extends MvmError {
+  override readonly code = "INVALID_QEMU_VALUE";
+}
+
+/** Escapes one value for a comma-separated QEMU option list. Control characters are refused outright. */
+export function optValue(value: string, what = "value"): string {
+  if (value === "") throw new QemuOptionValueError(`${what} is empty`);
+  if (/[\x00-\x1f\x7f]/.test(value)) {
+    throw new QemuOptionValueError(`${what} ${JSON.stringify(value)} contains control characters`, {
+      hint: "rename the file or directory so its path has no newlines or other control characters",
+    });
+  }
+  return value.replaceAll(",", ",,");
+}
+
+/** Builds "a=b,c=d" from pairs, escaping each value. */
+export function optList(pairs: Array<[string, string | number | boolean]>): string {
+  return pairs.map(([k, v]) => `${k}=${typeof v === "string" ? optValue(v, k) : v === true ? "on" : v === false ? "off" : v}`).join(",");
+}

@@ -1,0 +1,70 @@
+// The QEMU command line of a microVM, from a table of defaults where each entry says why it is there.
+
+import { optList, optValue } from "./escape.js";
+
+export interface MicrovmSpec {
+  accel: "kvm" | "tcg";
+  /** ACPI on (default): devices found through the DSDT, guest power-off works. Off: QEMU lists the devices on the kernel command line. */
+  acpi?: boolean;
+  cpus: number;
+  memoryMiB: number;
+  kernel: string;
+  initrd?: string;
+  cmdline: string;
+  /** Unix socket the host listens on; QEMU connects to it for the agent's virtio-serial port. */
+  agentSocket: string;
+  /** The guest configuration file, handed to mvm-init through fw_cfg. */
+  configFile?: string;
+  /** Where the serial console goes: QEMU's stdout, or a file. */
+  console: { kind: "stdio" } | { kind: "file"; path: string };
+}
+
+export interface ArgvEntry {
+  args: string[];
+  reason: string;
+}
+
+export function microvmArgv(spec: MicrovmSpec): ArgvEntry[] {
+  const e = (reason: string, ...args: string[]): ArgvEntry => ({ args, reason });
+  const entries: ArgvEntry[] = [
+    e("no default devices (VGA, NICs, drives): the VM gets only what the spec asks for", "-nodefaults"),
+    e("host-wide QEMU config files must not change what mvm built", "-no-user-config"),
+    e("headless", "-display", "none"),
+    e(
+      "microvm: no PCI bus or legacy devices, virtio-mmio only, qboot firmware for direct kernel boot",
+      "-M",
+      spec.acpi === false ? "microvm,acpi=off" : "microvm",
+    ),
+    e(spec.accel === "kvm" ? "hardware virtualisation" : "software emulation: KVM is absent or unusable here", "-accel", spec.accel),
+  ];
+  if (spec.accel === "kvm") entries.push(e("expose the host CPU's features to the guest", "-cpu", "host"));
+  entries.push(
+    e("guest memory", "-m", `${spec.memoryMiB}M`),
+    e("guest vCPUs", "-smp", String(spec.cpus)),
+    e("a guest reboot or panic ends QEMU instead of looping", "-no-reboot"),
+    e(
+      "the serial console (kernel and init messages)",
+      "-serial",
+      spec.console.kind === "stdio" ? "stdio" : `file:${optValue(spec.console.path, "console log path")}`,
+    ),
+    e("direct kernel boot (qboot; PVH entry when the kernel is an uncompressed vmlinux)", "-kernel", spec.kernel),
+  );
+  if (spec.initrd) entries.push(e("the initramfs holding mvm-init and the agent", "-initrd", spec.initrd));
+  entries.push(
+    e("kernel command line (see src/guest/kernel-cmdline.ts for each flag)", "-append", spec.cmdline),
+    e("virtio-serial bus for the agent channel", "-device", "virtio-serial-device"),
+    e(
+      "QEMU connects to the socket mvm already listens on: nothing polls for a socket file, and it reconnects after a host-side restart",
+      "-chardev",
+      `socket,${optList([["id", "agent"], ["path", spec.agentSocket], ["reconnect", 1]])}`,
+    ),
+    e("the agent's port, found by name in the guest", "-device", "virtserialport,chardev=agent,name=org.mvm.agent"),
+    e("entropy for the guest from the host, so early getrandom() never blocks", "-device", "virtio-rng-device"),
+  );
+  if (spec.configFile) {
+    entries.push(e("the guest configuration, read by mvm-init through fw_cfg (never on the command line)", "-fw_cfg", optList([["name", "opt/mvm/config"], ["file", spec.configFile]])));
+  }
+  return entries;
+}
+
+export const flattenArgv = (entries: ArgvEntry[]): string[] => entries.flatMap((x) => x.args);

@@ -1,0 +1,51 @@
+// Integration-test helpers: boot real guests under TCG, keep their console on failure, and make sure no
+// QEMU a test started survives it.
+import assert from "node:assert/strict";
+import { after } from "node:test";
+import { ensureGuestArtifacts, type GuestArtifacts } from "../../src/guest/artifacts.js";
+import { launchGuest, type Guest, type LaunchOptions } from "../../src/guest/launch.js";
+
+let artifacts: Promise<GuestArtifacts> | undefined;
+const started = new Set<Guest>();
+
+/** The cached guest kernel and initramfs (built on first use; scripts/setup.sh builds them up front). */
+export function guestArtifacts(): Promise<GuestArtifacts> {
+  artifacts ??= ensureGuestArtifacts({ onProgress: (l) => process.stderr.write(`${l}\n`) });
+  return artifacts;
+}
+
+/**
+ * Boots a guest and registers its teardown with `cleanup` — a test's `t.after`, or a suite's `after` —
+ * which kills it and checks that its QEMU is gone.
+ */
+export async function bootGuest(cleanup: (fn: () => Promise<void>) => void, options: LaunchOptions = {}): Promise<Guest> {
+  const guest = await launchGuest({ artifacts: await guestArtifacts(), helloTimeoutMs: 60000, ...options });
+  started.add(guest);
+  cleanup(async () => {
+    await guest.kill();
+    started.delete(guest);
+    assertGone(guest.process.pid);
+  });
+  return guest;
+}
+
+export function assertGone(pid: number | undefined): void {
+  assert.ok(pid, "QEMU had no pid");
+  assert.throws(() => process.kill(pid, 0), { code: "ESRCH" }, `QEMU ${pid} survived its test`);
+}
+
+/** Prints the guest's console into the test log when an assertion fails, then rethrows. */
+export async function withConsole<T>(guest: Guest, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    process.stderr.write(`--- guest console ---\n${guest.console().slice(-3000)}\n---\n`);
+    throw e;
+  }
+}
+
+after(async () => {
+  const left = [...started];
+  await Promise.all(left.map((g) => g.kill()));
+  for (const g of left) assertGone(g.process.pid);
+});
