@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AgentClient, withDeadline } from "../agent/client.js";
 import type { Hello } from "../agent/messages.js";
-import { BootError, TimeoutError } from "../errors.js";
+import { AgentDisconnectedError, BootError, TimeoutError } from "../errors.js";
 import { hostTsc } from "../host/tsc.js";
 import { flattenArgv, microvmArgv, type ArgvEntry } from "../qemu/microvm-argv.js";
 import { ensureGuestArtifacts, type GuestArtifacts } from "./artifacts.js";
@@ -187,7 +187,11 @@ export async function launchGuest(options: LaunchOptions = {}): Promise<Guest> {
           guest.timeline.qemuConnectedMs = guest.now();
           guest.channel = socket;
           guest.agent = new AgentClient(socket);
-          return guest.agent.hello();
+          // The channel closing before hello means QEMU is going away: report that, with its output.
+          return guest.agent.hello().catch(async (e: unknown) => {
+            if (e instanceof AgentDisconnectedError) await withDeadline(exitedEarly, { timeoutMs: 5000 }, "QEMU closed the agent channel but did not exit");
+            throw e;
+          });
         }),
       ]),
       { timeoutMs: options.helloTimeoutMs ?? 60000, signal: options.signal },

@@ -4,15 +4,16 @@ import { createHash, randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { AgentProtocolError } from "../../src/errors.js";
 import type { Guest } from "../../src/guest/launch.js";
-import { bootGuest } from "../support/guests.js";
+import { bootGuest, stopGuest } from "../support/guests.js";
 
 describe("exec through the agent", () => {
   let guest: Guest;
   const agent = () => guest.agent!;
 
   before(async () => {
-    guest = await bootGuest((fn) => after(fn), { config: { hostname: "exec-test", env: { FROM_CONFIG: "yes, with spaces" } } });
+    guest = await bootGuest(undefined, { config: { hostname: "exec-test", env: { FROM_CONFIG: "yes, with spaces" } } });
   });
+  after(() => stopGuest(guest));
 
   test("hello describes the agent and the kernel", () => {
     const hello = guest.hello!;

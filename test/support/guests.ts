@@ -15,18 +15,22 @@ export function guestArtifacts(): Promise<GuestArtifacts> {
 }
 
 /**
- * Boots a guest and registers its teardown with `cleanup` — a test's `t.after`, or a suite's `after` —
- * which kills it and checks that its QEMU is gone.
+ * Boots a guest for a test. Pass the test's `t.after` as `cleanup` to stop it when the test ends; a suite
+ * that shares one guest calls stopGuest from its own `after` hook.
  */
-export async function bootGuest(cleanup: (fn: () => Promise<void>) => void, options: LaunchOptions = {}): Promise<Guest> {
+export async function bootGuest(cleanup: ((fn: () => Promise<void>) => void) | undefined, options: LaunchOptions = {}): Promise<Guest> {
   const guest = await launchGuest({ artifacts: await guestArtifacts(), helloTimeoutMs: 60000, ...options });
   started.add(guest);
-  cleanup(async () => {
-    await guest.kill();
-    started.delete(guest);
-    assertGone(guest.process.pid);
-  });
+  cleanup?.(() => stopGuest(guest));
   return guest;
+}
+
+/** Kills the guest and checks that its QEMU is gone. */
+export async function stopGuest(guest: Guest | undefined): Promise<void> {
+  if (!guest) return;
+  await guest.kill();
+  started.delete(guest);
+  assertGone(guest.process.pid);
 }
 
 export function assertGone(pid: number | undefined): void {
