@@ -27,6 +27,10 @@ export interface LaunchOptions {
   cpus?: number;
   memoryMiB?: number;
   artifacts?: GuestArtifacts;
+  /** A kernel of the user's own (vmlinux or bzImage) instead of mvm's; its HZ is unknown, so no lpj hint. */
+  kernel?: string;
+  /** An initramfs of the user's own instead of mvm's. */
+  initrd?: string;
   /** Replaces the default kernel command line. */
   cmdline?: string;
   /** Added to the default kernel command line. */
@@ -146,14 +150,17 @@ export async function launchGuest(options: LaunchOptions = {}): Promise<Guest> {
   }
   const cmdline =
     options.cmdline ??
-    [cmdlineString(defaultCmdline({ accel, acpi: options.acpi, tsc: hostTsc(), kernelHz: artifacts.kernel.info.hz })), options.append].filter(Boolean).join(" ");
+    [
+      cmdlineString(defaultCmdline({ accel, acpi: options.acpi, tsc: hostTsc(), kernelHz: options.kernel ? undefined : artifacts.kernel.info.hz })),
+      options.append,
+    ].filter(Boolean).join(" ");
   const argv = microvmArgv({
     accel,
     acpi: options.acpi,
     cpus: options.cpus ?? 1,
     memoryMiB: options.memoryMiB ?? 256,
-    kernel: artifacts.kernel.vmlinux,
-    initrd: artifacts.initramfs.path,
+    kernel: options.kernel ?? artifacts.kernel.vmlinux,
+    initrd: options.initrd ?? artifacts.initramfs.path,
     cmdline,
     agentSocket,
     configFile,
