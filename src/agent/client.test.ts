@@ -164,6 +164,21 @@ test("power off resolves on the agent's acknowledgement", async () => {
 });
 
 test("power off also counts as done when the channel closes after it", async () => {
-  const { client, agent } = setup((a, f) => f.type === FrameType.POWEROFF && a.stream.destroy());
+  const { client } = setup((a, f) => f.type === FrameType.POWEROFF && a.stream.destroy());
   await client.powerOff();
+  assert.ok(client.closed);
+});
+
+test("a hello from a new agent process fails the sessions the old one was running", async () => {
+  const { client, agent } = setup();
+  const helloWith = (pid: number) =>
+    agent.send(FrameType.HELLO, 0, new FieldWriter().u32(Field.PROTO, 1).u32(Field.AGENT_PID, pid).build());
+  helloWith(10);
+  await client.hello();
+  const s = client.exec({ argv: ["long"] });
+  helloWith(10); // the same agent answering again changes nothing
+  await new Promise((r) => setTimeout(r, 10));
+  helloWith(11);
+  await assert.rejects(s.result, (e: Error) => e instanceof AgentDisconnectedError && /restarted/.test(e.message));
+  assert.equal(client.info?.agentPid, 11);
 });

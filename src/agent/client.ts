@@ -14,7 +14,6 @@ import {
   decodeHello,
   decodePid,
   encodeExec,
-  encodeSignal,
   encodeWindow,
   type ExecRequest,
   type Hello,
@@ -249,6 +248,6 @@ export function withDeadline<T>(p: Promise<T>, options: { timeoutMs?: number; si
     const cleanup = () => { clearTimeout(timer); signal?.removeEventListener("abort", onAbort); };
     if (signal?.aborted) return onAbort();
     signal?.addEventListener("abort", onAbort, { once: true });
-    p.then((v) => { cleanup(); resolve(v); }, (e: unknown) => { cleanup(); reject(e as Error); });
+    p.then((v) => { cleanup(); resolve(v); }, (e: Error) => { cleanup(); reject(e); });
   });
 }

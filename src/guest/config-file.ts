@@ -23,6 +23,7 @@ const HOSTNAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
 /** %-escapes control bytes, '%' and DEL; everything else (UTF-8 included) passes as it is. */
 function escapeValue(value: string): string {
   if (value.includes("\0")) throw new GuestConfigError("configuration values cannot contain NUL bytes");
+  // eslint-disable-next-line no-control-regex -- matching control bytes is the point
   return value.replace(/[\x00-\x1f%\x7f]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, "0").toUpperCase()}`);
 }
 

@@ -10,6 +10,7 @@ export class QemuOptionValueError extends MvmError {
 /** Escapes one value for a comma-separated QEMU option list. Control characters are refused outright. */
 export function optValue(value: string, what = "value"): string {
   if (value === "") throw new QemuOptionValueError(`${what} is empty`);
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
   if (/[\x00-\x1f\x7f]/.test(value)) {
     throw new QemuOptionValueError(`${what} ${JSON.stringify(value)} contains control characters`, {
       hint: "rename the file or directory so its path has no newlines or other control characters",

@@ -29,7 +29,7 @@ export function microvmArgv(spec: MicrovmSpec): ArgvEntry[] {
   const entries: ArgvEntry[] = [
     e("no default devices (VGA, NICs, drives): the VM gets only what the spec asks for", "-nodefaults"),
     e("host-wide QEMU config files must not change what mvm built", "-no-user-config"),
-    e("headless", "-display", "none"),
+    e("headless: no window, no VNC", "-display", "none"),
     e(
       "microvm: no PCI bus or legacy devices, virtio-mmio only, qboot firmware for direct kernel boot",
       "-M",
@@ -39,8 +39,8 @@ export function microvmArgv(spec: MicrovmSpec): ArgvEntry[] {
   ];
   if (spec.accel === "kvm") entries.push(e("expose the host CPU's features to the guest", "-cpu", "host"));
   entries.push(
-    e("guest memory", "-m", `${spec.memoryMiB}M`),
-    e("guest vCPUs", "-smp", String(spec.cpus)),
+    e("guest memory, in MiB", "-m", `${spec.memoryMiB}M`),
+    e("guest vCPU count", "-smp", String(spec.cpus)),
     e("a guest reboot or panic ends QEMU instead of looping", "-no-reboot"),
     e(
       "the serial console (kernel and init messages)",

@@ -2,8 +2,7 @@
 import { Duplex } from "node:stream";
 
 export function duplexPair(): [Duplex, Duplex] {
-  let a!: Duplex;
-  let b!: Duplex;
+  const pair: Duplex[] = [];
   const make = (peer: () => Duplex) =>
     new Duplex({
       read() {},
@@ -21,7 +20,6 @@ export function duplexPair(): [Duplex, Duplex] {
         cb(err);
       },
     });
-  a = make(() => b);
-  b = make(() => a);
-  return [a, b];
+  pair.push(make(() => pair[1]!), make(() => pair[0]!));
+  return [pair[0]!, pair[1]!];
 }

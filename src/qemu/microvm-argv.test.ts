@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { flattenArgv, microvmArgv, type MicrovmSpec } from "./microvm-argv.js";
+
+const spec: MicrovmSpec = {
+  accel: "tcg",
+  cpus: 2,
+  memoryMiB: 512,
+  kernel: "/k/vmlinux",
+  initrd: "/k/initrd",
+  cmdline: "console=ttyS0",
+  agentSocket: "/run/vm,id=evil/agent.sock",
+  configFile: "/run/vm/config,x=1",
+  console: { kind: "stdio" },
+};
+
+test("every argv entry carries a reason", () => {
+  for (const e of microvmArgv(spec)) assert.ok(e.reason.length > 10, e.args.join(" "));
+});
+
+test("the argv boots microvm with the kernel, agent channel and config", () => {
+  const argv = flattenArgv(microvmArgv(spec));
+  const after = (flag: string) => argv[argv.indexOf(flag) + 1];
+  assert.equal(after("-M"), "microvm");
+  assert.equal(after("-accel"), "tcg");
+  assert.equal(after("-m"), "512M");
+  assert.equal(after("-smp"), "2");
+  assert.equal(after("-kernel"), "/k/vmlinux");
+  assert.ok(argv.includes("-no-reboot") && argv.includes("-nodefaults"));
+  assert.ok(!argv.includes("-cpu"), "TCG keeps QEMU's default CPU model");
+  // Paths with commas cannot inject options.
+  assert.equal(after("-chardev"), "socket,id=agent,path=/run/vm,,id=evil/agent.sock,reconnect=1");
+  assert.equal(after("-fw_cfg"), "name=opt/mvm/config,file=/run/vm/config,,x=1");
+});
+
+test("KVM gets the host CPU; acpi=false reaches the machine", () => {
+  const argv = flattenArgv(microvmArgv({ ...spec, accel: "kvm", acpi: false }));
+  assert.equal(argv[argv.indexOf("-cpu") + 1], "host");
+  assert.equal(argv[argv.indexOf("-M") + 1], "microvm,acpi=off");
+});
+
+test("a console file path is escaped", () => {
+  const argv = flattenArgv(microvmArgv({ ...spec, console: { kind: "file", path: "/v/a,b.log" } }));
+  assert.equal(argv[argv.indexOf("-serial") + 1], "file:/v/a,,b.log");
+});
