@@ -123,6 +123,21 @@ export class Guest implements AsyncDisposable {
     return exit;
   }
 
+  /**
+   * Drops the agent channel and takes the next one: QEMU reconnects to the socket within a second
+   * (reconnect=1), as it will when a restarted daemon listens again. Commands the old channel was
+   * following are not re-attached.
+   */
+  async reconnect(timeoutMs = 10000): Promise<Hello> {
+    const next = new Promise<Socket>((resolve) => this.server.once("connection", resolve));
+    this.agent?.close();
+    const socket = await withDeadline(next, { timeoutMs }, "QEMU did not reconnect to the agent socket");
+    this.channel = socket;
+    this.agent = new AgentClient(socket);
+    this.hello = await this.agent.hello({ timeoutMs });
+    return this.hello;
+  }
+
   private cleaned?: Promise<void>;
   cleanup(): Promise<void> {
     this.cleaned ??= (async () => {

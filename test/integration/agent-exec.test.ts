@@ -127,6 +127,15 @@ describe("exec through the agent", () => {
     for (const code of ["BAD_FRAME", "UNKNOWN_TYPE", "FRAME_TOO_LARGE", "BAD_MESSAGE"]) assert.ok(names.includes(code), `no ${code} in ${names.join(",")}`);
   });
 
+  test("the host dropping the channel and coming back finds the agent serving (daemon restart)", async () => {
+    const oldAgent = agent();
+    const hello = await guest.reconnect(15000);
+    assert.ok(oldAgent.closed);
+    assert.equal(hello.agentPid, oldAgent.info?.agentPid, "the same agent process answers");
+    const r = await agent().run(["echo", "reconnected"]);
+    assert.equal(r.stdout.toString(), "reconnected\n");
+  });
+
   test("the agent restarting fails its sessions clearly, and the VM carries on", async () => {
     const before = guest.hello!.agentPid;
     const rehello = new Promise((r) => agent().once("hello", r));
