@@ -54,3 +54,13 @@ export class GuestBuildError extends MvmError {
 export class BootError extends MvmError {
   override readonly code = "BOOT_FAILED";
 }
+
+/** QEMU answered a QMP command with an error. Details carry the command, its arguments and the reply. */
+export class QmpCommandError extends MvmError {
+  override readonly code = "QMP_ERROR";
+}
+
+/** The QMP connection closed or never completed its handshake. */
+export class QmpDisconnectedError extends MvmError {
+  override readonly code = "QMP_DISCONNECTED";
+}

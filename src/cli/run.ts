@@ -111,6 +111,6 @@ export async function runCommand(argv: string[], flags: RunFlags): Promise<numbe
   } finally {
     process.off("SIGINT", onSigint);
     process.stdin.pause();
-    await guest.powerOff(10000);
+    await guest.stop();
   }
 }

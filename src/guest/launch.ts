@@ -12,6 +12,7 @@ import type { Hello } from "../agent/messages.js";
 import { AgentDisconnectedError, BootError, TimeoutError } from "../errors.js";
 import { hostTsc } from "../host/tsc.js";
 import { flattenArgv, microvmArgv, type ArgvEntry } from "../qemu/microvm-argv.js";
+import { QmpClient } from "../qemu/qmp-client.js";
 import { ensureGuestArtifacts, type GuestArtifacts } from "./artifacts.js";
 import { writeGuestConfig, type GuestConfig } from "./config-file.js";
 import { cmdlineString, defaultCmdline } from "./kernel-cmdline.js";
@@ -45,6 +46,7 @@ export interface LaunchOptions {
 /** Milliseconds since spawn, as the host saw them, plus the guest's own uptime marks. */
 export interface BootTimeline {
   qemuConnectedMs?: number;
+  qmpReadyMs?: number;
   firstConsoleMs?: number;
   initLineMs?: number;
   helloMs?: number;
@@ -57,6 +59,9 @@ export interface QemuExit {
   signal: NodeJS.Signals | null;
 }
 
+/** How a stop ended: the guest powered off, QMP quit, SIGTERM, or SIGKILL (the ladder's rungs). */
+export type StopRung = "guest" | "qmp-quit" | "sigterm" | "sigkill" | "already-exited";
+
 const CONSOLE_CAP = 256 * 1024;
 
 export class Guest implements AsyncDisposable {
@@ -66,6 +71,7 @@ export class Guest implements AsyncDisposable {
   readonly timeline: BootTimeline = {};
   hello?: Hello;
   agent?: AgentClient;
+  qmp?: QmpClient;
   /** The raw agent channel (the Unix socket QEMU connected to). */
   channel?: Socket;
 
@@ -74,6 +80,7 @@ export class Guest implements AsyncDisposable {
     readonly argv: ArgvEntry[],
     readonly dir: string,
     private readonly server: Server,
+    private readonly qmpServer: Server,
     private readonly t0: number,
   ) {
     this.exited = new Promise((resolve) => process.once("exit", (code, signal) => resolve({ code, signal })));
@@ -104,15 +111,35 @@ export class Guest implements AsyncDisposable {
     return this.process.exitCode === null && this.process.signalCode === null;
   }
 
-  /** Asks the guest to power off and waits for QEMU to end; kills it if that takes longer than the deadline. */
-  async powerOff(timeoutMs = 10000): Promise<QemuExit> {
-    if (this.running && this.agent && !this.agent.closed) {
-      await withDeadline(this.agent.powerOff(), { timeoutMs }, "the guest did not acknowledge power-off").catch(() => undefined);
+  /**
+   * Stops the VM down a ladder, each rung with its own deadline: ask the guest to power off, then QMP
+   * `quit`, then SIGTERM, then SIGKILL. Cleanup always runs; a second call returns the same promise.
+   */
+  stop(options: { timeoutMs?: number } = {}): Promise<{ exit: QemuExit; via: StopRung }> {
+    this.stopping ??= this.runStopLadder(options.timeoutMs ?? 10000).finally(() => this.cleanup());
+    return this.stopping;
+  }
+
+  private stopping?: Promise<{ exit: QemuExit; via: StopRung }>;
+
+  private async runStopLadder(guestMs: number): Promise<{ exit: QemuExit; via: StopRung }> {
+    if (!this.running) return { exit: await this.exited, via: "already-exited" };
+    const waitExit = (ms: number) => withDeadline(this.exited, { timeoutMs: ms }, "QEMU did not exit").catch(() => undefined);
+    if (this.agent && !this.agent.closed) {
+      await withDeadline(this.agent.powerOff(), { timeoutMs: guestMs }, "no power-off acknowledgement").catch(() => undefined);
+      const exit = await waitExit(guestMs);
+      if (exit) return { exit, via: "guest" };
     }
-    const exit = await withDeadline(this.exited, { timeoutMs }, "QEMU did not exit after power-off").catch(() => undefined);
-    if (!exit) return this.kill();
-    await this.cleanup();
-    return exit;
+    if (this.qmp && !this.qmp.closed) {
+      await this.qmp.execute("quit", undefined, { timeoutMs: 2000 }).catch(() => undefined);
+      const exit = await waitExit(3000);
+      if (exit) return { exit, via: "qmp-quit" };
+    }
+    this.process.kill("SIGTERM");
+    const exit = await waitExit(3000);
+    if (exit) return { exit, via: "sigterm" };
+    this.process.kill("SIGKILL");
+    return { exit: await this.exited, via: "sigkill" };
   }
 
   /** SIGKILLs QEMU and cleans up the VM's directory. Safe to call twice. */
@@ -142,14 +169,16 @@ export class Guest implements AsyncDisposable {
   cleanup(): Promise<void> {
     this.cleaned ??= (async () => {
       this.agent?.close();
+      this.qmp?.close();
       this.server.close();
+      this.qmpServer.close();
       await rm(this.dir, { recursive: true, force: true });
     })();
     return this.cleaned;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
-    await this.kill();
+    await this.stop();
   }
 }
 
@@ -158,6 +187,7 @@ export async function launchGuest(options: LaunchOptions = {}): Promise<Guest> {
   const artifacts = options.artifacts ?? (await ensureGuestArtifacts());
   const dir = await mkdtemp(join(tmpdir(), "mvm-"));
   const agentSocket = join(dir, "agent.sock");
+  const qmpSocket = join(dir, "qmp.sock");
   let configFile: string | undefined;
   if (options.config) {
     configFile = join(dir, "config");
@@ -178,19 +208,25 @@ export async function launchGuest(options: LaunchOptions = {}): Promise<Guest> {
     initrd: options.initrd ?? artifacts.initramfs.path,
     cmdline,
     agentSocket,
+    qmpSocket,
     configFile,
     console: { kind: "stdio" },
   });
   if (options.extraArgs) argv.push({ args: options.extraArgs, reason: "requested by the caller" });
 
   // Listen before QEMU starts, so its connect never races the socket's creation.
-  const server = createServer();
-  const connected = new Promise<Socket>((resolve) => server.once("connection", resolve));
-  await new Promise<void>((resolve, reject) => server.listen(agentSocket, resolve).once("error", reject));
+  const listen = async (path: string) => {
+    const server = createServer();
+    const connection = new Promise<Socket>((resolve) => server.once("connection", resolve));
+    await new Promise<void>((resolve, reject) => server.listen(path, resolve).once("error", reject));
+    return { server, connection };
+  };
+  const { server, connection: connected } = await listen(agentSocket);
+  const { server: qmpServer, connection: qmpConnected } = await listen(qmpSocket);
 
   const t0 = performance.now();
   const child = spawn(options.qemuBinary ?? "qemu-system-x86_64", flattenArgv(argv), { stdio: ["ignore", "pipe", "pipe"] });
-  const guest = new Guest(child, argv, dir, server, t0);
+  const guest = new Guest(child, argv, dir, server, qmpServer, t0);
   const spawnFailed = new Promise<never>((_, reject) =>
     child.once("error", (e) => reject(new BootError(`cannot start QEMU: ${e.message}`, { hint: "install Debian's qemu-system-x86 (scripts/setup.sh does)", cause: e }))),
   );
@@ -200,6 +236,12 @@ export async function launchGuest(options: LaunchOptions = {}): Promise<Guest> {
       details: { qemuStderr: guest.qemuStderr().slice(-4000), consoleTail: guest.console().slice(-4000), argv: flattenArgv(argv) },
     });
   });
+  const qmpReady = qmpConnected.then(async (socket) => {
+    guest.qmp = await QmpClient.connect(socket, { timeoutMs: options.helloTimeoutMs ?? 60000 });
+    guest.timeline.qmpReadyMs = guest.now();
+  });
+  // Awaited after hello; until then a QEMU dying mid-boot must not count as an unhandled rejection.
+  qmpReady.catch(() => undefined);
   try {
     const hello = await withDeadline(
       Promise.race([
@@ -210,16 +252,18 @@ export async function launchGuest(options: LaunchOptions = {}): Promise<Guest> {
           guest.channel = socket;
           guest.agent = new AgentClient(socket);
           // The channel closing before hello means QEMU is going away: report that, with its output.
-          return guest.agent.hello().catch(async (e: unknown) => {
+          const hello = await guest.agent.hello().catch(async (e: unknown) => {
             if (e instanceof AgentDisconnectedError) await withDeadline(exitedEarly, { timeoutMs: 5000 }, "QEMU closed the agent channel but did not exit");
             throw e;
           });
+          guest.timeline.helloMs = guest.now();
+          await qmpReady;
+          return hello;
         }),
       ]),
       { timeoutMs: options.helloTimeoutMs ?? 60000, signal: options.signal },
       "the guest did not become ready",
     );
-    guest.timeline.helloMs = guest.now();
     guest.timeline.guestInitUptimeMs = hello.initUptimeMs;
     guest.timeline.guestHelloUptimeMs = hello.uptimeMs;
     guest.hello = hello;

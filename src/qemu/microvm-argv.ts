@@ -13,6 +13,8 @@ export interface MicrovmSpec {
   cmdline: string;
   /** Unix socket the host listens on; QEMU connects to it for the agent's virtio-serial port. */
   agentSocket: string;
+  /** Unix socket the host listens on for QEMU's QMP monitor (QEMU connects, as for the agent). */
+  qmpSocket?: string;
   /** The guest configuration file, handed to mvm-init through fw_cfg. */
   configFile?: string;
   /** Where the serial console goes: QEMU's stdout, or a file. */
@@ -61,6 +63,12 @@ export function microvmArgv(spec: MicrovmSpec): ArgvEntry[] {
     e("the agent's port, found by name in the guest", "-device", "virtserialport,chardev=agent,name=org.mvm.agent"),
     e("entropy for the guest from the host, so early getrandom() never blocks", "-device", "virtio-rng-device"),
   );
+  if (spec.qmpSocket) {
+    entries.push(
+      e("QMP monitor: QEMU connects to mvm's socket, and reconnects after a host-side restart", "-chardev", `socket,${optList([["id", "qmp"], ["path", spec.qmpSocket], ["reconnect", 1]])}`),
+      e("the monitor speaks QMP (JSON), never the human monitor", "-mon", "chardev=qmp,mode=control"),
+    );
+  }
   if (spec.configFile) {
     entries.push(e("the guest configuration, read by mvm-init through fw_cfg (never on the command line)", "-fw_cfg", optList([["name", "opt/mvm/config"], ["file", spec.configFile]])));
   }

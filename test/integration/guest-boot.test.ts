@@ -9,11 +9,35 @@ import { BootError } from "../../src/errors.js";
 import { launchGuest } from "../../src/guest/launch.js";
 import { assertGone, bootGuest, guestArtifacts, withConsole } from "../support/guests.js";
 
-test("power off ends QEMU with status 0", async (t) => {
+test("stop: the guest powers off and QEMU ends with status 0", async (t) => {
   const guest = await bootGuest((fn) => t.after(fn));
-  const exit = await guest.powerOff(20000);
-  assert.deepEqual(exit, { code: 0, signal: null });
+  const stopped = await guest.stop({ timeoutMs: 20000 });
+  assert.deepEqual(stopped, { exit: { code: 0, signal: null }, via: "guest" });
   assert.match(guest.console(), /mvm-init: powering off/);
+  assert.deepEqual(await guest.stop(), stopped, "a second stop returns the same result");
+});
+
+test("stop falls back to QMP quit when the guest ignores power-off", async (t) => {
+  const guest = await bootGuest((fn) => t.after(fn));
+  // Freeze the vCPUs: the agent can no longer answer, but QEMU's monitor still can.
+  await guest.qmp!.execute("stop");
+  const stopped = await guest.stop({ timeoutMs: 1000 });
+  assert.equal(stopped.via, "qmp-quit");
+  assert.equal(stopped.exit.code, 0);
+});
+
+test("QMP pauses and resumes the guest; the agent serves again after", async (t) => {
+  const guest = await bootGuest((fn) => t.after(fn));
+  const qmp = guest.qmp!;
+  assert.ok(guest.timeline.qmpReadyMs! > 0);
+  const events: string[] = [];
+  qmp.on("event", (e) => events.push(e.event));
+  await qmp.execute("stop");
+  assert.deepEqual(await qmp.execute("query-status"), { status: "paused", singlestep: false, running: false });
+  await qmp.execute("cont");
+  assert.equal((await qmp.execute<{ status: string }>("query-status")).status, "running");
+  assert.equal((await guest.agent!.run(["echo", "awake"])).stdout.toString(), "awake\n");
+  assert.deepEqual(events.filter((e) => e === "STOP" || e === "RESUME"), ["STOP", "RESUME"]);
 });
 
 test("a boot with both host cores busy does not hang", async (t) => {
@@ -60,7 +84,7 @@ test("a root disk without anything of mvm in it is switched into, with init stil
   });
   // Writes land on the disk, and power-off unmounts it cleanly.
   await guest.agent!.run(["sh", "-c", "echo written > /etc/written"]);
-  assert.equal((await guest.powerOff(20000)).code, 0);
+  assert.equal((await guest.stop({ timeoutMs: 20000 })).exit.code, 0);
   const fsck = execFileSync("sh", ["-c", `e2fsck -fn '${image}' >/dev/null 2>&1; echo $?; debugfs -R 'cat /etc/written' '${image}' 2>/dev/null`]).toString();
   assert.equal(fsck, "0\nwritten\n");
 });
