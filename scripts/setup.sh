@@ -19,6 +19,7 @@ packages=(
   qemu-system-x86 qemu-utils  # the hypervisor and qemu-img
   e2fsprogs cpio xz-utils     # images and the initramfs
   musl-tools make gcc         # mvm-init and mvm-agent, static
+  g++ python3                 # node-gyp builds better-sqlite3 (no prebuilt binaries are fetched)
   flex bison bc libelf-dev libssl-dev  # the guest kernel build
 )
 missing=()
@@ -46,6 +47,7 @@ lock_hash=$(sha256sum package-lock.json | cut -c1-16)
 if [ "$(cat node_modules/.mvm-lock 2>/dev/null)" != "$lock_hash" ]; then
   step "installing npm dependencies"
   npm ci --no-audit --no-fund >&2
+  node -e 'require("better-sqlite3")' 2>/dev/null || { step "building better-sqlite3 from source"; npm rebuild better-sqlite3 >&2; }
   echo "$lock_hash" > node_modules/.mvm-lock
 fi
 

@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import fc from "fast-check";
+import { InvalidSpecError, NAME_PATTERN, checkSpec, generateName } from "./vm-spec.js";
+
+test("defaults fill a minimal spec", () => {
+  const s = checkSpec({ name: "web" });
+  assert.deepEqual(s, { name: "web", cpus: 1, memoryMiB: 256, kernel: undefined, initrd: undefined, append: undefined, cmdline: undefined, accel: "auto", binary: "auto", hostname: "web", command: undefined, env: {}, workdir: undefined, user: undefined });
+});
+
+test("unknown keys and wrong types are refused with their path", () => {
+  assert.throws(() => checkSpec({ name: "a", colour: "red" }), (e: unknown) => e instanceof InvalidSpecError && /colour/.test(e.hint ?? ""));
+  assert.throws(() => checkSpec({ cpus: "two" }), /\/cpus/);
+  assert.throws(() => checkSpec({ cpus: 0 }), /\/cpus/);
+  assert.throws(() => checkSpec({ env: { "1BAD": "x" } }), InvalidSpecError);
+  assert.throws(() => checkSpec({ command: [] }), /\/command/);
+  assert.throws(() => checkSpec({ append: "a", cmdline: "b" }), /together/);
+  assert.throws(() => checkSpec({ memory: "-1G" }), /memory/);
+  assert.throws(() => checkSpec({ kernel: "/nonexistent/vmlinux" }), /cannot read kernel/);
+});
+
+test("names: the pattern holds for good ones, odd characters are refused", () => {
+  for (const bad of ["", "Web", "-a", "a_b", "a b", "a,b", "a/b", "é", "x".repeat(64), "../etc"]) {
+    assert.throws(() => checkSpec({ name: bad }), InvalidSpecError, bad);
+  }
+  for (const good of ["a", "0", "web-1", "x".repeat(63)]) assert.equal(checkSpec({ name: good }).name, good);
+});
+
+test("generated names match the pattern and avoid taken ones", () => {
+  const re = new RegExp(NAME_PATTERN);
+  const taken = new Set<string>();
+  for (let i = 0; i < 200; i++) {
+    const n = generateName((x) => taken.has(x));
+    assert.match(n, re);
+    assert.ok(!taken.has(n));
+    taken.add(n);
+  }
+});
+
+test("property: any name the schema accepts is safe as a file name and a QEMU value", () => {
+  fc.assert(
+    fc.property(fc.stringMatching(new RegExp(NAME_PATTERN)), (name) => {
+      const s = checkSpec({ name });
+      assert.doesNotMatch(s.name, /[,/=\s]/);
+    }),
+  );
+});

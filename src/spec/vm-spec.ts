@@ -1,0 +1,107 @@
+// One schema for a VM, whichever door it comes through: CLI flags, a config file, the HTTP API or the
+// library. Unknown keys are refused. checkSpec() turns what a user wrote into a resolved spec: defaults
+// filled in, sizes parsed, files checked.
+
+import { Type, type Static } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
+import { MvmError } from "../errors.js";
+import { checkKernelFile, checkReadableFile } from "../guest/kernel-file.js";
+import { parseMemoryMiB } from "./size.js";
+
+export const NAME_PATTERN = "^[a-z0-9][a-z0-9-]{0,62}$";
+const ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$";
+
+export const VmSpecSchema = Type.Object(
+  {
+    name: Type.Optional(Type.String({ pattern: NAME_PATTERN, description: "lower-case letters, digits and '-', at most 63" })),
+    cpus: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
+    memory: Type.Optional(Type.Union([Type.Integer(), Type.String()], { description: "MiB, or with a unit: 256M, 1G" })),
+    kernel: Type.Optional(Type.String({ minLength: 1, description: "a vmlinux or bzImage of your own" })),
+    initrd: Type.Optional(Type.String({ minLength: 1 })),
+    append: Type.Optional(Type.String({ description: "added to the default kernel command line" })),
+    cmdline: Type.Optional(Type.String({ description: "replaces the default kernel command line" })),
+    accel: Type.Optional(Type.Union([Type.Literal("auto"), Type.Literal("kvm"), Type.Literal("tcg")])),
+    binary: Type.Optional(Type.Union([Type.Literal("auto"), Type.Literal("full"), Type.Literal("microvm")])),
+    hostname: Type.Optional(Type.String({ pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" })),
+    command: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: "run when the VM is ready; the VM powers off when it ends" })),
+    env: Type.Optional(Type.Record(Type.String(), Type.String(), { description: "names: letters, digits and _, not starting with a digit" })),
+    workdir: Type.Optional(Type.String({ minLength: 1 })),
+    user: Type.Optional(Type.String({ minLength: 1 })),
+  },
+  { additionalProperties: false },
+);
+
+export type VmSpecInput = Static<typeof VmSpecSchema>;
+
+export interface VmSpec {
+  name: string;
+  cpus: number;
+  memoryMiB: number;
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  cmdline?: string;
+  accel: "auto" | "kvm" | "tcg";
+  binary: "auto" | "full" | "microvm";
+  hostname: string;
+  command?: string[];
+  env: Record<string, string>;
+  workdir?: string;
+  user?: string;
+}
+
+export class InvalidSpecError extends MvmError {
+  override readonly code = "INVALID_SPEC";
+}
+
+/** Validates input against the schema; every problem is named with its path. */
+export function validateSpec(input: unknown): VmSpecInput {
+  if (Value.Check(VmSpecSchema, input)) return input;
+  const problems = [...Value.Errors(VmSpecSchema, input)].slice(0, 5).map((e) => `${e.path || "/"}: ${e.message}`);
+  const unknown = input && typeof input === "object" ? Object.keys(input).filter((k) => !(k in VmSpecSchema.properties)) : [];
+  throw new InvalidSpecError(`invalid VM spec: ${problems.join("; ")}`, {
+    hint: unknown.length ? `unknown keys: ${unknown.join(", ")}` : "see docs/vm-spec.md for the fields and their forms",
+    details: { problems },
+  });
+}
+
+/** A short random name (Docker-like) for VMs created without one. */
+export function generateName(taken: (name: string) => boolean): string {
+  const words = ["amber", "brisk", "calm", "deft", "eager", "fleet", "glad", "hale", "keen", "lucid", "merry", "nimble", "quick", "swift", "vivid"];
+  const things = ["otter", "heron", "lynx", "finch", "marten", "osprey", "wren", "ibex", "vole", "newt", "kite", "stoat", "tern", "shrew", "gecko"];
+  for (;;) {
+    const pick = (a: string[]) => a[Math.floor(Math.random() * a.length)]!;
+    const name = `${pick(words)}-${pick(things)}-${Math.floor(Math.random() * 1000)}`;
+    if (!taken(name)) return name;
+  }
+}
+
+export function checkSpec(input: unknown, options: { nameTaken?: (name: string) => boolean } = {}): VmSpec {
+  const s = validateSpec(input);
+  if (s.append !== undefined && s.cmdline !== undefined) {
+    throw new InvalidSpecError("append and cmdline cannot be used together", { hint: "append adds to the default kernel command line, cmdline replaces it" });
+  }
+  const badEnv = Object.keys(s.env ?? {}).find((k) => !new RegExp(ENV_NAME_PATTERN).test(k));
+  if (badEnv !== undefined) {
+    throw new InvalidSpecError(`invalid environment variable name ${JSON.stringify(badEnv)}`, { hint: "names are letters, digits and _, not starting with a digit" });
+  }
+  if (s.kernel) checkKernelFile(s.kernel);
+  if (s.initrd) checkReadableFile(s.initrd, "initrd");
+  const name = s.name ?? generateName(options.nameTaken ?? (() => false));
+  return {
+    name,
+    cpus: s.cpus ?? 1,
+    memoryMiB: parseMemoryMiB(s.memory ?? 256),
+    kernel: s.kernel,
+    initrd: s.initrd,
+    append: s.append,
+    cmdline: s.cmdline,
+    accel: s.accel ?? "auto",
+    binary: s.binary ?? "auto",
+    hostname: s.hostname ?? (name.length <= 63 && !name.endsWith("-") ? name : "mvm"),
+    command: s.command,
+    env: s.env ?? {},
+    workdir: s.workdir,
+    user: s.user,
+  };
+}

@@ -1,0 +1,176 @@
+// VM records in SQLite. Every change is one statement or one transaction, and state changes are
+// compare-and-set (UPDATE ... WHERE state IN (...)), so concurrent clients can never duplicate a name,
+// lose an update, or move a VM along a transition it no longer allows.
+
+import { randomBytes } from "node:crypto";
+import Database from "better-sqlite3";
+import { MvmError } from "../errors.js";
+import type { VmSpec } from "../spec/vm-spec.js";
+import { StateError, type VmState } from "../vm/state.js";
+
+export interface VmExit {
+  /** The command's (or QEMU's) exit code, or null when a signal ended it. */
+  exitCode: number | null;
+  signal: number | string | null;
+  /** Docker-style single status (126, 127, 128+N ...), when it is the command's exit. */
+  status?: number;
+  at: string;
+  reason: string;
+}
+
+export interface VmRuntimeInfo {
+  pid?: number;
+  /** The process start time (field 22 of /proc/PID/stat): tells a re-used pid from ours. */
+  pidStart?: string;
+  accel?: { chosen: string; reason: string };
+  binary?: { kind: string; path: string; reason: string };
+  argv?: string[];
+  timings?: { startedAt?: string; qmpMs?: number; helloMs?: number; guestInitUptimeMs?: number; guestHelloUptimeMs?: number };
+  kernelRelease?: string;
+}
+
+export interface VmRecord extends VmRuntimeInfo {
+  id: string;
+  name: string;
+  spec: VmSpec;
+  state: VmState;
+  lastExit?: VmExit;
+  /** The command's last exit (kept apart from QEMU's). */
+  commandExit?: VmExit;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export class NameTakenError extends MvmError {
+  override readonly code = "NAME_TAKEN";
+}
+
+export class NotFoundError extends MvmError {
+  override readonly code = "NOT_FOUND";
+}
+
+interface Row {
+  id: string;
+  name: string;
+  state: VmState;
+  data: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export class VmStore {
+  private readonly db: Database.Database;
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    // WAL lets readers run beside a writer; the busy timeout makes concurrent writers queue, not fail.
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("busy_timeout = 5000");
+    this.db.pragma("synchronous = NORMAL");
+    this.db.exec(`CREATE TABLE IF NOT EXISTS vms (
+      id TEXT PRIMARY KEY,
+      name TEXT NOT NULL UNIQUE,
+      state TEXT NOT NULL,
+      data TEXT NOT NULL,
+      created_at TEXT NOT NULL,
+      updated_at TEXT NOT NULL
+    )`);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  private static toRecord(row: Row): VmRecord {
+    const data = JSON.parse(row.data) as Omit<VmRecord, "id" | "name" | "state" | "createdAt" | "updatedAt">;
+    return { ...data, id: row.id, name: row.name, state: row.state, createdAt: row.created_at, updatedAt: row.updated_at };
+  }
+
+  private static data(r: Partial<VmRecord>): string {
+    const { id: _i, name: _n, state: _s, createdAt: _c, updatedAt: _u, ...rest } = r;
+    return JSON.stringify(rest);
+  }
+
+  create(spec: VmSpec): VmRecord {
+    const id = randomBytes(6).toString("hex");
+    const now = new Date().toISOString();
+    try {
+      this.db
+        .prepare("INSERT INTO vms (id, name, state, data, created_at, updated_at) VALUES (?, ?, 'created', ?, ?, ?)")
+        .run(id, spec.name, VmStore.data({ spec }), now, now);
+    } catch (e) {
+      if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") {
+        throw new NameTakenError(`a VM named ${spec.name} already exists`, { hint: `pick another --name, or remove the old one (mvm rm ${spec.name})`, details: { name: spec.name } });
+      }
+      throw e;
+    }
+    return this.get(id);
+  }
+
+  nameTaken(name: string): boolean {
+    return this.db.prepare("SELECT 1 FROM vms WHERE name = ?").get(name) !== undefined;
+  }
+
+  /** By name, by id, or by a unique id prefix. */
+  find(ref: string): VmRecord | undefined {
+    const row =
+      (this.db.prepare("SELECT * FROM vms WHERE name = ? OR id = ?").get(ref, ref) as Row | undefined) ??
+      (() => {
+        if (!/^[0-9a-f]{3,}$/.test(ref)) return undefined;
+        const rows = this.db.prepare("SELECT * FROM vms WHERE id LIKE ? LIMIT 2").all(`${ref}%`) as Row[];
+        return rows.length === 1 ? rows[0] : undefined;
+      })();
+    return row ? VmStore.toRecord(row) : undefined;
+  }
+
+  get(ref: string): VmRecord {
+    const r = this.find(ref);
+    if (!r) throw new NotFoundError(`no VM named ${ref}`, { hint: "list VMs with mvm ps -a", details: { vm: ref } });
+    return r;
+  }
+
+  list(): VmRecord[] {
+    return (this.db.prepare("SELECT * FROM vms ORDER BY created_at").all() as Row[]).map((r) => VmStore.toRecord(r));
+  }
+
+  /**
+   * Moves a VM to `to` only if it is in one of `from`, merging `patch` into its data, atomically.
+   * Throws StateError (naming the state it is really in) when another caller got there first.
+   */
+  transition(id: string, from: readonly VmState[], to: VmState, patch: Partial<VmRecord> = {}): VmRecord {
+    return this.db.transaction(() => {
+      const current = this.get(id);
+      if (!from.includes(current.state)) {
+        throw new StateError(`VM ${current.name} is ${current.state}, not ${from.join(" or ")}`, {
+          details: { vm: current.name, state: current.state, expected: from, target: to },
+          hint: "another request changed it first; check mvm ps -a",
+        });
+      }
+      const merged = { ...current, ...patch };
+      this.db
+        .prepare("UPDATE vms SET state = ?, data = ?, updated_at = ? WHERE id = ?")
+        .run(to, VmStore.data(merged), new Date().toISOString(), id);
+      return this.get(id);
+    }).immediate();
+  }
+
+  /** Merges fields that are not the state. */
+  update(id: string, patch: Partial<VmRecord>): VmRecord {
+    return this.db.transaction(() => {
+      const merged = { ...this.get(id), ...patch };
+      this.db.prepare("UPDATE vms SET data = ?, updated_at = ? WHERE id = ?").run(VmStore.data(merged), new Date().toISOString(), id);
+      return this.get(id);
+    }).immediate();
+  }
+
+  /** Deletes the record if it is in one of `from`. */
+  remove(id: string, from: readonly VmState[]): void {
+    this.db.transaction(() => {
+      const current = this.get(id);
+      if (!from.includes(current.state)) {
+        throw new StateError(`VM ${current.name} is ${current.state}; it cannot be removed now`, { details: { vm: current.name, state: current.state } });
+      }
+      this.db.prepare("DELETE FROM vms WHERE id = ?").run(id);
+    }).immediate();
+  }
+}

@@ -1,0 +1,48 @@
+// A VM's states and the operations allowed in each. A call in the wrong state fails with a StateError
+// naming both states, never with undefined behaviour.
+//
+//   created -> starting -> running <-> paused
+//   running/paused -> stopping -> stopped
+//   starting/running/paused -> crashed (QEMU died unasked)
+//   stopped/crashed -> starting (start)
+
+import { MvmError } from "../errors.js";
+
+export const VM_STATES = ["created", "starting", "running", "paused", "stopping", "stopped", "crashed"] as const;
+export type VmState = (typeof VM_STATES)[number];
+
+const LIVE: VmState[] = ["starting", "running", "paused", "stopping"];
+
+export const OPERATIONS = {
+  start: ["created", "stopped", "crashed"],
+  stop: ["running", "paused"],
+  kill: LIVE,
+  pause: ["running"],
+  resume: ["paused"],
+  exec: ["running"],
+  remove: ["created", "stopped", "crashed"],
+  forceRemove: VM_STATES as unknown as VmState[],
+} satisfies Record<string, VmState[]>;
+
+export type Operation = keyof typeof OPERATIONS;
+
+export class StateError extends MvmError {
+  override readonly code = "WRONG_STATE";
+}
+
+export const isLive = (s: VmState): boolean => LIVE.includes(s);
+
+export function requireState(name: string, operation: Operation, current: VmState): void {
+  const allowed: VmState[] = OPERATIONS[operation];
+  if (allowed.includes(current)) return;
+  const verb = operation === "forceRemove" ? "remove" : operation;
+  throw new StateError(`cannot ${verb} VM ${name}: it is ${current}, and ${verb} needs it ${allowed.join(" or ")}`, {
+    hint:
+      current === "running" && operation === "remove"
+        ? `stop it first (mvm stop ${name}) or remove it by force (mvm rm -f ${name})`
+        : current === "paused" && operation === "exec"
+          ? `resume it first (mvm resume ${name})`
+          : `check its state with mvm ps -a`,
+    details: { vm: name, operation, state: current, allowed },
+  });
+}
