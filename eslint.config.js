@@ -14,7 +14,7 @@ export default tseslint.config(
         // node:test's test() and describe() return promises the runner itself tracks.
         { allowForKnownSafeCalls: [{ from: "package", package: "node:test", name: ["test", "describe", "it", "suite"] }] },
       ],
-      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", ignoreRestSiblings: true }],
     },
   },
   { files: ["eslint.config.js"], ...tseslint.configs.disableTypeChecked },

@@ -66,7 +66,7 @@ test("six processes creating one name at once: exactly one wins", () =>
     const results = await Promise.all(
       Array.from({ length: 6 }, () => new Promise<string>((resolve, reject) => {
         const child = fork(scriptPath, [path], { stdio: ["ignore", "ignore", "inherit", "ipc"] });
-        child.on("message", (m) => resolve(String(m)));
+        child.on("message", (m) => resolve(m as string));
         child.on("error", reject);
         child.on("exit", (code) => code !== 0 && reject(new Error(`child exited ${code}`)));
       }).catch((e: Error) => e.message)),

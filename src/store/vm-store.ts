@@ -87,7 +87,7 @@ export class VmStore {
   }
 
   private static data(r: Partial<VmRecord>): string {
-    const { id: _i, name: _n, state: _s, createdAt: _c, updatedAt: _u, ...rest } = r;
+    const { id, name, state, createdAt, updatedAt, ...rest } = r;
     return JSON.stringify(rest);
   }
 
