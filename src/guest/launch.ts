@@ -1,9 +1,10 @@
-// Boots one guest straight from a QEMU argv and connects to its agent: the boot path that the tests and
-// the guest benchmark use, and the core the VM layer builds on. Readiness is the agent's hello, with a
-// deadline; a failed boot kills QEMU before it throws, with QEMU's output in the error.
+// Boots a guest from a QEMU argv and connects to its agent and QMP monitor; or adopts one that an earlier
+// process started. Readiness is the agent's hello, with a deadline; a failed boot kills QEMU before it
+// throws, with QEMU's output and the console tail in the error. Used directly by `mvm run`, the tests and
+// the benchmarks, and by the daemon for every VM it manages.
 
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { mkdtemp, rm, unlink } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +17,9 @@ import { QmpClient } from "../qemu/qmp-client.js";
 import { ensureGuestArtifacts, type GuestArtifacts } from "./artifacts.js";
 import { writeGuestConfig, type GuestConfig } from "./config-file.js";
 import { cmdlineString, defaultCmdline } from "./kernel-cmdline.js";
+import { adoptQemu, spawnQemu, type QemuExit, type QemuProcess } from "./qemu-process.js";
+
+export type { QemuExit };
 
 export interface LaunchOptions {
   qemuBinary?: string;
@@ -41,6 +45,12 @@ export interface LaunchOptions {
   extraArgs?: string[];
   helloTimeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * The VM's own directory (sockets, config, logs), kept after the VM ends. Without it a temporary one is
+   * made and removed. With it, the console goes to console.log and QEMU's output to qemu.log there, and
+   * QEMU runs in its own session so that it outlives this process.
+   */
+  dir?: string;
 }
 
 /** Milliseconds since spawn, as the host saw them, plus the guest's own uptime marks. */
@@ -54,15 +64,45 @@ export interface BootTimeline {
   guestHelloUptimeMs?: number;
 }
 
-export interface QemuExit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
 /** How a stop ended: the guest powered off, QMP quit, SIGTERM, or SIGKILL (the ladder's rungs). */
 export type StopRung = "guest" | "qmp-quit" | "sigterm" | "sigkill" | "already-exited";
 
 const CONSOLE_CAP = 256 * 1024;
+
+export const vmFiles = (dir: string) => ({
+  agentSocket: join(dir, "agent.sock"),
+  qmpSocket: join(dir, "qmp.sock"),
+  config: join(dir, "config"),
+  consoleLog: join(dir, "console.log"),
+  qemuLog: join(dir, "qemu.log"),
+});
+
+/** The last `max` bytes of a file, or "" when it cannot be read. */
+export function readTail(path: string, max = CONSOLE_CAP): string {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, "r");
+    const size = fstatSync(fd).size;
+    const len = Math.min(size, max);
+    const buf = Buffer.alloc(len);
+    readSync(fd, buf, 0, len, size - len);
+    return buf.toString("latin1");
+  } catch {
+    return "";
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Listens on a Unix socket path (replacing a stale socket file) and hands out each connection. */
+async function listenOn(path: string): Promise<Server> {
+  await unlink(path).catch(() => undefined);
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => server.listen(path, resolve).once("error", reject));
+  return server;
+}
+
+const nextConnection = (server: Server) => new Promise<Socket>((resolve) => server.once("connection", resolve));
 
 export class Guest implements AsyncDisposable {
   private consoleText = "";
@@ -74,41 +114,60 @@ export class Guest implements AsyncDisposable {
   qmp?: QmpClient;
   /** The raw agent channel (the Unix socket QEMU connected to). */
   channel?: Socket;
+  /** QEMU announced a guest-initiated shutdown (power-off or reboot) before it ended. */
+  guestShutdown = false;
 
   constructor(
-    readonly process: ChildProcess,
+    readonly process: QemuProcess,
     readonly argv: ArgvEntry[],
     readonly dir: string,
+    private readonly ownsDir: boolean,
     private readonly server: Server,
     private readonly qmpServer: Server,
     private readonly t0: number,
   ) {
-    this.exited = new Promise((resolve) => process.once("exit", (code, signal) => resolve({ code, signal })));
-    // Whatever ends QEMU, the socket and the VM's directory go with it.
+    this.exited = process.exited;
+    // Whatever ends QEMU, the sockets (and a temporary directory) go with it.
     void this.exited.then(() => this.cleanup());
-    process.stdout!.on("data", (b: Buffer) => {
+    const child = process.child;
+    child?.stdout?.on("data", (b: Buffer) => {
       this.timeline.firstConsoleMs ??= this.now();
       this.consoleText = (this.consoleText + b.toString("latin1")).slice(-CONSOLE_CAP);
       if (this.timeline.initLineMs === undefined && this.consoleText.includes("mvm-init: started")) this.timeline.initLineMs = this.now();
     });
-    process.stderr!.on("data", (b: Buffer) => (this.stderrText = (this.stderrText + b.toString()).slice(-CONSOLE_CAP)));
+    child?.stderr?.on("data", (b: Buffer) => (this.stderrText = (this.stderrText + b.toString()).slice(-CONSOLE_CAP)));
   }
 
   now(): number {
     return performance.now() - this.t0;
   }
 
-  /** The serial console so far (capped to the last 256 KiB). */
+  /** The serial console so far (its last 256 KiB). */
   console(): string {
-    return this.consoleText;
+    return this.ownsDir ? this.consoleText : readTail(vmFiles(this.dir).consoleLog);
   }
 
   qemuStderr(): string {
-    return this.stderrText;
+    return this.ownsDir ? this.stderrText : readTail(vmFiles(this.dir).qemuLog, 16 * 1024);
   }
 
   get running(): boolean {
-    return this.process.exitCode === null && this.process.signalCode === null;
+    return this.process.running;
+  }
+
+  attachQmp(qmp: QmpClient): void {
+    this.qmp = qmp;
+    qmp.on("event", (e) => {
+      if (e.event === "SHUTDOWN" && (e.data as { guest?: boolean } | undefined)?.guest) this.guestShutdown = true;
+    });
+    // The monitor closing is the first sign an adopted QEMU has gone.
+    qmp.on("close", () => this.process.check());
+  }
+
+  attachAgent(socket: Socket): AgentClient {
+    this.channel = socket;
+    this.agent = new AgentClient(socket);
+    return this.agent;
   }
 
   /**
@@ -142,9 +201,9 @@ export class Guest implements AsyncDisposable {
     return { exit: await this.exited, via: "sigkill" };
   }
 
-  /** SIGKILLs QEMU and cleans up the VM's directory. Safe to call twice. */
+  /** SIGKILLs QEMU and cleans up. Safe to call twice. */
   async kill(): Promise<QemuExit> {
-    if (this.running) this.process.kill("SIGKILL");
+    this.process.kill("SIGKILL");
     const exit = await this.exited;
     await this.cleanup();
     return exit;
@@ -152,16 +211,14 @@ export class Guest implements AsyncDisposable {
 
   /**
    * Drops the agent channel and takes the next one: QEMU reconnects to the socket within a second
-   * (reconnect=1), as it will when a restarted daemon listens again. Commands the old channel was
+   * (reconnect=1), as it does when a restarted daemon listens again. Commands the old channel was
    * following are not re-attached.
    */
   async reconnect(timeoutMs = 10000): Promise<Hello> {
-    const next = new Promise<Socket>((resolve) => this.server.once("connection", resolve));
+    const next = nextConnection(this.server);
     this.agent?.close();
     const socket = await withDeadline(next, { timeoutMs }, "QEMU did not reconnect to the agent socket");
-    this.channel = socket;
-    this.agent = new AgentClient(socket);
-    this.hello = await this.agent.hello({ timeoutMs });
+    this.hello = await this.attachAgent(socket).hello({ timeoutMs });
     return this.hello;
   }
 
@@ -172,7 +229,9 @@ export class Guest implements AsyncDisposable {
       this.qmp?.close();
       this.server.close();
       this.qmpServer.close();
-      await rm(this.dir, { recursive: true, force: true });
+      const files = vmFiles(this.dir);
+      if (this.ownsDir) await rm(this.dir, { recursive: true, force: true });
+      else await Promise.all([files.agentSocket, files.qmpSocket, files.config].map((f) => unlink(f).catch(() => undefined)));
     })();
     return this.cleaned;
   }
@@ -182,62 +241,98 @@ export class Guest implements AsyncDisposable {
   }
 }
 
-export async function launchGuest(options: LaunchOptions = {}): Promise<Guest> {
+/** The argv a launch would use, without starting anything. */
+export function buildArgv(options: LaunchOptions & { artifacts: GuestArtifacts; dir: string; configFile?: string; console: "stdio" | "file" }): ArgvEntry[] {
   const accel = options.accel ?? "tcg";
-  const artifacts = options.artifacts ?? (await ensureGuestArtifacts());
-  const dir = await mkdtemp(join(tmpdir(), "mvm-"));
-  const agentSocket = join(dir, "agent.sock");
-  const qmpSocket = join(dir, "qmp.sock");
-  let configFile: string | undefined;
-  if (options.config) {
-    configFile = join(dir, "config");
-    await writeGuestConfig(configFile, options.config);
-  }
+  const files = vmFiles(options.dir);
   const cmdline =
     options.cmdline ??
     [
-      cmdlineString(defaultCmdline({ accel, acpi: options.acpi, tsc: hostTsc(), kernelHz: options.kernel ? undefined : artifacts.kernel.info.hz })),
+      cmdlineString(defaultCmdline({ accel, acpi: options.acpi, tsc: hostTsc(), kernelHz: options.kernel ? undefined : options.artifacts.kernel.info.hz })),
       options.append,
-    ].filter(Boolean).join(" ");
+    ]
+      .filter(Boolean)
+      .join(" ");
   const argv = microvmArgv({
     accel,
     acpi: options.acpi,
     cpus: options.cpus ?? 1,
     memoryMiB: options.memoryMiB ?? 256,
-    kernel: options.kernel ?? artifacts.kernel.vmlinux,
-    initrd: options.initrd ?? artifacts.initramfs.path,
+    kernel: options.kernel ?? options.artifacts.kernel.vmlinux,
+    initrd: options.initrd ?? options.artifacts.initramfs.path,
     cmdline,
-    agentSocket,
-    qmpSocket,
-    configFile,
-    console: { kind: "stdio" },
+    agentSocket: files.agentSocket,
+    qmpSocket: files.qmpSocket,
+    configFile: options.configFile,
+    console: options.console === "stdio" ? { kind: "stdio" } : { kind: "file", path: files.consoleLog },
   });
   if (options.extraArgs) argv.push({ args: options.extraArgs, reason: "requested by the caller" });
+  return argv;
+}
+
+export async function launchGuest(options: LaunchOptions = {}): Promise<Guest> {
+  const artifacts = options.artifacts ?? (await ensureGuestArtifacts());
+  const ownsDir = options.dir === undefined;
+  const dir = options.dir ?? (await mkdtemp(join(tmpdir(), "mvm-")));
+  const files = vmFiles(dir);
+  let configFile: string | undefined;
+  if (options.config) {
+    configFile = files.config;
+    await unlink(configFile).catch(() => undefined);
+    await writeGuestConfig(configFile, options.config);
+  }
+  const argv = buildArgv({ ...options, artifacts, dir, configFile, console: ownsDir ? "stdio" : "file" });
 
   // Listen before QEMU starts, so its connect never races the socket's creation.
-  const listen = async (path: string) => {
-    const server = createServer();
-    const connection = new Promise<Socket>((resolve) => server.once("connection", resolve));
-    await new Promise<void>((resolve, reject) => server.listen(path, resolve).once("error", reject));
-    return { server, connection };
-  };
-  const { server, connection: connected } = await listen(agentSocket);
-  const { server: qmpServer, connection: qmpConnected } = await listen(qmpSocket);
+  const server = await listenOn(files.agentSocket);
+  const qmpServer = await listenOn(files.qmpSocket);
+  const connected = nextConnection(server);
+  const qmpConnected = nextConnection(qmpServer);
 
   const t0 = performance.now();
-  const child = spawn(options.qemuBinary ?? "qemu-system-x86_64", flattenArgv(argv), { stdio: ["ignore", "pipe", "pipe"] });
-  const guest = new Guest(child, argv, dir, server, qmpServer, t0);
+  const binary = options.qemuBinary ?? "qemu-system-x86_64";
+  const proc = spawnQemu(binary, flattenArgv(argv), ownsDir ? {} : { detached: true, logFile: files.qemuLog });
+  const guest = new Guest(proc, argv, dir, ownsDir, server, qmpServer, t0);
   const spawnFailed = new Promise<never>((_, reject) =>
-    child.once("error", (e) => reject(new BootError(`cannot start QEMU: ${e.message}`, { hint: "install Debian's qemu-system-x86 (scripts/setup.sh does)", cause: e }))),
+    proc.child?.once("error", (e) =>
+      reject(new BootError(`cannot start QEMU (${binary}): ${e.message}`, { hint: "install Debian's qemu-system-x86 (scripts/setup.sh does)", cause: e })),
+    ),
   );
+  return waitReady(guest, connected, qmpConnected, options, [spawnFailed]);
+}
+
+/**
+ * Takes over a QEMU started earlier (by a daemon that has since restarted): listens on its sockets again,
+ * waits for QEMU to reconnect to both, and for the agent's hello. Throws if the process is not that QEMU.
+ */
+export async function adoptGuest(o: { dir: string; pid: number; pidStart: string; argv?: ArgvEntry[]; timeoutMs?: number }): Promise<Guest> {
+  const files = vmFiles(o.dir);
+  const server = await listenOn(files.agentSocket);
+  const qmpServer = await listenOn(files.qmpSocket);
+  const connected = nextConnection(server);
+  const qmpConnected = nextConnection(qmpServer);
+  const proc = adoptQemu(o.pid, o.pidStart);
+  proc.check();
+  const guest = new Guest(proc, o.argv ?? [], o.dir, false, server, qmpServer, performance.now());
+  return waitReady(guest, connected, qmpConnected, { helloTimeoutMs: o.timeoutMs ?? 10000 }, []);
+}
+
+async function waitReady(
+  guest: Guest,
+  connected: Promise<Socket>,
+  qmpConnected: Promise<Socket>,
+  options: Pick<LaunchOptions, "helloTimeoutMs" | "signal">,
+  extraFailures: Promise<never>[],
+): Promise<Guest> {
   const exitedEarly = guest.exited.then((exit) => {
-    throw new BootError(`QEMU exited during boot (${exit.signal ?? `status ${exit.code}`})`, {
+    throw new BootError(`QEMU exited during boot (${exit.signal ?? (exit.known === false ? "status unknown" : `status ${exit.code}`)})`, {
       hint: "read QEMU's output and the console tail in the details",
-      details: { qemuStderr: guest.qemuStderr().slice(-4000), consoleTail: guest.console().slice(-4000), argv: flattenArgv(argv) },
+      details: { qemuStderr: guest.qemuStderr().slice(-4000), consoleTail: guest.console().slice(-4000), argv: flattenArgv(guest.argv) },
     });
   });
+  exitedEarly.catch(() => undefined);
   const qmpReady = qmpConnected.then(async (socket) => {
-    guest.qmp = await QmpClient.connect(socket, { timeoutMs: options.helloTimeoutMs ?? 60000 });
+    guest.attachQmp(await QmpClient.connect(socket, { timeoutMs: options.helloTimeoutMs ?? 60000 }));
     guest.timeline.qmpReadyMs = guest.now();
   });
   // Awaited after hello; until then a QEMU dying mid-boot must not count as an unhandled rejection.
@@ -245,17 +340,18 @@ export async function launchGuest(options: LaunchOptions = {}): Promise<Guest> {
   try {
     const hello = await withDeadline(
       Promise.race([
-        spawnFailed,
+        ...extraFailures,
         exitedEarly,
         connected.then(async (socket) => {
           guest.timeline.qemuConnectedMs = guest.now();
-          guest.channel = socket;
-          guest.agent = new AgentClient(socket);
-          // The channel closing before hello means QEMU is going away: report that, with its output.
-          const hello = await guest.agent.hello().catch(async (e: unknown) => {
-            if (e instanceof AgentDisconnectedError) await withDeadline(exitedEarly, { timeoutMs: 5000 }, "QEMU closed the agent channel but did not exit");
-            throw e;
-          });
+          const hello = await guest
+            .attachAgent(socket)
+            .hello()
+            .catch(async (e: unknown) => {
+              // The channel closing before hello means QEMU is going away: report that, with its output.
+              if (e instanceof AgentDisconnectedError) await withDeadline(exitedEarly, { timeoutMs: 5000 }, "QEMU closed the agent channel but did not exit");
+              throw e;
+            });
           guest.timeline.helloMs = guest.now();
           await qmpReady;
           return hello;
@@ -267,11 +363,9 @@ export async function launchGuest(options: LaunchOptions = {}): Promise<Guest> {
     guest.timeline.guestInitUptimeMs = hello.initUptimeMs;
     guest.timeline.guestHelloUptimeMs = hello.uptimeMs;
     guest.hello = hello;
-    exitedEarly.catch(() => undefined);
     return guest;
   } catch (e) {
-    exitedEarly.catch(() => undefined);
-    spawnFailed.catch(() => undefined);
+    for (const p of extraFailures) p.catch(() => undefined);
     await guest.kill();
     if (e instanceof TimeoutError) {
       e.details.consoleTail = guest.console().slice(-4000);
@@ -280,3 +374,4 @@ export async function launchGuest(options: LaunchOptions = {}): Promise<Guest> {
     throw e;
   }
 }
+

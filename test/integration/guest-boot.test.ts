@@ -12,7 +12,7 @@ import { assertGone, bootGuest, guestArtifacts, withConsole } from "../support/g
 test("stop: the guest powers off and QEMU ends with status 0", async (t) => {
   const guest = await bootGuest((fn) => t.after(fn));
   const stopped = await guest.stop({ timeoutMs: 20000 });
-  assert.deepEqual(stopped, { exit: { code: 0, signal: null }, via: "guest" });
+  assert.deepEqual(stopped, { exit: { code: 0, signal: null, known: true }, via: "guest" });
   assert.match(guest.console(), /mvm-init: powering off/);
   assert.deepEqual(await guest.stop(), stopped, "a second stop returns the same result");
 });
