@@ -1,0 +1,209 @@
+// The library: a typed client of the daemon, which it starts when none is running. Every operation the
+// CLI has is here, each taking an AbortSignal; VM handles implement Symbol.asyncDispose.
+
+import { join } from "node:path";
+import type { ExecResult } from "../agent/exec-session.js";
+import type { AttachEvent, ExitEvent } from "../daemon/vm-manager.js";
+import type { VmView } from "../daemon/views.js";
+import { MvmError } from "../errors.js";
+import type { AccelChoice } from "../host/accel.js";
+import { homeDir } from "../host/paths.js";
+import type { VmSpecInput } from "../spec/vm-spec.js";
+import { startDaemon } from "./daemon-process.js";
+import { requestJson, requestStream, requestText, type HttpOptions } from "./http.js";
+
+export type { VmView, VmSpecInput, ExitEvent, AttachEvent };
+
+export interface ConnectOptions {
+  /** $MVM_HOME; defaults as the daemon's. */
+  home?: string;
+  /** Start the daemon when none answers (default true). */
+  autoStart?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface ExecRequestOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  user?: string;
+  input?: Buffer | string;
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+  signal?: AbortSignal;
+}
+
+export interface DaemonInfo {
+  version: string;
+  home: string;
+  pid: number;
+  accel: AccelChoice;
+}
+
+const enc = encodeURIComponent;
+
+export class MvmClient {
+  constructor(readonly socketPath: string) {}
+
+  private http(signal?: AbortSignal): HttpOptions {
+    return { socketPath: this.socketPath, signal };
+  }
+
+  info(signal?: AbortSignal): Promise<DaemonInfo> {
+    return requestJson(this.http(signal), "GET", "/v1/info");
+  }
+
+  list(signal?: AbortSignal): Promise<VmView[]> {
+    return requestJson(this.http(signal), "GET", "/v1/vms");
+  }
+
+  get(ref: string, signal?: AbortSignal): Promise<VmView> {
+    return requestJson(this.http(signal), "GET", `/v1/vms/${enc(ref)}`);
+  }
+
+  create(spec: VmSpecInput, signal?: AbortSignal): Promise<VmView> {
+    return requestJson(this.http(signal), "POST", "/v1/vms", spec);
+  }
+
+  start(ref: string, signal?: AbortSignal): Promise<VmView> {
+    return requestJson(this.http(signal), "POST", `/v1/vms/${enc(ref)}/start`);
+  }
+
+  /** Starts the VM and follows its command's output to its exit. */
+  async startAttached(ref: string, onEvent: (e: AttachEvent | { type: "started"; vm: VmView }) => void, signal?: AbortSignal): Promise<ExitEvent> {
+    return this.followStream(`/v1/vms/${enc(ref)}/start?attach=true`, onEvent, signal);
+  }
+
+  /** Follows a VM's command from the beginning of its kept output to its exit. */
+  attach(ref: string, onEvent: (e: AttachEvent) => void, signal?: AbortSignal): Promise<ExitEvent> {
+    return this.followStream(`/v1/vms/${enc(ref)}/attach`, onEvent, signal);
+  }
+
+  private async followStream(path: string, onEvent: (e: never) => void, signal?: AbortSignal): Promise<ExitEvent> {
+    let exit: ExitEvent | undefined;
+    await requestStream(this.http(signal), "POST", path, undefined, (v) => {
+      if (v.type === "error") throw Object.assign(new MvmError(String(v.message), { hint: v.hint as string, details: v.details as Record<string, unknown> }), { code: v.error });
+      if (v.type === "exit") exit = v as unknown as ExitEvent;
+      (onEvent as (e: unknown) => void)(v);
+    });
+    if (!exit) throw new MvmError("the daemon closed the stream before the command ended", { hint: "the daemon may have restarted; mvm ps shows the VM's state" });
+    return exit;
+  }
+
+  stop(ref: string, signal?: AbortSignal): Promise<VmView> {
+    return requestJson(this.http(signal), "POST", `/v1/vms/${enc(ref)}/stop`);
+  }
+
+  kill(ref: string, signal?: AbortSignal): Promise<VmView> {
+    return requestJson(this.http(signal), "POST", `/v1/vms/${enc(ref)}/kill`);
+  }
+
+  pause(ref: string, signal?: AbortSignal): Promise<VmView> {
+    return requestJson(this.http(signal), "POST", `/v1/vms/${enc(ref)}/pause`);
+  }
+
+  resume(ref: string, signal?: AbortSignal): Promise<VmView> {
+    return requestJson(this.http(signal), "POST", `/v1/vms/${enc(ref)}/resume`);
+  }
+
+  async remove(ref: string, options: { force?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+    await requestJson(this.http(options.signal), "DELETE", `/v1/vms/${enc(ref)}${options.force ? "?force=true" : ""}`);
+  }
+
+  prune(signal?: AbortSignal): Promise<{ removed: string[] }> {
+    return requestJson(this.http(signal), "POST", "/v1/prune");
+  }
+
+  wait(ref: string, signal?: AbortSignal): Promise<ExitEvent> {
+    return requestJson(this.http(signal), "POST", `/v1/vms/${enc(ref)}/wait`);
+  }
+
+  /** Runs a command in a running VM; output streams to the callbacks, stdout and stderr apart. */
+  async exec(ref: string, argv: string[], o: ExecRequestOptions = {}): Promise<ExecResult> {
+    let result: ExecResult | undefined;
+    const input = o.input === undefined ? undefined : Buffer.from(o.input).toString("base64");
+    await requestStream(this.http(o.signal), "POST", `/v1/vms/${enc(ref)}/exec`, { argv, env: o.env, cwd: o.cwd, user: o.user, input }, (v) => {
+      if (v.type === "stdout") o.onStdout?.(Buffer.from(v.data as string, "base64"));
+      else if (v.type === "stderr") o.onStderr?.(Buffer.from(v.data as string, "base64"));
+      else if (v.type === "exit") result = v as unknown as ExecResult;
+      else if (v.type === "error") throw Object.assign(new MvmError(String(v.message), { hint: v.hint as string }), { code: v.error });
+    });
+    if (!result) throw new MvmError("the daemon closed the stream before the command ended", { hint: "the VM may have stopped; mvm ps shows its state" });
+    return result;
+  }
+
+  /** The serial console log, or the command's output log (NDJSON events) when console is false. */
+  logs(ref: string, o: { console?: boolean; follow?: boolean; onData: (chunk: Buffer) => void; onEvent?: (e: AttachEvent) => void; signal?: AbortSignal }): Promise<void> {
+    const q = `console=${o.console ? "true" : "false"}&follow=${o.follow ? "true" : "false"}`;
+    if (o.console) return requestText(this.http(o.signal), `/v1/vms/${enc(ref)}/logs?${q}`, o.onData);
+    return requestStream(this.http(o.signal), "GET", `/v1/vms/${enc(ref)}/logs?${q}`, undefined, (v) => o.onEvent?.(v as unknown as AttachEvent));
+  }
+
+  /** Creates and starts a VM and hands back a handle; `await using` removes it at the end of the scope. */
+  async run(spec: VmSpecInput, signal?: AbortSignal): Promise<VmHandle> {
+    const vm = await this.create(spec, signal);
+    try {
+      await this.start(vm.id, signal);
+    } catch (e) {
+      await this.remove(vm.id, { force: true }).catch(() => undefined);
+      throw e;
+    }
+    return new VmHandle(this, vm.id, vm.name);
+  }
+}
+
+export class VmHandle implements AsyncDisposable {
+  constructor(
+    private readonly client: MvmClient,
+    readonly id: string,
+    readonly name: string,
+  ) {}
+
+  exec(argv: string[], o?: ExecRequestOptions): Promise<ExecResult> {
+    return this.client.exec(this.id, argv, o);
+  }
+
+  inspect(signal?: AbortSignal): Promise<VmView> {
+    return this.client.get(this.id, signal);
+  }
+
+  stop(signal?: AbortSignal): Promise<VmView> {
+    return this.client.stop(this.id, signal);
+  }
+
+  remove(): Promise<void> {
+    return this.client.remove(this.id, { force: true });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.remove();
+  }
+}
+
+function isNoDaemon(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === "ENOENT" || code === "ECONNREFUSED";
+}
+
+/** Connects to the daemon of this home, starting it when none answers. */
+export async function connect(options: ConnectOptions = {}): Promise<MvmClient> {
+  const home = options.home ?? homeDir();
+  const client = new MvmClient(join(home, "mvm.sock"));
+  try {
+    await client.info(options.signal);
+    return client;
+  } catch (e) {
+    if (!isNoDaemon(e)) throw e;
+    if (options.autoStart === false) throw new MvmError("the mvm daemon is not running", { hint: "start it with mvm daemon, or let the CLI start it" });
+  }
+  await startDaemon(home);
+  // Two clients may have raced to start it; the winner may need a moment more to listen.
+  for (let i = 0; ; i++) {
+    try {
+      await client.info(options.signal);
+      return client;
+    } catch (e) {
+      if (!isNoDaemon(e) || i >= 50) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}

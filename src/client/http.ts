@@ -1,0 +1,67 @@
+// HTTP over the daemon's Unix socket: JSON requests, JSON or NDJSON responses.
+
+import { request, type IncomingMessage } from "node:http";
+import { createInterface } from "node:readline";
+import { errorFromBody } from "../daemon/http-errors.js";
+
+export interface HttpOptions {
+  socketPath: string;
+  signal?: AbortSignal;
+}
+
+function send(o: HttpOptions, method: string, path: string, body?: unknown): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const req = request(
+      {
+        socketPath: o.socketPath,
+        method,
+        path,
+        signal: o.signal,
+        headers: payload ? { "content-type": "application/json", "content-length": payload.length } : {},
+      },
+      resolve,
+    );
+    req.on("error", reject);
+    req.end(payload);
+  });
+}
+
+async function readAll(res: IncomingMessage): Promise<string> {
+  let text = "";
+  for await (const chunk of res) text += (chunk as Buffer).toString();
+  return text;
+}
+
+async function failIfError(res: IncomingMessage): Promise<void> {
+  if ((res.statusCode ?? 500) < 400) return;
+  const text = await readAll(res);
+  let body: Record<string, unknown> = {};
+  try {
+    body = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    body = { message: text };
+  }
+  throw errorFromBody(res.statusCode ?? 500, body);
+}
+
+export async function requestJson<T>(o: HttpOptions, method: string, path: string, body?: unknown): Promise<T> {
+  const res = await send(o, method, path, body);
+  await failIfError(res);
+  const text = await readAll(res);
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+/** Calls onLine for each NDJSON line of the response; resolves when the stream ends. */
+export async function requestStream(o: HttpOptions, method: string, path: string, body: unknown, onLine: (value: Record<string, unknown>) => void): Promise<void> {
+  const res = await send(o, method, path, body);
+  await failIfError(res);
+  for await (const l of createInterface({ input: res })) if (l) onLine(JSON.parse(l) as Record<string, unknown>);
+}
+
+/** Pipes a plain-text response to onData. */
+export async function requestText(o: HttpOptions, path: string, onData: (chunk: Buffer) => void): Promise<void> {
+  const res = await send(o, "GET", path);
+  await failIfError(res);
+  for await (const chunk of res) onData(chunk as Buffer);
+}

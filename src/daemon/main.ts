@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+// The mvm daemon: one per host (per user when not root). Owns every VM; serves the API on
+// $MVM_HOME/mvm.sock (mode 0600). VMs outlive it: on start it re-adopts the QEMUs still running.
+// Prints "ready" on stdout once it serves, which is how `connect()` knows, without polling.
+
+import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { MvmError } from "../errors.js";
+import { ensureGuestArtifacts, type GuestArtifacts } from "../guest/artifacts.js";
+import { cacheDir, homeDir } from "../host/paths.js";
+import { VmStore } from "../store/vm-store.js";
+import { buildServer } from "./server.js";
+import { VmManager } from "./vm-manager.js";
+
+const VERSION = "0.1.0";
+
+function log(message: string): void {
+  process.stderr.write(`${new Date().toISOString()} mvm-daemon: ${message}\n`);
+}
+
+/** One daemon per home: a pid file taken with O_EXCL, replaced only when its owner is dead. */
+function takeLock(path: string): void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, "wx", 0o600);
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      const pid = Number(readFileSync(path, "utf8"));
+      let alive = false;
+      try {
+        process.kill(pid, 0);
+        alive = pid !== process.pid;
+      } catch {
+        /* stale */
+      }
+      if (alive) throw new MvmError(`an mvm daemon is already running for this home (pid ${pid})`, { hint: "use it, or stop it first" });
+      unlinkSync(path);
+    }
+  }
+  throw new MvmError(`cannot take the daemon lock ${path}`);
+}
+
+async function main(): Promise<void> {
+  const home = homeDir();
+  const cache = cacheDir();
+  mkdirSync(join(home, "vms"), { recursive: true, mode: 0o700 });
+  const lock = join(home, "daemon.pid");
+  takeLock(lock);
+  const store = new VmStore(join(home, "mvm.db"));
+  let artifacts: Promise<GuestArtifacts> | undefined;
+  const manager = new VmManager({
+    store,
+    home,
+    cacheDir: cache,
+    artifacts: () => (artifacts ??= ensureGuestArtifacts({ onProgress: log }).catch((e: unknown) => {
+      artifacts = undefined;
+      throw e;
+    })),
+    binaries: {
+      full: process.env.MVM_QEMU ?? "/usr/bin/qemu-system-x86_64",
+      microvm: process.env.MVM_QEMU_MICROVM ?? "/usr/bin/qemu-system-x86_64-microvm",
+    },
+  });
+  await manager.reconcile();
+  const app = buildServer(manager, { version: VERSION, home });
+  const socket = join(home, "mvm.sock");
+  try {
+    unlinkSync(socket);
+  } catch {
+    /* none left */
+  }
+  // Only the daemon's user may talk to it: the socket is created private (umask) and chmod'ed to be sure.
+  const oldMask = process.umask(0o177);
+  await app.listen({ path: socket });
+  process.umask(oldMask);
+  chmodSync(socket, 0o600);
+  log(`serving on ${socket} (pid ${process.pid})`);
+  process.stdout.write("ready\n");
+
+  const shutdown = (signal: string) => {
+    log(`${signal}: shutting down; VMs keep running and will be re-adopted`);
+    void app.close().finally(() => {
+      store.close();
+      try {
+        unlinkSync(lock);
+      } catch {
+        /* already gone */
+      }
+      process.exit(0);
+    });
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+}
+
+main().catch((e: unknown) => {
+  log(`cannot start: ${(e as Error).message}`);
+  if (e instanceof MvmError && e.hint) log(`hint: ${e.hint}`);
+  process.exit(1);
+});

@@ -1,0 +1,190 @@
+// The daemon's HTTP+JSON API on a Unix socket. Routes turn requests into VmManager calls and results into
+// responses; the manager never sees HTTP. Streams (command output, exec, logs) are NDJSON.
+
+import { createReadStream, statSync, watch } from "node:fs";
+import type { ServerResponse } from "node:http";
+import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
+import type { ExecResult } from "../agent/exec-session.js";
+import { vmFiles } from "../guest/launch.js";
+import { chooseAccel, readHostFacts } from "../host/accel.js";
+import { BadRequestError, errorResponse } from "./http-errors.js";
+import type { AttachEvent, VmManager } from "./vm-manager.js";
+import { vmView } from "./views.js";
+import { join } from "node:path";
+
+type Ref = { Params: { ref: string } };
+
+interface ExecBody {
+  argv: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  user?: string;
+  /** base64 stdin, sent whole and then closed. */
+  input?: string;
+}
+
+function ndjson(reply: FastifyReply): ServerResponse {
+  reply.hijack();
+  const raw = reply.raw;
+  raw.writeHead(200, { "content-type": "application/x-ndjson" });
+  return raw;
+}
+
+const line = (raw: ServerResponse, value: unknown) => raw.writable && raw.write(`${JSON.stringify(value)}\n`);
+
+export function buildServer(manager: VmManager, info: { version: string; home: string }): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
+
+  app.setErrorHandler((error, _req, reply) => {
+    const { status, body } = errorResponse(error);
+    void reply.status(status).send(body);
+  });
+
+  app.get("/v1/info", () => ({ ...info, pid: process.pid, accel: chooseAccel("auto", readHostFacts()) }));
+
+  app.get("/v1/vms", () => manager.list().map(vmView));
+
+  app.post("/v1/vms", async (req, reply) => {
+    const rec = await manager.create(req.body ?? {});
+    return reply.status(201).send(vmView(rec));
+  });
+
+  app.get<Ref>("/v1/vms/:ref", (req) => vmView(manager.get(req.params.ref)));
+
+  app.post<Ref & { Querystring: { attach?: string } }>("/v1/vms/:ref/start", async (req, reply) => {
+    if (req.query.attach !== "true") return vmView(await manager.start(req.params.ref));
+    // Attach before starting, so not a byte of the command's output is missed.
+    const rec = manager.get(req.params.ref);
+    const raw = ndjson(reply);
+    const off = manager.attach(rec.id, (e: AttachEvent) => {
+      line(raw, e);
+      if (e.type === "exit") raw.end();
+    });
+    raw.on("close", off);
+    try {
+      line(raw, { type: "started", vm: vmView(await manager.start(rec.id)) });
+    } catch (e) {
+      off();
+      line(raw, { type: "error", ...errorResponse(e).body });
+      raw.end();
+    }
+  });
+
+  app.post<Ref>("/v1/vms/:ref/attach", (req, reply) => {
+    const rec = manager.get(req.params.ref);
+    const raw = ndjson(reply);
+    const off = manager.attach(
+      rec.id,
+      (e) => {
+        line(raw, e);
+        if (e.type === "exit") raw.end();
+      },
+      { history: true },
+    );
+    raw.on("close", off);
+  });
+
+  for (const op of ["stop", "kill", "pause", "resume"] as const) {
+    app.post<Ref>(`/v1/vms/:ref/${op}`, async (req) => vmView(await manager[op](req.params.ref)));
+  }
+
+  app.delete<Ref & { Querystring: { force?: string } }>("/v1/vms/:ref", async (req, reply) => {
+    await manager.remove(req.params.ref, req.query.force === "true");
+    return reply.status(204).send();
+  });
+
+  app.post("/v1/prune", async () => ({ removed: await manager.prune() }));
+
+  app.post<Ref>("/v1/vms/:ref/wait", async (req) => manager.wait(req.params.ref));
+
+  app.post<Ref & { Body: ExecBody }>("/v1/vms/:ref/exec", (req, reply) => {
+    const body = req.body;
+    if (!body || !Array.isArray(body.argv) || body.argv.length === 0 || !body.argv.every((a) => typeof a === "string")) {
+      throw new BadRequestError("exec needs argv: a non-empty list of strings", { hint: "send {\"argv\": [\"echo\", \"hi\"]}" });
+    }
+    const session = manager.exec(req.params.ref, {
+      argv: body.argv,
+      env: body.env,
+      cwd: body.cwd,
+      user: body.user,
+      stdin: body.input !== undefined,
+      onStdout: (b) => line(raw, { type: "stdout", data: b.toString("base64") }),
+      onStderr: (b) => line(raw, { type: "stderr", data: b.toString("base64") }),
+    });
+    const raw = ndjson(reply);
+    // A client that goes away takes its command with it: nothing is left running unseen.
+    raw.on("close", () => session.kill(9));
+    if (body.input !== undefined) {
+      void session.write(Buffer.from(body.input, "base64")).then(() => session.end()).catch(() => undefined);
+    }
+    void session.started.then((pid) => pid !== undefined && line(raw, { type: "started", pid }));
+    session.result.then(
+      (r: ExecResult) => {
+        line(raw, { type: "exit", ...r });
+        raw.end();
+      },
+      (e: unknown) => {
+        line(raw, { type: "error", ...errorResponse(e).body });
+        raw.end();
+      },
+    );
+  });
+
+  app.get<Ref & { Querystring: { console?: string; follow?: string } }>("/v1/vms/:ref/logs", (req, reply) => {
+    const rec = manager.get(req.params.ref);
+    const dir = join(info.home, "vms", rec.id);
+    const follow = req.query.follow === "true";
+    if (req.query.console === "true") {
+      reply.hijack();
+      reply.raw.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
+      streamFile(vmFiles(dir).consoleLog, reply.raw, follow);
+      return;
+    }
+    const raw = ndjson(reply);
+    if (!follow) {
+      for (const e of manager.jobLog(rec.id).history()) line(raw, e);
+      raw.end();
+      return;
+    }
+    const off = manager.attach(rec.id, (e) => {
+      line(raw, e);
+      if (e.type === "exit") raw.end();
+    }, { history: true });
+    raw.on("close", off);
+  });
+
+  return app;
+}
+
+/** Sends a file, and with follow keeps sending what is appended until the client goes away. */
+function streamFile(path: string, out: ServerResponse, follow: boolean): void {
+  if (!follow) {
+    createReadStream(path).on("error", () => out.end()).pipe(out);
+    return;
+  }
+  let offset = 0;
+  const sendFrom = () => {
+    let size = 0;
+    try {
+      size = statSync(path).size;
+    } catch {
+      return;
+    }
+    if (size <= offset) return;
+    const from = offset;
+    offset = size;
+    createReadStream(path, { start: from, end: size - 1 }).pipe(out, { end: false });
+  };
+  sendFrom();
+  let watcher: ReturnType<typeof watch> | undefined;
+  try {
+    watcher = watch(path, sendFrom);
+  } catch {
+    /* file not there yet */
+  }
+  const timer = setInterval(sendFrom, 500);
+  out.on("close", () => {
+    watcher?.close();
+    clearInterval(timer);
+  });
+}

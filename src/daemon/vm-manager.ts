@@ -1,0 +1,373 @@
+// The daemon's heart: owns every VM's QEMU, agent channel and command, and keeps the records true.
+// Each operation checks the state it needs (StateError otherwise), moves the record with a
+// compare-and-set transition, and never touches another VM.
+
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { ExecOptions, ExecSession } from "../agent/exec-session.js";
+import { MvmError } from "../errors.js";
+import type { GuestArtifacts } from "../guest/artifacts.js";
+import { adoptGuest, launchGuest, readTail, vmFiles, type Guest, type QemuExit } from "../guest/launch.js";
+import { processStartTime } from "../guest/qemu-process.js";
+import { chooseAccel, readHostFacts } from "../host/accel.js";
+import { chooseBinary, type BinaryChoice } from "../qemu/binary-choice.js";
+import { flattenArgv } from "../qemu/microvm-argv.js";
+import { probeBinary, type QemuBinaryInfo } from "../qemu/probe.js";
+import { checkSpec } from "../spec/vm-spec.js";
+import { NotFoundError, type VmExit, type VmRecord, type VmStore } from "../store/vm-store.js";
+import { OPERATIONS, isLive, requireState } from "../vm/state.js";
+import { JobLog, type OutputEvent } from "./job-log.js";
+
+export interface ManagerOptions {
+  store: VmStore;
+  home: string;
+  cacheDir: string;
+  artifacts: () => Promise<GuestArtifacts>;
+  /** QEMU binaries, from the daemon's configuration only (never from a VM spec). */
+  binaries: { full: string; microvm: string };
+}
+
+export interface ExitEvent {
+  type: "exit";
+  commandExit?: VmExit;
+  state: string;
+}
+
+/** What follows a VM's command: its output and, at the end, its exit. */
+export type AttachEvent = OutputEvent | ExitEvent;
+
+export class BinaryUnusableError extends MvmError {
+  override readonly code = "QEMU_UNUSABLE";
+}
+
+export class VmManager {
+  private readonly guests = new Map<string, Guest>();
+  private readonly jobs = new Map<string, JobLog>();
+  private readonly commandDone = new Map<string, Array<(e: ExitEvent) => void>>();
+  private readonly probes = new Map<string, Promise<QemuBinaryInfo | undefined>>();
+
+  constructor(private readonly o: ManagerOptions) {}
+
+  private dirOf(id: string): string {
+    return join(this.o.home, "vms", id);
+  }
+
+  jobLog(id: string): JobLog {
+    let log = this.jobs.get(id);
+    if (!log) this.jobs.set(id, (log = new JobLog(this.dirOf(id))));
+    return log;
+  }
+
+  list(): VmRecord[] {
+    return this.o.store.list();
+  }
+
+  get(ref: string): VmRecord {
+    return this.o.store.get(ref);
+  }
+
+  async create(input: unknown): Promise<VmRecord> {
+    const spec = checkSpec(input, { nameTaken: (n) => this.o.store.nameTaken(n) });
+    const record = this.o.store.create(spec);
+    await mkdir(this.dirOf(record.id), { recursive: true, mode: 0o700 });
+    return record;
+  }
+
+  private probe(path: string): Promise<QemuBinaryInfo | undefined> {
+    let p = this.probes.get(path);
+    if (!p) this.probes.set(path, (p = probeBinary(path, this.o.cacheDir).catch(() => undefined)));
+    return p;
+  }
+
+  async chooseBinaryFor(accel: "kvm" | "tcg", requested: "auto" | "full" | "microvm"): Promise<BinaryChoice> {
+    const [full, microvm] = await Promise.all([this.probe(this.o.binaries.full), this.probe(this.o.binaries.microvm)]);
+    const needs = { accel, devices: ["virtio-serial-device", "virtserialport", "virtio-rng-device"], netdevs: [] };
+    return chooseBinary(requested, needs, { full, microvm });
+  }
+
+  /** Boots the VM; resolves once its agent said hello (running), or rejects after recording why. */
+  async start(ref: string, signal?: AbortSignal): Promise<VmRecord> {
+    const rec = this.o.store.get(ref);
+    requireState(rec.name, "start", rec.state);
+    const spec = rec.spec;
+    const accel = chooseAccel(spec.accel, readHostFacts());
+    if (!accel.usable) throw new MvmError(`VM ${rec.name} asks for KVM, which cannot be used here: ${accel.reason}`, { hint: "set accel to auto or tcg" });
+    const binary = await this.chooseBinaryFor(accel.chosen, spec.binary);
+    if (!binary.usable) throw new BinaryUnusableError(binary.reason, { hint: "install Debian's qemu-system-x86 (scripts/setup.sh does), or set binary to auto" });
+    const artifacts = await this.o.artifacts();
+    this.o.store.transition(rec.id, OPERATIONS.start, "starting", {
+      accel: { chosen: accel.chosen, reason: accel.reason },
+      binary: { kind: binary.kind, path: binary.path, reason: binary.reason },
+      pid: undefined,
+      pidStart: undefined,
+      timings: { startedAt: new Date().toISOString() },
+    });
+    const dir = this.dirOf(rec.id);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    let guest: Guest;
+    try {
+      guest = await launchGuest({
+        dir,
+        artifacts,
+        qemuBinary: binary.path,
+        accel: accel.chosen,
+        cpus: spec.cpus,
+        memoryMiB: spec.memoryMiB,
+        kernel: spec.kernel,
+        initrd: spec.initrd,
+        append: spec.append,
+        cmdline: spec.cmdline,
+        config: { hostname: spec.hostname, env: spec.env },
+        helloTimeoutMs: 60000,
+        signal,
+      });
+    } catch (e) {
+      const err = e as MvmError;
+      this.o.store.transition(rec.id, ["starting"], "crashed", {
+        lastExit: { exitCode: null, signal: null, at: new Date().toISOString(), reason: `boot failed: ${err.message}` },
+      });
+      throw e;
+    }
+    this.guests.set(rec.id, guest);
+    const running = this.o.store.transition(rec.id, ["starting"], "running", {
+      pid: guest.process.pid,
+      pidStart: processStartTime(guest.process.pid),
+      argv: flattenArgv(guest.argv),
+      kernelRelease: guest.hello?.kernel,
+      timings: {
+        startedAt: new Date(Date.now() - guest.now()).toISOString(),
+        qmpMs: guest.timeline.qmpReadyMs,
+        helloMs: guest.timeline.helloMs,
+        guestInitUptimeMs: guest.timeline.guestInitUptimeMs,
+        guestHelloUptimeMs: guest.timeline.guestHelloUptimeMs,
+      },
+    });
+    this.watch(rec.id, guest);
+    if (spec.command) this.runCommand(running, guest);
+    return running;
+  }
+
+  /** Records how QEMU ended: stopped when asked or when the guest powered itself off, crashed otherwise. */
+  private watch(id: string, guest: Guest): void {
+    void guest.exited.then((exit: QemuExit) => {
+      this.guests.delete(id);
+      const rec = this.o.store.find(id);
+      if (!rec || !isLive(rec.state)) return;
+      const asked = rec.state === "stopping";
+      const clean = asked || guest.guestShutdown;
+      const how = exit.signal ? `killed by ${exit.signal}` : exit.known === false ? "exit status unknown (adopted)" : `status ${exit.code}`;
+      const tail = readTail(vmFiles(this.dirOf(id)).qemuLog, 2000).trim();
+      this.o.store.transition(id, ["starting", "running", "paused", "stopping"], clean ? "stopped" : "crashed", {
+        pid: undefined,
+        pidStart: undefined,
+        lastExit: {
+          exitCode: exit.code,
+          signal: exit.signal,
+          at: new Date().toISOString(),
+          reason: clean ? (asked ? "stopped on request" : "the guest powered off") : `QEMU ended unasked (${how})${tail ? `: ${tail.split("\n").at(-1)}` : ""}`,
+        },
+      });
+      this.finishCommand(id);
+    });
+  }
+
+  private runCommand(rec: VmRecord, guest: Guest): void {
+    const log = this.jobLog(rec.id);
+    const spec = rec.spec;
+    const session = guest.agent!.exec({
+      argv: spec.command!,
+      env: spec.env,
+      cwd: spec.workdir,
+      user: spec.user,
+      onStdout: (b) => log.write("stdout", b),
+      onStderr: (b) => log.write("stderr", b),
+    });
+    void session.result
+      .then(
+        (r): VmExit => ({ exitCode: r.exitCode, signal: r.signal, status: r.status, at: new Date().toISOString(), reason: r.message ?? "the command ended" }),
+        (e: Error): VmExit => ({ exitCode: null, signal: null, status: 125, at: new Date().toISOString(), reason: e.message }),
+      )
+      .then(async (commandExit) => {
+        this.o.store.update(rec.id, { commandExit });
+        // Like a container: when the command ends, the VM powers off.
+        const now = this.o.store.find(rec.id);
+        if (now && (now.state === "running" || now.state === "paused")) await this.stop(rec.id).catch(() => undefined);
+        this.finishCommand(rec.id);
+      });
+  }
+
+  private finishCommand(id: string): void {
+    const rec = this.o.store.find(id);
+    const event: ExitEvent = { type: "exit", commandExit: rec?.commandExit, state: rec?.state ?? "removed" };
+    for (const w of this.commandDone.get(id) ?? []) w(event);
+    this.commandDone.delete(id);
+  }
+
+  /** Follows the VM's command: past output, live output, then its exit. Returns an unsubscribe function. */
+  attach(ref: string, onEvent: (e: AttachEvent) => void, options: { history?: boolean } = {}): () => void {
+    const rec = this.o.store.get(ref);
+    const log = this.jobLog(rec.id);
+    if (options.history) for (const e of log.history()) onEvent(e);
+    const off = log.subscribe(onEvent);
+    const done = (e: ExitEvent) => {
+      off();
+      onEvent(e);
+    };
+    if (!rec.spec.command || !isLive(rec.state) || rec.state === "stopping") {
+      if (rec.state !== "created" && !isLive(rec.state)) {
+        queueMicrotask(() => done({ type: "exit", commandExit: rec.commandExit, state: rec.state }));
+        return off;
+      }
+    }
+    const list = this.commandDone.get(rec.id) ?? [];
+    list.push(done);
+    this.commandDone.set(rec.id, list);
+    return () => {
+      off();
+      const l = this.commandDone.get(rec.id);
+      if (l) l.splice(l.indexOf(done), 1);
+    };
+  }
+
+  /** Waits for the VM to stop (its command to end, for a VM with one) and returns the command's exit. */
+  wait(ref: string): Promise<ExitEvent> {
+    return new Promise((resolve) => {
+      const off = this.attach(ref, (e) => {
+        if (e.type === "exit") {
+          off();
+          resolve(e);
+        }
+      });
+    });
+  }
+
+  async stop(ref: string): Promise<VmRecord> {
+    const rec = this.o.store.get(ref);
+    requireState(rec.name, "stop", rec.state);
+    this.o.store.transition(rec.id, OPERATIONS.stop, "stopping");
+    const guest = this.guests.get(rec.id);
+    if (guest) await guest.stop({ timeoutMs: 10000 });
+    else this.o.store.transition(rec.id, ["stopping"], "stopped", { pid: undefined });
+    return this.settled(rec.id);
+  }
+
+  async kill(ref: string): Promise<VmRecord> {
+    const rec = this.o.store.get(ref);
+    requireState(rec.name, "kill", rec.state);
+    this.o.store.transition(rec.id, OPERATIONS.kill, "stopping");
+    const guest = this.guests.get(rec.id);
+    if (guest) await guest.kill();
+    else this.o.store.transition(rec.id, ["stopping"], "stopped", { pid: undefined });
+    return this.settled(rec.id);
+  }
+
+  /** The record once the exit watcher has written it (it runs right after QEMU's exit). */
+  private async settled(id: string): Promise<VmRecord> {
+    for (let i = 0; i < 100; i++) {
+      const r = this.o.store.get(id);
+      if (!isLive(r.state)) return r;
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    return this.o.store.get(id);
+  }
+
+  async pause(ref: string): Promise<VmRecord> {
+    const rec = this.o.store.get(ref);
+    requireState(rec.name, "pause", rec.state);
+    await this.qmpOf(rec).execute("stop");
+    return this.o.store.transition(rec.id, OPERATIONS.pause, "paused");
+  }
+
+  async resume(ref: string): Promise<VmRecord> {
+    const rec = this.o.store.get(ref);
+    requireState(rec.name, "resume", rec.state);
+    await this.qmpOf(rec).execute("cont");
+    return this.o.store.transition(rec.id, OPERATIONS.resume, "running");
+  }
+
+  private guestOf(rec: VmRecord): Guest {
+    const g = this.guests.get(rec.id);
+    if (!g) throw new MvmError(`VM ${rec.name} is ${rec.state} but this daemon has no connection to its QEMU`, { hint: `kill it (mvm kill ${rec.name}) and start it again` });
+    return g;
+  }
+
+  private qmpOf(rec: VmRecord) {
+    const q = this.guestOf(rec).qmp;
+    if (!q) throw new MvmError(`VM ${rec.name} has no QMP connection`, { hint: `kill it (mvm kill ${rec.name}) and start it again` });
+    return q;
+  }
+
+  exec(ref: string, options: ExecOptions): ExecSession {
+    const rec = this.o.store.get(ref);
+    requireState(rec.name, "exec", rec.state);
+    const agent = this.guestOf(rec).agent;
+    if (!agent || agent.closed) throw new MvmError(`the agent of VM ${rec.name} is not connected`, { hint: "the VM may be stopping; check mvm ps" });
+    return agent.exec(options);
+  }
+
+  async remove(ref: string, force = false): Promise<void> {
+    const rec = this.o.store.get(ref);
+    requireState(rec.name, force ? "forceRemove" : "remove", rec.state);
+    if (isLive(rec.state)) await this.kill(rec.id).catch(() => undefined);
+    this.o.store.remove(rec.id, ["created", "stopped", "crashed"]);
+    this.jobs.delete(rec.id);
+    await rm(this.dirOf(rec.id), { recursive: true, force: true });
+  }
+
+  async prune(): Promise<string[]> {
+    const gone: string[] = [];
+    for (const r of this.o.store.list()) {
+      if (r.state === "stopped" || r.state === "crashed") {
+        await this.remove(r.id).catch(() => undefined);
+        if (!this.o.store.find(r.id)) gone.push(r.name);
+      }
+    }
+    return gone;
+  }
+
+  /**
+   * At daemon start: every record in a live state is checked against reality. A QEMU still running (same
+   * pid and start time) is adopted; one that is gone makes the VM crashed (or stopped if it was stopping).
+   */
+  async reconcile(): Promise<void> {
+    for (const rec of this.o.store.list()) {
+      if (!isLive(rec.state)) continue;
+      const alive = rec.pid !== undefined && rec.pidStart !== undefined && processStartTime(rec.pid) === rec.pidStart;
+      if (alive && rec.state !== "starting") {
+        try {
+          const guest = await adoptGuest({ dir: this.dirOf(rec.id), pid: rec.pid!, pidStart: rec.pidStart!, timeoutMs: 10000 });
+          this.guests.set(rec.id, guest);
+          const status = await guest.qmp?.execute<{ status: string }>("query-status");
+          const state = status?.status === "paused" ? "paused" : "running";
+          this.o.store.transition(rec.id, [rec.state], state);
+          this.watch(rec.id, guest);
+          continue;
+        } catch {
+          // Not answering: it cannot be managed, so it must not keep running unseen.
+          try {
+            process.kill(rec.pid!, "SIGKILL");
+          } catch {
+            /* gone meanwhile */
+          }
+        }
+      }
+      this.o.store.transition(rec.id, [rec.state], rec.state === "stopping" ? "stopped" : "crashed", {
+        pid: undefined,
+        pidStart: undefined,
+        lastExit: {
+          exitCode: null,
+          signal: null,
+          at: new Date().toISOString(),
+          reason: alive ? "its QEMU stopped answering while the daemon was away; it was killed" : "its QEMU ended while the daemon was away (or the host restarted)",
+        },
+      });
+    }
+  }
+
+  /** Whether the manager holds a live connection to this VM. */
+  connected(id: string): boolean {
+    return this.guests.has(id);
+  }
+}
+
+export { NotFoundError };
