@@ -1,46 +1,105 @@
 #!/usr/bin/env node
-// The mvm command line.
+// The mvm command line: a thin client of the daemon (started on demand), plus benchmarks.
 
-import { Command, Option } from "commander";
+import { Command } from "commander";
 import { benchGuest } from "../bench/guest.js";
 import { ensureGuestArtifacts } from "../guest/artifacts.js";
+import { doctorCommand } from "./commands/doctor.js";
+import { execCommand, type ExecFlags } from "./commands/exec.js";
+import { inspectCommand, logsCommand, psCommand } from "./commands/inspect.js";
+import { lifecycleCommand, pruneCommand, removeCommand, waitCommand } from "./commands/lifecycle.js";
+import { createCommand, runCommand, type RunFlags } from "./commands/run.js";
 import { EXIT_MVM_FAILED, printError, printJson, progress } from "./output.js";
-import { runCommand, type RunFlags } from "./run.js";
+import { addVmFlags, type VmFlags } from "./vm-flags.js";
 
 const collect = (value: string, list: string[]) => [...list, value];
-
-function wantsJson(): boolean {
-  return process.argv.includes("--json");
-}
+const wantsJson = () => process.argv.includes("--json");
+const done = (p: Promise<number>) => p.then((code) => void (process.exitCode = code));
 
 const program = new Command()
   .name("mvm")
   .description("Fast, strongly isolated Linux microVMs on QEMU's microvm machine")
   .showHelpAfterError()
-  .exitOverride((e) => {
-    process.exit(e.exitCode === 0 ? 0 : EXIT_MVM_FAILED);
-  });
+  .exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : EXIT_MVM_FAILED));
+
+addVmFlags(
+  program
+    .command("run")
+    .description("create and start a VM; without -d, follow its command and exit with its status")
+    .argument("[command...]", "the command and its arguments (put -- before it)")
+    .option("--rm", "remove the VM when its command ends")
+    .option("-d, --detach", "start it and print its name; the VM keeps running")
+    .option("-i, --interactive", "pass stdin to the command"),
+).action((command: string[], flags: RunFlags) => done(runCommand(command, flags)));
+
+addVmFlags(program.command("create").description("create a VM without starting it").argument("[command...]", "its command")).action(
+  (command: string[], flags: VmFlags) => done(createCommand(command, flags)),
+);
+
+for (const [op, what] of [
+  ["start", "boot VMs (a VM with a command runs it again)"],
+  ["stop", "power VMs off: guest power-off, then QMP quit, SIGTERM, SIGKILL"],
+  ["kill", "end VMs at once (SIGKILL to QEMU)"],
+  ["pause", "freeze VMs' vCPUs"],
+  ["resume", "unfreeze paused VMs"],
+] as const) {
+  program
+    .command(op)
+    .description(what)
+    .argument("<vm...>")
+    .option("--json", "print JSON on stdout")
+    .action((refs: string[], flags: { json?: boolean }) => done(lifecycleCommand(op, refs, flags)));
+}
 
 program
-  .command("run")
-  .description("boot a microVM, run a command in it, and exit with the command's status")
-  .argument("<command...>", "the command and its arguments (put -- before it)")
-  .option("-e, --env <NAME=VALUE>", "set an environment variable (repeatable)", collect, [])
-  .option("-w, --workdir <dir>", "working directory of the command")
-  .option("-u, --user <user>", "run the command as this user (name or uid)")
-  .option("-i, --interactive", "pass stdin through to the command")
-  .option("--hostname <name>", "the guest's hostname", "mvm")
-  .option("--cpus <n>", "vCPUs", "1")
-  .option("--memory <size>", "guest memory: MiB or with a unit (256, 512M, 1G)", "256M")
-  .option("--kernel <path>", "boot this vmlinux or bzImage instead of mvm's kernel")
-  .option("--initrd <path>", "use this initramfs instead of mvm's")
-  .option("--append <args>", "add to the default kernel command line")
-  .option("--cmdline <args>", "replace the default kernel command line")
-  .addOption(new Option("--accel <accel>", "accelerator: auto picks KVM only where it is real").choices(["auto", "kvm", "tcg"]).default("auto"))
-  .option("--rm", "remove the VM when the command ends (always so until the daemon lands)")
-  .option("--json", "print the result as JSON on stdout (the command's output included)")
-  .action(async (command: string[], flags: RunFlags) => {
-    process.exitCode = await runCommand(command, flags);
+  .command("rm")
+  .description("remove VMs (stopped or crashed; -f removes running ones too)")
+  .argument("<vm...>")
+  .option("-f, --force", "kill running VMs first")
+  .option("--json", "print JSON on stdout")
+  .action((refs: string[], flags: { force?: boolean; json?: boolean }) => done(removeCommand(refs, flags)));
+
+program.command("prune").description("remove every stopped or crashed VM").option("--json", "print JSON on stdout").action((flags: { json?: boolean }) => done(pruneCommand(flags)));
+
+program
+  .command("ps")
+  .description("list running VMs")
+  .option("-a, --all", "all VMs, stopped and crashed ones too")
+  .option("--json", "print JSON on stdout")
+  .action((flags: { all?: boolean; json?: boolean }) => done(psCommand(flags)));
+
+program.command("inspect").description("everything mvm knows and decided about VMs, as JSON").argument("<vm...>").option("--json", "(always JSON)").action((refs: string[]) => done(inspectCommand(refs)));
+
+program
+  .command("logs")
+  .description("a VM's command output (capped); --console for its serial console")
+  .argument("<vm>")
+  .option("-f, --follow", "keep following")
+  .option("--console", "the serial console instead")
+  .option("--json", "output events as NDJSON")
+  .action((ref: string, flags: { follow?: boolean; console?: boolean; json?: boolean }) => done(logsCommand(ref, flags)));
+
+program
+  .command("exec")
+  .description("run a command in a running VM")
+  .argument("<vm>")
+  .argument("<command...>", "the command (put -- before it)")
+  .option("-i, --interactive", "pass stdin to the command")
+  .option("-e, --env <NAME=VALUE>", "an environment variable (repeatable)", collect, [])
+  .option("-w, --workdir <dir>", "working directory")
+  .option("-u, --user <user>", "user (name or uid)")
+  .option("--json", "print the result as JSON on stdout")
+  .action((ref: string, argv: string[], flags: ExecFlags) => done(execCommand(ref, argv, flags)));
+
+program.command("wait").description("wait for a VM to stop; prints its command's status").argument("<vm>").option("--json", "print JSON on stdout").action((ref: string, flags: { json?: boolean }) => done(waitCommand(ref, flags)));
+
+program.command("doctor").description("what this host can do, and how to fix what it cannot").option("--json", "print JSON on stdout").action((flags: { json?: boolean }) => done(doctorCommand(flags)));
+
+program
+  .command("daemon")
+  .description("run the daemon in the foreground (the CLI otherwise starts it on demand)")
+  .action(async () => {
+    await import("../daemon/main.js");
   });
 
 const bench = program.command("bench").description("measure mvm on this host");
@@ -50,17 +109,10 @@ bench
   .option("--boots <n>", "boots per configuration", "10")
   .option("--execs <n>", "exec round trips", "100")
   .option("--stream-mib <n>", "MiB streamed each way", "64")
-  .option("--json", "print JSON on stdout")
-  .action(async (flags: { boots: string; execs: string; streamMib: string; json?: boolean }) => {
+  .option("--json", "print JSON on stdout (the default)")
+  .action(async (flags: { boots: string; execs: string; streamMib: string }) => {
     const artifacts = await ensureGuestArtifacts({ onProgress: progress });
-    const result = await benchGuest({
-      artifacts,
-      boots: Number(flags.boots),
-      execs: Number(flags.execs),
-      streamMiB: Number(flags.streamMib),
-      onProgress: (l) => progress(`bench: ${l}`),
-    });
-    printJson(result);
+    printJson(await benchGuest({ artifacts, boots: Number(flags.boots), execs: Number(flags.execs), streamMiB: Number(flags.streamMib), onProgress: (l) => progress(`bench: ${l}`) }));
   });
 
 try {

@@ -1,0 +1,55 @@
+// `mvm doctor`: what this host can do, and how to fix what it cannot.
+
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { connect } from "../../client/client.js";
+import { chooseAccel, readHostFacts } from "../../host/accel.js";
+import { cacheDir, homeDir } from "../../host/paths.js";
+import { hostTsc } from "../../host/tsc.js";
+import { probeBinary } from "../../qemu/probe.js";
+import { printJson } from "../output.js";
+
+interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+  fix?: string;
+}
+
+export async function doctorCommand(flags: { json?: boolean }): Promise<number> {
+  const checks: Check[] = [];
+  const accel = chooseAccel("auto", readHostFacts());
+  checks.push({
+    name: "accelerator",
+    ok: true,
+    detail: `${accel.chosen}: ${accel.reason}`,
+    fix: accel.chosen === "tcg" ? "for KVM speed, run on bare metal or a cloud VM with nested virtualisation, with /dev/kvm usable by this user" : undefined,
+  });
+  const tsc = hostTsc();
+  checks.push({ name: "timer hints", ok: Boolean(tsc), detail: tsc ? `host TSC ${tsc.khz} kHz (${tsc.source})` : "host TSC frequency unknown: TCG guests boot without timer hints", fix: tsc ? undefined : "none needed under KVM; under TCG a busy host may stall guest boots" });
+  for (const [kind, path] of [["full", process.env.MVM_QEMU ?? "/usr/bin/qemu-system-x86_64"], ["microvm", process.env.MVM_QEMU_MICROVM ?? "/usr/bin/qemu-system-x86_64-microvm"]] as const) {
+    try {
+      const info = await probeBinary(path, cacheDir());
+      checks.push({ name: `qemu (${kind})`, ok: true, detail: `${path} ${info.version}, accelerators ${info.accels.join(", ")}` });
+    } catch {
+      checks.push({ name: `qemu (${kind})`, ok: kind === "microvm", detail: `${path} is missing`, fix: "apt-get install qemu-system-x86 (scripts/setup.sh does)" });
+    }
+  }
+  const guestDir = join(cacheDir(), "guest");
+  const built = existsSync(guestDir) && readdirSync(guestDir).some((f) => f.endsWith(".json"));
+  checks.push({ name: "guest kernel and initramfs", ok: built, detail: built ? `cached under ${cacheDir()}` : "not built yet", fix: built ? undefined : "run scripts/setup.sh (about 5 minutes once)" });
+  try {
+    const info = await (await connect({ autoStart: false })).info();
+    checks.push({ name: "daemon", ok: true, detail: `running, pid ${info.pid}, home ${info.home}` });
+  } catch {
+    checks.push({ name: "daemon", ok: true, detail: `not running (home ${homeDir()}); the CLI starts it on demand` });
+  }
+  if (flags.json) printJson({ ok: checks.every((c) => c.ok), checks });
+  else {
+    for (const c of checks) {
+      process.stdout.write(`${c.ok ? "ok  " : "FAIL"}  ${c.name}: ${c.detail}\n`);
+      if (c.fix) process.stdout.write(`      fix: ${c.fix}\n`);
+    }
+  }
+  return checks.every((c) => c.ok) ? 0 : 1;
+}

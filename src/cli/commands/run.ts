@@ -1,0 +1,81 @@
+// `mvm run` and `mvm create`: a VM from flags, through the daemon. Without -d, run follows the command's
+// output and exits with its status (Docker's convention); with --rm the VM is removed afterwards.
+
+import { readFileSync } from "node:fs";
+import { connect, type MvmClient } from "../../client/client.js";
+import { MvmError } from "../../errors.js";
+import { printJson } from "../output.js";
+import { specFromFlags, type VmFlags } from "../vm-flags.js";
+
+export interface RunFlags extends VmFlags {
+  rm?: boolean;
+  detach?: boolean;
+  interactive?: boolean;
+}
+
+const write = (stream: NodeJS.WriteStream, data: string) => stream.write(Buffer.from(data, "base64"));
+
+export async function createCommand(command: string[], flags: VmFlags): Promise<number> {
+  const client = await connect();
+  const vm = await client.create(specFromFlags(flags, command));
+  if (flags.json) printJson(vm);
+  else process.stdout.write(`${vm.name}\n`);
+  return 0;
+}
+
+export async function runCommand(command: string[], flags: RunFlags): Promise<number> {
+  if (flags.detach && flags.rm) throw new MvmError("--rm and -d cannot be used together", { hint: "a detached VM is removed with mvm rm when you are done" });
+  if (!flags.detach && command.length === 0) throw new MvmError("run needs a command unless it runs detached", { hint: "mvm run -- uname -a, or mvm run -d --name NAME" });
+  const client = await connect();
+  if (flags.detach) {
+    const vm = await client.create(specFromFlags(flags, command));
+    const started = await client.start(vm.id);
+    if (flags.json) printJson(started);
+    else process.stdout.write(`${vm.name}\n`);
+    return 0;
+  }
+  // -i: the VM runs without a command of its own, and the command runs through exec with stdin.
+  const vm = await client.create(specFromFlags(flags, flags.interactive ? undefined : command));
+  let interrupted = false;
+  const onSigint = () => {
+    interrupted = true;
+    void client.kill(vm.id).catch(() => undefined);
+  };
+  process.on("SIGINT", onSigint);
+  try {
+    const status = flags.interactive ? await runInteractive(client, vm.id, command, flags) : await runAttached(client, vm.id, flags);
+    return interrupted ? 130 : status;
+  } finally {
+    process.off("SIGINT", onSigint);
+    if (flags.rm) await client.remove(vm.id, { force: true }).catch(() => undefined);
+  }
+}
+
+async function runAttached(client: MvmClient, id: string, flags: RunFlags): Promise<number> {
+  const out: Record<"stdout" | "stderr", Buffer[]> = { stdout: [], stderr: [] };
+  const exit = await client.startAttached(id, (e) => {
+    if (e.type !== "stdout" && e.type !== "stderr") return;
+    if (flags.json) out[e.type].push(Buffer.from(e.data, "base64"));
+    else write(e.type === "stdout" ? process.stdout : process.stderr, e.data);
+  });
+  const ce = exit.commandExit;
+  if (!flags.json && ce?.status !== undefined && ce.status >= 125 && ce.reason !== "the command ended") process.stderr.write(`mvm: ${ce.reason}\n`);
+  if (flags.json) {
+    printJson({ vm: await client.get(id), exit: ce, stdout: Buffer.concat(out.stdout).toString(), stderr: Buffer.concat(out.stderr).toString() });
+  }
+  return ce?.status ?? 125;
+}
+
+async function runInteractive(client: MvmClient, id: string, command: string[], flags: RunFlags): Promise<number> {
+  await client.start(id);
+  const input = readFileSync(0);
+  const r = await client.exec(id, command, {
+    input,
+    onStdout: (b) => process.stdout.write(b),
+    onStderr: (b) => process.stderr.write(b),
+  });
+  if (r.message) process.stderr.write(`mvm: ${r.message}\n`);
+  await client.stop(id).catch(() => undefined);
+  if (flags.json) printJson(r);
+  return r.status;
+}

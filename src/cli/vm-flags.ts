@@ -1,0 +1,78 @@
+// The flags that describe a VM, shared by `run` and `create`, turned into the one VM spec schema.
+
+import type { Command } from "commander";
+import { MvmError } from "../errors.js";
+import type { VmSpecInput } from "../spec/vm-spec.js";
+
+export interface VmFlags {
+  name?: string;
+  env: string[];
+  workdir?: string;
+  user?: string;
+  hostname?: string;
+  cpus?: string;
+  memory?: string;
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  cmdline?: string;
+  accel?: string;
+  binary?: string;
+  json?: boolean;
+}
+
+const collect = (value: string, list: string[]) => [...list, value];
+
+export function addVmFlags(cmd: Command): Command {
+  return cmd
+    .option("--name <name>", "the VM's name (lower-case letters, digits, '-'); generated when left out")
+    .option("-e, --env <NAME=VALUE>", "an environment variable for the command (repeatable)", collect, [])
+    .option("-w, --workdir <dir>", "working directory of the command")
+    .option("-u, --user <user>", "run the command as this user (name or uid)")
+    .option("--hostname <name>", "the guest's hostname (default: the VM's name)")
+    .option("--cpus <n>", "vCPUs (default 1)")
+    .option("--memory <size>", "memory: MiB or with a unit: 256, 512M, 1G (default 256M)")
+    .option("--kernel <path>", "boot this vmlinux or bzImage instead of mvm's kernel")
+    .option("--initrd <path>", "use this initramfs instead of mvm's")
+    .option("--append <args>", "add to the default kernel command line")
+    .option("--cmdline <args>", "replace the default kernel command line")
+    .option("--accel <accel>", "auto (KVM only where it is real), kvm or tcg")
+    .option("--binary <binary>", "auto, full or microvm (the stripped QEMU)")
+    .option("--json", "print JSON on stdout");
+}
+
+function parseEnv(list: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const item of list) {
+    const eq = item.indexOf("=");
+    if (eq <= 0) throw new MvmError(`invalid environment entry ${JSON.stringify(item)}`, { hint: "write -e NAME=VALUE" });
+    env[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return env;
+}
+
+function parseCount(text: string): number | string {
+  return /^\d+$/.test(text) ? Number(text) : text; // the schema names the problem if it is not a number
+}
+
+/** Builds the spec; validation (and its error messages) is the schema's, as for every other door. */
+export function specFromFlags(flags: VmFlags, command: string[] | undefined): VmSpecInput {
+  const spec: Record<string, unknown> = {
+    name: flags.name,
+    env: flags.env.length ? parseEnv(flags.env) : undefined,
+    workdir: flags.workdir,
+    user: flags.user,
+    hostname: flags.hostname,
+    cpus: flags.cpus === undefined ? undefined : parseCount(flags.cpus),
+    memory: flags.memory,
+    kernel: flags.kernel,
+    initrd: flags.initrd,
+    append: flags.append,
+    cmdline: flags.cmdline,
+    accel: flags.accel,
+    binary: flags.binary,
+    command: command && command.length ? command : undefined,
+  };
+  for (const k of Object.keys(spec)) if (spec[k] === undefined) delete spec[k];
+  return spec;
+}
