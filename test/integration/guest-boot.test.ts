@@ -116,6 +116,6 @@ test("a guest whose agent never answers times out and is killed", async () => {
 });
 
 test("no QEMU process is left", () => {
-  const left = execFileSync("sh", ["-c", "pgrep -f 'qemu-system.*org.mvm.agent' || true"]).toString().trim();
+  const left = execFileSync("sh", ["-c", "pgrep -f '[q]emu-system.*org.mvm.agent' || true"]).toString().trim();
   if (left) for (const pid of left.split("\n")) assertGone(Number(pid));
 });

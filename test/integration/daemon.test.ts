@@ -1,0 +1,150 @@
+// The daemon, its API and the CLI, booting real guests under TCG.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { connect } from "../../src/client/client.js";
+import { processStartTime } from "../../src/guest/qemu-process.js";
+import { qemuPidsOf, startTestDaemon } from "../support/daemon.js";
+
+test("run: the command's output, streams apart, and its exit code; --rm leaves nothing", async (t) => {
+  const d = await startTestDaemon(t);
+  const ok = await d.cli(["run", "--rm", "--", "sh", "-c", "echo out; echo err >&2; uname -r"]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /^out\n6\.1\.\d+-mvm\n$/);
+  assert.equal(ok.stderr, "err\n");
+  assert.equal((await d.cli(["run", "--rm", "--", "sh", "-c", "exit 3"])).code, 3);
+  const missing = await d.cli(["run", "--rm", "--", "no-such-thing"]);
+  assert.equal(missing.code, 127);
+  assert.match(missing.stderr, /no-such-thing: No such file or directory/);
+  assert.equal((await d.cli(["run", "--rm", "--", "sh", "-c", "kill -9 $$"])).code, 137);
+  assert.deepEqual(await d.client.list(), []);
+});
+
+test("bad input is refused with a clear error and creates nothing", async (t) => {
+  const d = await startTestDaemon(t);
+  const cases: Array<[string[], RegExp]> = [
+    [["run", "--memory", "-5", "--", "true"], /memory/],
+    [["run", "--name", "Bad,Name", "--", "true"], /name/],
+    [["run", "--cpus", "0", "--", "true"], /cpus/],
+    [["run", "--kernel", "/etc/hostname", "--", "true"], /not a Linux kernel/],
+    [["run", "--initrd", "/nonexistent", "--", "true"], /cannot read initrd/],
+    [["run", "--accel", "warp", "--", "true"], /accel/],
+  ];
+  for (const [args, why] of cases) {
+    const r = await d.cli(args);
+    assert.equal(r.code, 125, args.join(" "));
+    assert.match(r.stderr, why);
+    assert.match(r.stderr, /hint|must|needs|expected/i);
+  }
+  const json = await d.cli(["run", "--json", "--memory", "huge", "--", "true"]);
+  assert.equal((JSON.parse(json.stdout) as { error: string }).error, "INVALID_SIZE");
+  assert.deepEqual(await d.client.list(), []);
+});
+
+test("lifecycle: every transition, and wrong-state calls name both states", async (t) => {
+  const d = await startTestDaemon(t);
+  const c = d.client;
+  const vm = await c.create({ name: "life" });
+  assert.equal(vm.state, "created");
+  await assert.rejects(c.stop("life"), (e: Error & { code?: string }) => e.code === "WRONG_STATE" && /created/.test(e.message) && /running or paused/.test(e.message));
+  const running = await c.start("life");
+  assert.equal(running.state, "running");
+  assert.ok(running.pid && running.argv?.includes("microvm") && running.timings?.helloMs);
+  assert.equal((await c.pause("life")).state, "paused");
+  await assert.rejects(c.exec("life", ["true"]), (e: Error & { code?: string }) => e.code === "WRONG_STATE" && /paused/.test(e.message));
+  await assert.rejects(c.remove("life"), /stop it first|running|paused/);
+  assert.equal((await c.resume("life")).state, "running");
+  assert.equal((await c.exec("life", ["echo", "back"])).status, 0);
+  const stopped = await c.stop("life");
+  assert.equal(stopped.state, "stopped");
+  assert.equal(stopped.lastExit?.reason, "stopped on request");
+  assert.equal((await c.start("life")).state, "running");
+  assert.equal((await c.kill("life")).state, "stopped");
+  await c.remove("life");
+  await assert.rejects(c.get("life"), (e: Error & { code?: string }) => e.code === "NOT_FOUND");
+});
+
+test("a VM with a command powers off when it ends; start runs it again; wait and logs", async (t) => {
+  const d = await startTestDaemon(t);
+  const c = d.client;
+  await c.create({ name: "job", command: ["sh", "-c", "echo run at $(cat /proc/uptime | cut -d. -f1); exit 5"] });
+  const first = await c.startAttached("job", () => {});
+  assert.equal(first.commandExit?.status, 5);
+  assert.equal(first.state, "stopped");
+  await c.start("job");
+  assert.equal((await c.wait("job")).commandExit?.status, 5);
+  const logs = await d.cli(["logs", "job"]);
+  assert.equal(logs.stdout.match(/run at/g)?.length, 2, logs.stdout);
+  const consoleLog = await d.cli(["logs", "--console", "job"]);
+  assert.match(consoleLog.stdout, /mvm-init: started/);
+  const ps = await d.cli(["ps", "-a"]);
+  assert.match(ps.stdout, /job\s+stopped.*\s5\n/);
+});
+
+test("QEMU killed while running: crashed, with the signal, logs kept", async (t) => {
+  const d = await startTestDaemon(t);
+  const vm = await d.client.start((await d.client.create({ name: "victim" })).id);
+  process.kill(vm.pid!, "SIGKILL");
+  let after = await d.client.get("victim");
+  for (let i = 0; i < 50 && after.state !== "crashed"; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    after = await d.client.get("victim");
+  }
+  assert.equal(after.state, "crashed");
+  assert.equal(after.lastExit?.signal, "SIGKILL");
+  assert.match(after.lastExit?.reason ?? "", /unasked.*SIGKILL/);
+  assert.match((await d.cli(["logs", "--console", "victim"])).stdout, /mvm-init: started/);
+  assert.equal((await d.client.start("victim")).state, "running", "a crashed VM starts again");
+});
+
+test("QEMU dying during boot: the start fails with its console, the VM is crashed, nothing runs", async (t) => {
+  const d = await startTestDaemon(t);
+  await d.client.create({ name: "doomed", append: "rdinit=/no/such/init" });
+  await assert.rejects(d.client.start("doomed"), (e: Error & { code?: string; details?: Record<string, unknown> }) => {
+    assert.equal(e.code, "BOOT_FAILED");
+    assert.match(String(e.details?.consoleTail), /Kernel panic|No working init/);
+    return true;
+  });
+  const vm = await d.client.get("doomed");
+  assert.equal(vm.state, "crashed");
+  assert.match(vm.lastExit?.reason ?? "", /boot failed/);
+  assert.deepEqual(qemuPidsOf(d.home), []);
+});
+
+test("six concurrent creates of one name: exactly one wins", async (t) => {
+  const d = await startTestDaemon(t);
+  const results = await Promise.allSettled(Array.from({ length: 6 }, () => d.cli(["create", "--name", "same"])));
+  const codes = results.map((r) => (r.status === "fulfilled" ? r.value.code : -1)).sort();
+  assert.deepEqual(codes, [0, 125, 125, 125, 125, 125]);
+  assert.equal((await d.client.list()).length, 1);
+});
+
+test("daemon killed with -9: the VM keeps running and the next daemon re-adopts it", async (t) => {
+  const d = await startTestDaemon(t);
+  const vm = await d.client.start((await d.client.create({ name: "survivor" })).id);
+  const startTime = processStartTime(vm.pid!);
+  process.kill(await d.daemonPid(), "SIGKILL");
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(processStartTime(vm.pid!), startTime, "QEMU outlived the daemon");
+  const c2 = await connect({ home: d.home }); // starts a new daemon, which re-adopts
+  const adopted = await c2.get("survivor");
+  assert.equal(adopted.state, "running");
+  assert.equal(adopted.pid, vm.pid);
+  const r = await c2.exec("survivor", ["echo", "still here"]);
+  assert.equal(r.status, 0);
+  // Now QEMU dies while no daemon watches: the next daemon must not believe it is running.
+  process.kill((await c2.info()).pid, "SIGKILL");
+  process.kill(vm.pid!, "SIGKILL");
+  await new Promise((r) => setTimeout(r, 200));
+  const c3 = await connect({ home: d.home });
+  const after = await c3.get("survivor");
+  assert.equal(after.state, "crashed");
+  assert.match(after.lastExit?.reason ?? "", /while the daemon was away/);
+});
+
+test("the API socket is private to the daemon's user", async (t) => {
+  const d = await startTestDaemon(t);
+  const mode = (await import("node:fs")).statSync(`${d.home}/mvm.sock`).mode & 0o777;
+  assert.equal(mode, 0o600);
+  assert.ok(readFileSync(`${d.home}/daemon.pid`, "utf8").length > 0);
+});
