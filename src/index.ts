@@ -1,8 +1,14 @@
 // mvm's library entry point.
-export { launchGuest, Guest, type LaunchOptions, type BootTimeline, type QemuExit } from "./guest/launch.js";
+//   const mvm = await connect();              // starts the daemon if it is not running
+//   await using vm = await mvm.run({ memory: "512M" });
+//   const r = await vm.exec(["uname", "-r"], { onStdout: (b) => process.stdout.write(b) });
+export { connect, MvmClient, VmHandle, type ConnectOptions, type ExecRequestOptions, type DaemonInfo, type VmView, type VmSpecInput, type ExitEvent, type AttachEvent } from "./client/client.js";
+export { launchGuest, adoptGuest, Guest, type LaunchOptions, type BootTimeline, type QemuExit, type StopRung } from "./guest/launch.js";
 export { ensureGuestArtifacts, type GuestArtifacts } from "./guest/artifacts.js";
 export type { GuestConfig } from "./guest/config-file.js";
 export { AgentClient, ExecSession, type ExecOptions, type ExecResult, type RunResult } from "./agent/client.js";
 export type { Hello } from "./agent/messages.js";
 export { chooseAccel, readHostFacts, type AccelChoice } from "./host/accel.js";
+export { VmSpecSchema } from "./spec/vm-spec.js";
+export type { VmState } from "./vm/state.js";
 export * from "./errors.js";

@@ -2,6 +2,7 @@
 // The mvm command line: a thin client of the daemon (started on demand), plus benchmarks.
 
 import { Command } from "commander";
+import { benchBoot } from "../bench/boot.js";
 import { benchGuest } from "../bench/guest.js";
 import { ensureGuestArtifacts } from "../guest/artifacts.js";
 import { doctorCommand } from "./commands/doctor.js";
@@ -113,6 +114,16 @@ bench
   .action(async (flags: { boots: string; execs: string; streamMib: string }) => {
     const artifacts = await ensureGuestArtifacts({ onProgress: progress });
     printJson(await benchGuest({ artifacts, boots: Number(flags.boots), execs: Number(flags.execs), streamMiB: Number(flags.streamMib), onProgress: (l) => progress(`bench: ${l}`) }));
+  });
+
+bench
+  .command("boot")
+  .description("boot time of mvm's default VM beside q35 with Debian's cloud kernel, same run (TCG here)")
+  .option("--runs <n>", "boots per configuration", "10")
+  .option("--json", "print JSON on stdout (the default)")
+  .action(async (flags: { runs: string }) => {
+    const artifacts = await ensureGuestArtifacts({ onProgress: progress });
+    printJson(await benchBoot({ artifacts, runs: Number(flags.runs), onProgress: (l) => progress(`bench: ${l}`) }));
   });
 
 try {
