@@ -148,3 +148,17 @@ test("the API socket is private to the daemon's user", async (t) => {
   assert.equal(mode, 0o600);
   assert.ok(readFileSync(`${d.home}/daemon.pid`, "utf8").length > 0);
 });
+
+test("library: run, exec with callbacks and input, and await using removes the VM", async (t) => {
+  const d = await startTestDaemon(t);
+  const mvm = await connect({ home: d.home });
+  {
+    await using vm = await mvm.run({ memory: "300M", env: { GREETING: "hello" } });
+    const chunks: string[] = [];
+    const r = await vm.exec(["sh", "-c", "echo $GREETING; cat; exit 2"], { input: "piped\n", onStdout: (b) => chunks.push(b.toString()) });
+    assert.equal(r.status, 2);
+    assert.equal(chunks.join(""), "hello\npiped\n");
+    assert.equal((await vm.inspect()).spec.memoryMiB, 300);
+  }
+  assert.deepEqual(await mvm.list(), []);
+});
