@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
@@ -148,6 +149,35 @@ static void start_agent(void) {
   agent_pid = pid;
 }
 
+/* A root shell on the serial console, for `mvm console`. Only the daemon's user can reach the console
+ * (its socket is private), as with a hypervisor's console. Restarted when it exits. */
+static pid_t shell_pid = -1;
+static long long shell_started;
+
+static void start_console_shell(void) {
+  const char *shell = access("/bin/sh", X_OK) == 0 ? "/bin/sh" : NULL;
+  if (!shell) return;
+  pid_t pid = fork();
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    setsid();
+    int fd = open("/dev/ttyS0", O_RDWR | O_NOCTTY);
+    if (fd < 0) _exit(127);
+    ioctl(fd, TIOCSCTTY, 0);
+    dup2(fd, 0); dup2(fd, 1); dup2(fd, 2);
+    if (fd > 2) close(fd);
+    setenv("TERM", "vt100", 1);
+    chdir("/root");
+    char *argv[] = {"-sh", NULL};
+    execv(shell, argv);
+    _exit(127);
+  }
+  shell_pid = pid;
+  shell_started = uptime_ms();
+}
+
 static void shutdown_now(void) {
   say("powering off");
   sigset_t chld;
@@ -221,6 +251,7 @@ int main(int argc, char **argv) {
   setenv("MVM_INIT_UPTIME_MS", t, 1);
   chdir("/");
   start_agent();
+  start_console_shell();
 
   long long last_restart = 0;
   for (;;) {
@@ -230,6 +261,11 @@ int main(int argc, char **argv) {
       int status;
       pid_t pid;
       while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == shell_pid) {
+          /* A shell that dies at once (no usable console) is not restarted in a loop. */
+          if (uptime_ms() - shell_started > 1000) start_console_shell();
+          continue;
+        }
         if (pid != agent_pid) continue;
         say("agent exited (%s %d); restarting it", WIFSIGNALED(status) ? "signal" : "status",
             WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));

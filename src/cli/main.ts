@@ -5,6 +5,7 @@ import { Command } from "commander";
 import { benchBoot } from "../bench/boot.js";
 import { benchGuest } from "../bench/guest.js";
 import { ensureGuestArtifacts } from "../guest/artifacts.js";
+import { consoleCommand } from "./commands/console.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { execCommand, type ExecFlags } from "./commands/exec.js";
 import { inspectCommand, logsCommand, psCommand } from "./commands/inspect.js";
@@ -91,6 +92,8 @@ program
   .option("-u, --user <user>", "user (name or uid)")
   .option("--json", "print the result as JSON on stdout")
   .action((ref: string, argv: string[], flags: ExecFlags) => done(execCommand(ref, argv, flags)));
+
+program.command("console").description("the VM's serial console, interactive (a root shell); Ctrl-] detaches").argument("<vm>").action((ref: string) => done(consoleCommand(ref)));
 
 program.command("wait").description("wait for a VM to stop; prints its command's status").argument("<vm>").option("--json", "print JSON on stdout").action((ref: string, flags: { json?: boolean }) => done(waitCommand(ref, flags)));
 

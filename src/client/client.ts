@@ -10,7 +10,8 @@ import type { AccelChoice } from "../host/accel.js";
 import { homeDir } from "../host/paths.js";
 import type { VmSpecInput } from "../spec/vm-spec.js";
 import { startDaemon } from "./daemon-process.js";
-import { requestJson, requestStream, requestText, type HttpOptions } from "./http.js";
+import type { Duplex } from "node:stream";
+import { openUpgrade, requestJson, requestStream, requestText, type HttpOptions } from "./http.js";
 
 export type { VmView, VmSpecInput, ExitEvent, AttachEvent };
 
@@ -136,6 +137,11 @@ export class MvmClient {
     const q = `console=${o.console ? "true" : "false"}&follow=${o.follow ? "true" : "false"}`;
     if (o.console) return requestText(this.http(o.signal), `/v1/vms/${enc(ref)}/logs?${q}`, o.onData);
     return requestStream(this.http(o.signal), "GET", `/v1/vms/${enc(ref)}/logs?${q}`, undefined, (v) => o.onEvent?.(v as unknown as AttachEvent));
+  }
+
+  /** The VM's serial console as a raw duplex stream (a root shell on ttyS0, and all console output). */
+  console(ref: string, signal?: AbortSignal): Promise<Duplex> {
+    return openUpgrade(this.socketPath, `/v1/vms/${enc(ref)}/console`, "mvm-console", signal);
   }
 
   /** Creates and starts a VM and hands back a handle; `await using` removes it at the end of the scope. */

@@ -2,6 +2,7 @@
 
 import { request, type IncomingMessage } from "node:http";
 import { createInterface } from "node:readline";
+import type { Duplex } from "node:stream";
 import { errorFromBody } from "../daemon/http-errors.js";
 
 export interface HttpOptions {
@@ -64,4 +65,25 @@ export async function requestText(o: HttpOptions, path: string, onData: (chunk: 
   const res = await send(o, "GET", path);
   await failIfError(res);
   for await (const chunk of res) onData(chunk as Buffer);
+}
+
+/** Upgrades a request to a raw stream (the console); an HTTP error answer becomes an MvmError. */
+export function openUpgrade(socketPath: string, path: string, protocol: string, signal?: AbortSignal): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, method: "GET", signal, headers: { connection: "Upgrade", upgrade: protocol } });
+    req.on("upgrade", (_res, socket) => resolve(socket));
+    req.on("response", (res) => {
+      void readAll(res).then((text) => {
+        let body: Record<string, unknown> = { message: text };
+        try {
+          body = JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          /* plain text */
+        }
+        reject(errorFromBody(res.statusCode ?? 500, body));
+      });
+    });
+    req.on("error", reject);
+    req.end();
+  });
 }

@@ -297,6 +297,13 @@ export class VmManager {
     return q;
   }
 
+  /** The serial console of a running or paused VM, for an interactive client. */
+  openConsole(ref: string, onData: (b: Buffer) => void): { name: string; write: (b: Buffer) => void; close: () => void } {
+    const rec = this.o.store.get(ref);
+    if (rec.state !== "running" && rec.state !== "paused") requireState(rec.name, "exec", rec.state);
+    return { name: rec.name, ...this.guestOf(rec).openConsole(onData) };
+  }
+
   exec(ref: string, options: ExecOptions): ExecSession {
     const rec = this.o.store.get(ref);
     requireState(rec.name, "exec", rec.state);

@@ -3,7 +3,7 @@
 // throws, with QEMU's output and the console tail in the error. Used directly by `mvm run`, the tests and
 // the benchmarks, and by the daemon for every VM it manages.
 
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, copyFileSync, fstatSync, openSync, readSync, statSync, truncateSync } from "node:fs";
 import { mkdtemp, rm, unlink } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -71,6 +71,7 @@ const CONSOLE_CAP = 256 * 1024;
 
 export const vmFiles = (dir: string) => ({
   agentSocket: join(dir, "agent.sock"),
+  consoleSocket: join(dir, "console.sock"),
   qmpSocket: join(dir, "qmp.sock"),
   config: join(dir, "config"),
   consoleLog: join(dir, "console.log"),
@@ -91,6 +92,17 @@ export function readTail(path: string, max = CONSOLE_CAP): string {
     return "";
   } finally {
     if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Keeps a log QEMU appends to under 1 MiB: the old part moves to .1 (a few bytes may fall between). */
+function capLog(path: string, cap = 1024 * 1024): void {
+  try {
+    if (statSync(path).size <= cap) return;
+    copyFileSync(path, `${path}.1`);
+    truncateSync(path, 0);
+  } catch {
+    /* not there yet */
   }
 }
 
@@ -116,6 +128,11 @@ export class Guest implements AsyncDisposable {
   channel?: Socket;
   /** QEMU announced a guest-initiated shutdown (power-off or reboot) before it ended. */
   guestShutdown = false;
+  /** The serial console's live connection (VMs with their own directory only). */
+  consoleChannel?: Socket;
+  private readonly consoleListeners = new Set<(b: Buffer) => void>();
+  private consoleServer?: Server;
+  private consoleBytes = 0;
 
   constructor(
     readonly process: QemuProcess,
@@ -153,6 +170,33 @@ export class Guest implements AsyncDisposable {
 
   get running(): boolean {
     return this.process.running;
+  }
+
+  /** Takes QEMU's console connections (it reconnects after a host-side restart) and keeps the log capped. */
+  serveConsole(server: Server): void {
+    this.consoleServer = server;
+    server.on("connection", (socket: Socket) => {
+      this.consoleChannel?.destroy();
+      this.consoleChannel = socket;
+      socket.on("data", (b: Buffer) => {
+        for (const l of this.consoleListeners) l(b);
+        this.consoleBytes += b.length;
+        if (this.consoleBytes > 64 * 1024) {
+          this.consoleBytes = 0;
+          capLog(vmFiles(this.dir).consoleLog);
+        }
+      });
+      socket.on("error", () => undefined);
+    });
+  }
+
+  /** Follows console output and sends keystrokes to it; returns a function that detaches. */
+  openConsole(onData: (b: Buffer) => void): { write: (b: Buffer) => void; close: () => void } {
+    this.consoleListeners.add(onData);
+    return {
+      write: (b) => void this.consoleChannel?.write(b),
+      close: () => this.consoleListeners.delete(onData),
+    };
   }
 
   attachQmp(qmp: QmpClient): void {
@@ -229,9 +273,12 @@ export class Guest implements AsyncDisposable {
       this.qmp?.close();
       this.server.close();
       this.qmpServer.close();
+      this.consoleChannel?.destroy();
+      this.consoleServer?.close();
+      this.consoleListeners.clear();
       const files = vmFiles(this.dir);
       if (this.ownsDir) await rm(this.dir, { recursive: true, force: true });
-      else await Promise.all([files.agentSocket, files.qmpSocket, files.config].map((f) => unlink(f).catch(() => undefined)));
+      else await Promise.all([files.agentSocket, files.qmpSocket, files.consoleSocket, files.config].map((f) => unlink(f).catch(() => undefined)));
     })();
     return this.cleaned;
   }
@@ -242,7 +289,7 @@ export class Guest implements AsyncDisposable {
 }
 
 /** The argv a launch would use, without starting anything. */
-export function buildArgv(options: LaunchOptions & { artifacts: GuestArtifacts; dir: string; configFile?: string; console: "stdio" | "file" }): ArgvEntry[] {
+export function buildArgv(options: LaunchOptions & { artifacts: GuestArtifacts; dir: string; configFile?: string; console: "stdio" | "socket" }): ArgvEntry[] {
   const accel = options.accel ?? "tcg";
   const files = vmFiles(options.dir);
   const cmdline =
@@ -264,7 +311,7 @@ export function buildArgv(options: LaunchOptions & { artifacts: GuestArtifacts; 
     agentSocket: files.agentSocket,
     qmpSocket: files.qmpSocket,
     configFile: options.configFile,
-    console: options.console === "stdio" ? { kind: "stdio" } : { kind: "file", path: files.consoleLog },
+    console: options.console === "stdio" ? { kind: "stdio" } : { kind: "socket", path: files.consoleSocket, logfile: files.consoleLog },
   });
   if (options.extraArgs) argv.push({ args: options.extraArgs, reason: "requested by the caller" });
   return argv;
@@ -281,7 +328,7 @@ export async function launchGuest(options: LaunchOptions = {}): Promise<Guest> {
     await unlink(configFile).catch(() => undefined);
     await writeGuestConfig(configFile, options.config);
   }
-  const argv = buildArgv({ ...options, artifacts, dir, configFile, console: ownsDir ? "stdio" : "file" });
+  const argv = buildArgv({ ...options, artifacts, dir, configFile, console: ownsDir ? "stdio" : "socket" });
 
   // Listen before QEMU starts, so its connect never races the socket's creation.
   const server = await listenOn(files.agentSocket);
@@ -291,8 +338,10 @@ export async function launchGuest(options: LaunchOptions = {}): Promise<Guest> {
 
   const t0 = performance.now();
   const binary = options.qemuBinary ?? "qemu-system-x86_64";
+  const consoleServer = ownsDir ? undefined : await listenOn(files.consoleSocket);
   const proc = spawnQemu(binary, flattenArgv(argv), ownsDir ? {} : { detached: true, logFile: files.qemuLog });
   const guest = new Guest(proc, argv, dir, ownsDir, server, qmpServer, t0);
+  if (consoleServer) guest.serveConsole(consoleServer);
   const spawnFailed = new Promise<never>((_, reject) =>
     proc.child?.once("error", (e) =>
       reject(new BootError(`cannot start QEMU (${binary}): ${e.message}`, { hint: "install Debian's qemu-system-x86 (scripts/setup.sh does)", cause: e })),
@@ -311,9 +360,11 @@ export async function adoptGuest(o: { dir: string; pid: number; pidStart: string
   const qmpServer = await listenOn(files.qmpSocket);
   const connected = nextConnection(server);
   const qmpConnected = nextConnection(qmpServer);
+  const consoleServer = await listenOn(files.consoleSocket);
   const proc = adoptQemu(o.pid, o.pidStart);
   proc.check();
   const guest = new Guest(proc, o.argv ?? [], o.dir, false, server, qmpServer, performance.now());
+  guest.serveConsole(consoleServer);
   return waitReady(guest, connected, qmpConnected, { helloTimeoutMs: o.timeoutMs ?? 10000 }, []);
 }
 

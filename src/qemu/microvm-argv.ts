@@ -17,8 +17,11 @@ export interface MicrovmSpec {
   qmpSocket?: string;
   /** The guest configuration file, handed to mvm-init through fw_cfg. */
   configFile?: string;
-  /** Where the serial console goes: QEMU's stdout, or a file. */
-  console: { kind: "stdio" } | { kind: "file"; path: string };
+  /**
+   * Where the serial console goes: QEMU's stdout, a file, or a socket mvm listens on (for an interactive
+   * console) with QEMU itself logging everything to a file, connected or not.
+   */
+  console: { kind: "stdio" } | { kind: "file"; path: string } | { kind: "socket"; path: string; logfile: string };
 }
 
 export interface ArgvEntry {
@@ -44,11 +47,7 @@ export function microvmArgv(spec: MicrovmSpec): ArgvEntry[] {
     e("guest memory, in MiB", "-m", `${spec.memoryMiB}M`),
     e("guest vCPU count", "-smp", String(spec.cpus)),
     e("a guest reboot or panic ends QEMU instead of looping", "-no-reboot"),
-    e(
-      "the serial console (kernel and init messages)",
-      "-serial",
-      spec.console.kind === "stdio" ? "stdio" : `file:${optValue(spec.console.path, "console log path")}`,
-    ),
+    ...consoleArgs(spec.console, e),
     e("direct kernel boot (qboot; PVH entry when the kernel is an uncompressed vmlinux)", "-kernel", spec.kernel),
   );
   if (spec.initrd) entries.push(e("the initramfs holding mvm-init and the agent", "-initrd", spec.initrd));
@@ -76,3 +75,17 @@ export function microvmArgv(spec: MicrovmSpec): ArgvEntry[] {
 }
 
 export const flattenArgv = (entries: ArgvEntry[]): string[] => entries.flatMap((x) => x.args);
+
+function consoleArgs(c: MicrovmSpec["console"], e: (reason: string, ...args: string[]) => ArgvEntry): ArgvEntry[] {
+  const why = "the serial console (kernel and init messages, a shell for mvm console)";
+  if (c.kind === "stdio") return [e(why, "-serial", "stdio")];
+  if (c.kind === "file") return [e(why, "-serial", `file:${optValue(c.path, "console log path")}`)];
+  return [
+    e(
+      "console socket: QEMU connects to mvm (reconnecting after a restart) and logs all output itself, connected or not",
+      "-chardev",
+      `socket,${optList([["id", "console"], ["path", c.path], ["reconnect", 1], ["logfile", c.logfile], ["logappend", true]])}`,
+    ),
+    e(why, "-serial", "chardev:console"),
+  ];
+}

@@ -162,3 +162,23 @@ test("library: run, exec with callbacks and input, and await using removes the V
   }
   assert.deepEqual(await mvm.list(), []);
 });
+
+test("console: a shell on the serial console answers, and detaching leaves the VM running", async (t) => {
+  const d = await startTestDaemon(t);
+  await d.client.start((await d.client.create({ name: "con" })).id);
+  const stream = await d.client.console("con");
+  let seen = "";
+  const answered = new Promise<void>((resolve) =>
+    stream.on("data", (b: Buffer) => {
+      seen += b.toString("latin1");
+      if (seen.includes("console-42")) resolve();
+    }),
+  );
+  stream.write("echo console-$((6*7))\n");
+  await Promise.race([answered, new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer; console said: ${seen.slice(-500)}`)), 20000))]);
+  stream.destroy();
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal((await d.client.get("con")).state, "running");
+  assert.match((await d.cli(["logs", "--console", "con"])).stdout, /console-42/, "the console log keeps the session");
+  await assert.rejects(d.client.console("nope"), (e: Error & { code?: string }) => e.code === "NOT_FOUND");
+});
