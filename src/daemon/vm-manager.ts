@@ -120,10 +120,14 @@ export class VmManager {
         config: { hostname: spec.hostname, env: spec.env },
         helloTimeoutMs: 60000,
         signal,
+        // Named in the record at once: a daemon that dies mid-boot leaves a QEMU the next one can find.
+        onSpawn: (pid) => this.o.store.update(rec.id, { pid, pidStart: processStartTime(pid) }),
       });
     } catch (e) {
       const err = e as MvmError;
       this.o.store.transition(rec.id, ["starting"], "crashed", {
+        pid: undefined,
+        pidStart: undefined,
         lastExit: { exitCode: null, signal: null, at: new Date().toISOString(), reason: `boot failed: ${err.message}` },
       });
       throw e;
@@ -340,6 +344,7 @@ export class VmManager {
     for (const rec of this.o.store.list()) {
       if (!isLive(rec.state)) continue;
       const alive = rec.pid !== undefined && rec.pidStart !== undefined && processStartTime(rec.pid) === rec.pidStart;
+      // A VM caught mid-boot is not adopted: its boot had no one to finish it. It is killed below.
       if (alive && rec.state !== "starting") {
         try {
           const guest = await adoptGuest({ dir: this.dirOf(rec.id), pid: rec.pid!, pidStart: rec.pidStart!, timeoutMs: 10000 });
@@ -350,12 +355,15 @@ export class VmManager {
           this.watch(rec.id, guest);
           continue;
         } catch {
-          // Not answering: it cannot be managed, so it must not keep running unseen.
-          try {
-            process.kill(rec.pid!, "SIGKILL");
-          } catch {
-            /* gone meanwhile */
-          }
+          /* not answering: killed below, as it cannot be managed */
+        }
+      }
+      // Nothing may keep running unseen.
+      if (alive) {
+        try {
+          process.kill(rec.pid!, "SIGKILL");
+        } catch {
+          /* gone meanwhile */
         }
       }
       this.o.store.transition(rec.id, [rec.state], rec.state === "stopping" ? "stopped" : "crashed", {
@@ -365,7 +373,11 @@ export class VmManager {
           exitCode: null,
           signal: null,
           at: new Date().toISOString(),
-          reason: alive ? "its QEMU stopped answering while the daemon was away; it was killed" : "its QEMU ended while the daemon was away (or the host restarted)",
+          reason: alive
+            ? rec.state === "starting"
+              ? "the daemon stopped while the VM was booting; its QEMU was killed"
+              : "its QEMU stopped answering while the daemon was away; it was killed"
+            : "its QEMU ended while the daemon was away (or the host restarted)",
         },
       });
     }

@@ -51,6 +51,8 @@ export interface LaunchOptions {
    * QEMU runs in its own session so that it outlives this process.
    */
   dir?: string;
+  /** Called with QEMU's pid right after it is spawned (so a record can name it before the guest is ready). */
+  onSpawn?: (pid: number) => void;
 }
 
 /** Milliseconds since spawn, as the host saw them, plus the guest's own uptime marks. */
@@ -342,6 +344,7 @@ export async function launchGuest(options: LaunchOptions = {}): Promise<Guest> {
   const proc = spawnQemu(binary, flattenArgv(argv), ownsDir ? {} : { detached: true, logFile: files.qemuLog });
   const guest = new Guest(proc, argv, dir, ownsDir, server, qmpServer, t0);
   if (consoleServer) guest.serveConsole(consoleServer);
+  if (proc.pid > 0) options.onSpawn?.(proc.pid);
   const spawnFailed = new Promise<never>((_, reject) =>
     proc.child?.once("error", (e) =>
       reject(new BootError(`cannot start QEMU (${binary}): ${e.message}`, { hint: "install Debian's qemu-system-x86 (scripts/setup.sh does)", cause: e })),

@@ -182,3 +182,51 @@ test("console: a shell on the serial console answers, and detaching leaves the V
   assert.match((await d.cli(["logs", "--console", "con"])).stdout, /console-42/, "the console log keeps the session");
   await assert.rejects(d.client.console("nope"), (e: Error & { code?: string }) => e.code === "NOT_FOUND");
 });
+
+test("daemon killed mid-boot: the next daemon kills the half-booted QEMU and says so", async (t) => {
+  const d = await startTestDaemon(t);
+  const vm = await d.client.create({ name: "midboot" });
+  const starting = d.client.start(vm.id).catch((e: Error) => e);
+  let rec = await d.client.get("midboot");
+  for (let i = 0; i < 200 && !rec.pid; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    rec = await d.client.get("midboot");
+  }
+  assert.ok(rec.pid, "the record names QEMU's pid while it boots");
+  process.kill(await d.daemonPid(), "SIGKILL");
+  await starting;
+  const c2 = await connect({ home: d.home });
+  const after = await c2.get("midboot");
+  assert.equal(after.state, "crashed");
+  assert.match(after.lastExit?.reason ?? "", /while the VM was booting/);
+  assert.deepEqual(qemuPidsOf(d.home), []);
+});
+
+test("asked for KVM where it cannot be used: a clear error, and the VM untouched", async (t) => {
+  const d = await startTestDaemon(t);
+  const info = await d.client.info();
+  if (info.accel.chosen === "kvm") return t.skip("this host has real KVM");
+  await d.client.create({ name: "needs-kvm", accel: "kvm" });
+  const r = await d.cli(["start", "needs-kvm"]);
+  assert.equal(r.code, 125);
+  assert.match(r.stderr, /KVM, which cannot be used here: .*PVM|KVM, which cannot be used here/);
+  assert.match(r.stderr, /hint: set accel to auto or tcg/);
+  assert.equal((await d.client.get("needs-kvm")).state, "created");
+});
+
+test("no QEMU installed: start says what to install, and the VM stays as it was", async (t) => {
+  const saved = process.env.MVM_QEMU;
+  process.env.MVM_QEMU = "/nonexistent/qemu-system-x86_64"; // the daemon this test starts inherits it
+  try {
+    const d = await startTestDaemon(t);
+    await d.client.create({ name: "no-qemu" });
+    const r = await d.cli(["start", "no-qemu"]);
+    assert.equal(r.code, 125);
+    assert.match(r.stderr, /not installed|cannot/);
+    assert.match(r.stderr, /qemu-system-x86/);
+    assert.equal((await d.client.get("no-qemu")).state, "created");
+  } finally {
+    if (saved === undefined) delete process.env.MVM_QEMU;
+    else process.env.MVM_QEMU = saved;
+  }
+});
