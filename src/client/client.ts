@@ -30,6 +30,9 @@ export interface ExecRequestOptions {
   input?: Buffer | string;
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
+  /** Called once the command has a session: use it to send signals (e.g. SIGINT on Ctrl-C). */
+  onSession?: (control: { id: string; signal: (signo: number) => Promise<void> }) => void;
+  /** Aborting disconnects, which kills the command. */
   signal?: AbortSignal;
 }
 
@@ -123,7 +126,8 @@ export class MvmClient {
     let result: ExecResult | undefined;
     const input = o.input === undefined ? undefined : Buffer.from(o.input).toString("base64");
     await requestStream(this.http(o.signal), "POST", `/v1/vms/${enc(ref)}/exec`, { argv, env: o.env, cwd: o.cwd, user: o.user, input }, (v) => {
-      if (v.type === "stdout") o.onStdout?.(Buffer.from(v.data as string, "base64"));
+      if (v.type === "session") o.onSession?.({ id: v.id as string, signal: (signo) => this.signal(ref, v.id as string, signo) });
+      else if (v.type === "stdout") o.onStdout?.(Buffer.from(v.data as string, "base64"));
       else if (v.type === "stderr") o.onStderr?.(Buffer.from(v.data as string, "base64"));
       else if (v.type === "exit") result = v as unknown as ExecResult;
       else if (v.type === "error") throw Object.assign(new MvmError(String(v.message), { hint: v.hint as string }), { code: v.error });
@@ -137,6 +141,11 @@ export class MvmClient {
     const q = `console=${o.console ? "true" : "false"}&follow=${o.follow ? "true" : "false"}`;
     if (o.console) return requestText(this.http(o.signal), `/v1/vms/${enc(ref)}/logs?${q}`, o.onData);
     return requestStream(this.http(o.signal), "GET", `/v1/vms/${enc(ref)}/logs?${q}`, undefined, (v) => o.onEvent?.(v as unknown as AttachEvent));
+  }
+
+  /** Sends a signal to a command: an exec session's id, or "job" for the VM's own command. */
+  async signal(ref: string, session: string, signo: number, signal?: AbortSignal): Promise<void> {
+    await requestJson(this.http(signal), "POST", `/v1/vms/${enc(ref)}/sessions/${enc(session)}/signal`, { signal: signo });
   }
 
   /** The VM's serial console as a raw duplex stream (a root shell on ttyS0, and all console output). */

@@ -96,6 +96,11 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
 
   app.post("/v1/prune", async () => ({ removed: await manager.prune() }));
 
+  app.post<{ Params: { ref: string; session: string }; Body: { signal?: number } }>("/v1/vms/:ref/sessions/:session/signal", (req, reply) => {
+    manager.signal(req.params.ref, req.params.session, Number(req.body?.signal ?? 15));
+    return reply.status(204).send();
+  });
+
   app.post<Ref>("/v1/vms/:ref/wait", async (req) => manager.wait(req.params.ref));
 
   app.post<Ref & { Body: ExecBody }>("/v1/vms/:ref/exec", (req, reply) => {
@@ -113,6 +118,7 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
       onStderr: (b) => line(raw, { type: "stderr", data: b.toString("base64") }),
     });
     const raw = ndjson(reply);
+    line(raw, { type: "session", id: String(session.id) });
     // A client that goes away takes its command with it: nothing is left running unseen.
     raw.on("close", () => session.kill(9));
     if (body.input !== undefined) {

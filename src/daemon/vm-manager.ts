@@ -45,6 +45,24 @@ export class VmManager {
   private readonly jobs = new Map<string, JobLog>();
   private readonly commandDone = new Map<string, Array<(e: ExitEvent) => void>>();
   private readonly probes = new Map<string, Promise<QemuBinaryInfo | undefined>>();
+  /** Running commands by VM id: the VM's own command ("job") and exec sessions by their id. */
+  private readonly sessions = new Map<string, Map<string, ExecSession>>();
+
+  private track(vmId: string, key: string, session: ExecSession): void {
+    let m = this.sessions.get(vmId);
+    if (!m) this.sessions.set(vmId, (m = new Map<string, ExecSession>()));
+    m.set(key, session);
+    void session.result.catch(() => undefined).finally(() => m.delete(key));
+  }
+
+  /** Sends a signal to the VM's command (session "job") or to one exec session. */
+  signal(ref: string, session: string, signo: number): void {
+    const rec = this.o.store.get(ref);
+    const s = this.sessions.get(rec.id)?.get(session);
+    if (!s) throw new NotFoundError(`VM ${rec.name} has no running command ${session}`, { hint: "it may have ended already" });
+    if (!Number.isInteger(signo) || signo < 1 || signo > 64) throw new MvmError(`invalid signal ${signo}`, { hint: "give a signal number between 1 and 64" });
+    s.kill(signo);
+  }
 
   constructor(private readonly o: ManagerOptions) {}
 
@@ -186,6 +204,7 @@ export class VmManager {
       onStdout: (b) => log.write("stdout", b),
       onStderr: (b) => log.write("stderr", b),
     });
+    this.track(rec.id, "job", session);
     void session.result
       .then(
         (r): VmExit => ({ exitCode: r.exitCode, signal: r.signal, status: r.status, at: new Date().toISOString(), reason: r.message ?? "the command ended" }),
@@ -313,7 +332,9 @@ export class VmManager {
     requireState(rec.name, "exec", rec.state);
     const agent = this.guestOf(rec).agent;
     if (!agent || agent.closed) throw new MvmError(`the agent of VM ${rec.name} is not connected`, { hint: "the VM may be stopping; check mvm ps" });
-    return agent.exec(options);
+    const session = agent.exec(options);
+    this.track(rec.id, String(session.id), session);
+    return session;
   }
 
   async remove(ref: string, force = false): Promise<void> {

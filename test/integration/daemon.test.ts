@@ -230,3 +230,17 @@ test("no QEMU installed: start says what to install, and the VM stays as it was"
     else process.env.MVM_QEMU = saved;
   }
 });
+
+test("signals reach a running exec and the VM's command (Ctrl-C forwarding)", async (t) => {
+  const d = await startTestDaemon(t);
+  const vm = await d.client.create({ name: "sig", command: ["sh", "-c", "trap 'echo got-int; exit 9' INT; echo ready; while :; do sleep 0.1; done"] });
+  const job = d.client.startAttached(vm.id, (e) => {
+    if (e.type === "stdout" && Buffer.from(e.data, "base64").toString().includes("ready")) void d.client.signal("sig", "job", 2);
+  });
+  assert.equal((await job).commandExit?.status, 9);
+  await d.client.start("sig").catch(() => undefined); // runs the command again; exec beside it
+  const r = await d.client.exec("sig", ["sh", "-c", "echo waiting; sleep 30"], {
+    onSession: (c) => setTimeout(() => void c.signal(2), 500),
+  });
+  assert.equal(r.status, 130);
+});

@@ -25,7 +25,13 @@ export async function execCommand(ref: string, argv: string[], flags: ExecFlags)
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   const ac = new AbortController();
-  const onSigint = () => ac.abort();
+  // Ctrl-C goes to the command as SIGINT; a second one gives up on it (disconnecting kills it).
+  let control: { signal: (signo: number) => Promise<void> } | undefined;
+  let interrupts = 0;
+  const onSigint = () => {
+    if (++interrupts === 1 && control) void control.signal(2).catch(() => undefined);
+    else ac.abort();
+  };
   process.on("SIGINT", onSigint);
   try {
     const r = await client.exec(ref, argv, {
@@ -36,6 +42,7 @@ export async function execCommand(ref: string, argv: string[], flags: ExecFlags)
       onStdout: (b) => (flags.json ? out.push(b) : process.stdout.write(b)),
       onStderr: (b) => (flags.json ? err.push(b) : process.stderr.write(b)),
       signal: ac.signal,
+      onSession: (c) => (control = c),
     });
     if (flags.json) printJson({ ...r, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
     else if (r.message) process.stderr.write(`mvm: ${r.message}\n`);

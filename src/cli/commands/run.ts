@@ -36,15 +36,16 @@ export async function runCommand(command: string[], flags: RunFlags): Promise<nu
   }
   // -i: the VM runs without a command of its own, and the command runs through exec with stdin.
   const vm = await client.create(specFromFlags(flags, flags.interactive ? undefined : command));
-  let interrupted = false;
+  // Ctrl-C goes to the command as SIGINT; a second one kills the VM.
+  let interrupts = 0;
   const onSigint = () => {
-    interrupted = true;
-    void client.kill(vm.id).catch(() => undefined);
+    if (++interrupts === 1 && !flags.interactive) void client.signal(vm.id, "job", 2).catch(() => client.kill(vm.id).catch(() => undefined));
+    else void client.kill(vm.id).catch(() => undefined);
   };
   process.on("SIGINT", onSigint);
   try {
     const status = flags.interactive ? await runInteractive(client, vm.id, command, flags) : await runAttached(client, vm.id, flags);
-    return interrupted ? 130 : status;
+    return interrupts > 1 ? 130 : status;
   } finally {
     process.off("SIGINT", onSigint);
     if (flags.rm) await client.remove(vm.id, { force: true }).catch(() => undefined);
