@@ -18,6 +18,7 @@ export interface VmFlags {
   cmdline?: string;
   accel?: string;
   binary?: string;
+  machine?: string;
   json?: boolean;
 }
 
@@ -38,6 +39,7 @@ export function addVmFlags(cmd: Command): Command {
     .option("--cmdline <args>", "replace the default kernel command line")
     .option("--accel <accel>", "auto (KVM only where it is real), kvm or tcg")
     .option("--binary <binary>", "auto, full or microvm (the stripped QEMU)")
+    .option("--machine <opts>", "microvm machine options: acpi, pit, pic, rtc = on|off|auto (e.g. pit=off,rtc=on)")
     .option("--json", "print JSON on stdout");
 }
 
@@ -49,6 +51,17 @@ function parseEnv(list: string[]): Record<string, string> {
     env[item.slice(0, eq)] = item.slice(eq + 1);
   }
   return env;
+}
+
+/** "pit=off,rtc=on" -> { pit: "off", rtc: "on" }; the schema then checks keys and values. */
+function parseMachine(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of text.split(",")) {
+    const [k, v, ...rest] = part.split("=");
+    if (!k || v === undefined || rest.length) throw new MvmError(`invalid machine option ${JSON.stringify(part)}`, { hint: "write --machine key=value[,key=value], keys acpi, pit, pic, rtc" });
+    out[k] = v;
+  }
+  return out;
 }
 
 function parseCount(text: string): number | string {
@@ -71,6 +84,7 @@ export function specFromFlags(flags: VmFlags, command: string[] | undefined): Vm
     cmdline: flags.cmdline,
     accel: flags.accel,
     binary: flags.binary,
+    machine: flags.machine === undefined ? undefined : parseMachine(flags.machine),
     command: command && command.length ? command : undefined,
   };
   for (const k of Object.keys(spec)) if (spec[k] === undefined) delete spec[k];

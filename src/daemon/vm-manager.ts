@@ -131,6 +131,7 @@ export class VmManager {
         accel: accel.chosen,
         cpus: spec.cpus,
         memoryMiB: spec.memoryMiB,
+        machine: spec.machine,
         kernel: spec.kernel,
         initrd: spec.initrd,
         append: spec.append,

@@ -29,6 +29,8 @@ export interface LaunchOptions {
    * cannot read its configuration file (6.1's fw_cfg driver needs ACPI), so `config` is ignored by it.
    */
   acpi?: boolean;
+  /** Allowlisted -M microvm options (acpi, pit, pic, rtc: on/off/auto). */
+  machine?: Partial<Record<"acpi" | "pit" | "pic" | "rtc", "on" | "off" | "auto">>;
   cpus?: number;
   memoryMiB?: number;
   artifacts?: GuestArtifacts;
@@ -294,17 +296,19 @@ export class Guest implements AsyncDisposable {
 export function buildArgv(options: LaunchOptions & { artifacts: GuestArtifacts; dir: string; configFile?: string; console: "stdio" | "socket" }): ArgvEntry[] {
   const accel = options.accel ?? "tcg";
   const files = vmFiles(options.dir);
+  const acpi = options.machine?.acpi === "off" ? false : options.acpi;
   const cmdline =
     options.cmdline ??
     [
-      cmdlineString(defaultCmdline({ accel, acpi: options.acpi, tsc: hostTsc(), kernelHz: options.kernel ? undefined : options.artifacts.kernel.info.hz })),
+      cmdlineString(defaultCmdline({ accel, acpi, tsc: hostTsc(), kernelHz: options.kernel ? undefined : options.artifacts.kernel.info.hz })),
       options.append,
     ]
       .filter(Boolean)
       .join(" ");
   const argv = microvmArgv({
     accel,
-    acpi: options.acpi,
+    acpi,
+    machine: options.machine,
     cpus: options.cpus ?? 1,
     memoryMiB: options.memoryMiB ?? 256,
     kernel: options.kernel ?? options.artifacts.kernel.vmlinux,

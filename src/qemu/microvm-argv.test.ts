@@ -43,3 +43,10 @@ test("a console file path is escaped", () => {
   const argv = flattenArgv(microvmArgv({ ...spec, console: { kind: "file", path: "/v/a,b.log" } }));
   assert.equal(argv[argv.indexOf("-serial") + 1], "file:/v/a,,b.log");
 });
+
+test("machine options come from the allowlist only, typed", () => {
+  const argv = flattenArgv(microvmArgv({ ...spec, machine: { pit: "off", rtc: "on" } }));
+  assert.equal(argv[argv.indexOf("-M") + 1], "microvm,pit=off,rtc=on");
+  const smuggled = { ...spec, machine: { pit: "off,x-option-roms=on" } } as unknown as MicrovmSpec;
+  assert.throws(() => microvmArgv(smuggled), RangeError);
+});

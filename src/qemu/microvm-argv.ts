@@ -6,6 +6,8 @@ export interface MicrovmSpec {
   accel: "kvm" | "tcg";
   /** ACPI on (default): devices found through the DSDT, guest power-off works. Off: QEMU lists the devices on the kernel command line. */
   acpi?: boolean;
+  /** Allowlisted machine options (see MachineSchema in src/spec/vm-spec.ts). */
+  machine?: Partial<Record<"acpi" | "pit" | "pic" | "rtc", "on" | "off" | "auto">>;
   cpus: number;
   memoryMiB: number;
   kernel: string;
@@ -38,7 +40,7 @@ export function microvmArgv(spec: MicrovmSpec): ArgvEntry[] {
     e(
       "microvm: no PCI bus or legacy devices, virtio-mmio only, qboot firmware for direct kernel boot",
       "-M",
-      spec.acpi === false ? "microvm,acpi=off" : "microvm",
+      machineValue(spec),
     ),
     e(spec.accel === "kvm" ? "hardware virtualisation" : "software emulation: KVM is absent or unusable here", "-accel", spec.accel),
   ];
@@ -88,4 +90,17 @@ function consoleArgs(c: MicrovmSpec["console"], e: (reason: string, ...args: str
     ),
     e(why, "-serial", "chardev:console"),
   ];
+}
+
+function machineValue(spec: MicrovmSpec): string {
+  const opts: Array<[string, string]> = [];
+  const allowed = ["acpi", "pit", "pic", "rtc"] as const;
+  for (const key of allowed) {
+    const v = spec.machine?.[key];
+    if (v === undefined) continue;
+    if (v !== "on" && v !== "off" && v !== "auto") throw new RangeError(`machine option ${key} must be on, off or auto`);
+    opts.push([key, v]);
+  }
+  if (spec.acpi === false && !opts.some(([k]) => k === "acpi")) opts.push(["acpi", "off"]);
+  return ["microvm", ...opts.map(([k, v]) => `${k}=${v}`)].join(",");
 }

@@ -5,7 +5,7 @@ import { InvalidSpecError, NAME_PATTERN, checkSpec, generateName } from "./vm-sp
 
 test("defaults fill a minimal spec", () => {
   const s = checkSpec({ name: "web" });
-  assert.deepEqual(s, { name: "web", cpus: 1, memoryMiB: 256, kernel: undefined, initrd: undefined, append: undefined, cmdline: undefined, accel: "auto", binary: "auto", hostname: "web", command: undefined, env: {}, workdir: undefined, user: undefined });
+  assert.deepEqual(s, { name: "web", cpus: 1, memoryMiB: 256, kernel: undefined, initrd: undefined, append: undefined, cmdline: undefined, accel: "auto", binary: "auto", hostname: "web", machine: {}, command: undefined, env: {}, workdir: undefined, user: undefined });
 });
 
 test("unknown keys and wrong types are refused with their path", () => {
@@ -17,6 +17,9 @@ test("unknown keys and wrong types are refused with their path", () => {
   assert.throws(() => checkSpec({ append: "a", cmdline: "b" }), /together/);
   assert.throws(() => checkSpec({ memory: "-1G" }), /memory/);
   assert.throws(() => checkSpec({ kernel: "/nonexistent/vmlinux" }), /cannot read kernel/);
+  assert.throws(() => checkSpec({ machine: { acpi: "maybe" } }), /\/machine\/acpi/);
+  assert.throws(() => checkSpec({ machine: { "x-option-roms": "on" } }), InvalidSpecError, "only allowlisted machine options");
+  assert.deepEqual(checkSpec({ machine: { pit: "off" } }).machine, { pit: "off" });
 });
 
 test("names: the pattern holds for good ones, odd characters are refused", () => {

@@ -11,6 +11,18 @@ import { parseMemoryMiB } from "./size.js";
 export const NAME_PATTERN = "^[a-z0-9][a-z0-9-]{0,62}$";
 const ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$";
 
+const OnOffAuto = Type.Union([Type.Literal("on"), Type.Literal("off"), Type.Literal("auto")]);
+
+/**
+ * The -M microvm options a spec may set: an allowlist with typed values, nothing passed through as text.
+ * mvm's guest needs ACPI for its configuration (fw_cfg); rtc=off under TCG can hang the boot.
+ */
+export const MachineSchema = Type.Object(
+  { acpi: Type.Optional(OnOffAuto), pit: Type.Optional(OnOffAuto), pic: Type.Optional(OnOffAuto), rtc: Type.Optional(OnOffAuto) },
+  { additionalProperties: false },
+);
+export type MachineOptions = Static<typeof MachineSchema>;
+
 export const VmSpecSchema = Type.Object(
   {
     name: Type.Optional(Type.String({ pattern: NAME_PATTERN, description: "lower-case letters, digits and '-', at most 63" })),
@@ -23,6 +35,7 @@ export const VmSpecSchema = Type.Object(
     accel: Type.Optional(Type.Union([Type.Literal("auto"), Type.Literal("kvm"), Type.Literal("tcg")])),
     binary: Type.Optional(Type.Union([Type.Literal("auto"), Type.Literal("full"), Type.Literal("microvm")])),
     hostname: Type.Optional(Type.String({ pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" })),
+    machine: Type.Optional(MachineSchema),
     command: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: "run when the VM is ready; the VM powers off when it ends" })),
     env: Type.Optional(Type.Record(Type.String(), Type.String(), { description: "names: letters, digits and _, not starting with a digit" })),
     workdir: Type.Optional(Type.String({ minLength: 1 })),
@@ -44,6 +57,7 @@ export interface VmSpec {
   accel: "auto" | "kvm" | "tcg";
   binary: "auto" | "full" | "microvm";
   hostname: string;
+  machine: MachineOptions;
   command?: string[];
   env: Record<string, string>;
   workdir?: string;
@@ -99,6 +113,7 @@ export function checkSpec(input: unknown, options: { nameTaken?: (name: string) 
     accel: s.accel ?? "auto",
     binary: s.binary ?? "auto",
     hostname: s.hostname ?? (name.length <= 63 && !name.endsWith("-") ? name : "mvm"),
+    machine: s.machine ?? {},
     command: s.command,
     env: s.env ?? {},
     workdir: s.workdir,
