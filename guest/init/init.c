@@ -40,6 +40,7 @@ static void say(const char *fmt, ...) {
 }
 
 static void shutdown_now(void) __attribute__((noreturn));
+static pid_t shell_pid = -1;
 
 /* A guest that cannot come up powers off, so the host sees QEMU end and reads why on the console. */
 static void fatal(const char *fmt, ...) {
@@ -151,7 +152,6 @@ static void start_agent(void) {
 
 /* A root shell on the serial console, for `mvm console`. Only the daemon's user can reach the console
  * (its socket is private), as with a hypervisor's console. Restarted when it exits. */
-static pid_t shell_pid = -1;
 static long long shell_started;
 
 static void start_console_shell(void) {
@@ -183,6 +183,9 @@ static void shutdown_now(void) {
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
+  /* The console shell is interactive and so ignores SIGTERM: end its session outright, or every
+   * power-off would wait out the grace period below. */
+  if (shell_pid > 0) kill(-shell_pid, SIGKILL);
   kill(-1, SIGTERM);
   /* Give processes up to 2 s to exit on SIGTERM, then kill what is left. */
   long long deadline = uptime_ms() + 2000;

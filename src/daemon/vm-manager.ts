@@ -44,6 +44,8 @@ export class VmManager {
   private readonly guests = new Map<string, Guest>();
   private readonly jobs = new Map<string, JobLog>();
   private readonly commandDone = new Map<string, Array<(e: ExitEvent) => void>>();
+  /** Per live VM: resolves once its QEMU's exit has been written to the record. */
+  private readonly exitRecorded = new Map<string, Promise<void>>();
   private readonly probes = new Map<string, Promise<QemuBinaryInfo | undefined>>();
   /** Running commands by VM id: the VM's own command ("job") and exec sessions by their id. */
   private readonly sessions = new Map<string, Map<string, ExecSession>>();
@@ -172,7 +174,7 @@ export class VmManager {
 
   /** Records how QEMU ended: stopped when asked or when the guest powered itself off, crashed otherwise. */
   private watch(id: string, guest: Guest): void {
-    void guest.exited.then((exit: QemuExit) => {
+    const recorded = guest.exited.then((exit: QemuExit) => {
       this.guests.delete(id);
       const rec = this.o.store.find(id);
       if (!rec || !isLive(rec.state)) return;
@@ -192,6 +194,10 @@ export class VmManager {
       });
       this.finishCommand(id);
     });
+    // A record changed meanwhile (removed by force) is nothing to report.
+    const safe = recorded.catch(() => undefined);
+    this.exitRecorded.set(id, safe);
+    void safe.finally(() => this.exitRecorded.delete(id));
   }
 
   private runCommand(rec: VmRecord, guest: Guest): void {
@@ -237,11 +243,10 @@ export class VmManager {
       off();
       onEvent(e);
     };
-    if (!rec.spec.command || !isLive(rec.state) || rec.state === "stopping") {
-      if (rec.state !== "created" && !isLive(rec.state)) {
-        queueMicrotask(() => done({ type: "exit", commandExit: rec.commandExit, state: rec.state }));
-        return off;
-      }
+    // A VM that has already stopped has nothing more to say: its last exit, at once.
+    if (rec.state !== "created" && !isLive(rec.state)) {
+      queueMicrotask(() => done({ type: "exit", commandExit: rec.commandExit, state: rec.state }));
+      return off;
     }
     const list = this.commandDone.get(rec.id) ?? [];
     list.push(done);
@@ -285,13 +290,9 @@ export class VmManager {
     return this.settled(rec.id);
   }
 
-  /** The record once the exit watcher has written it (it runs right after QEMU's exit). */
+  /** The record once the exit watcher has written QEMU's end to it. */
   private async settled(id: string): Promise<VmRecord> {
-    for (let i = 0; i < 100; i++) {
-      const r = this.o.store.get(id);
-      if (!isLive(r.state)) return r;
-      await new Promise((res) => setTimeout(res, 10));
-    }
+    await this.exitRecorded.get(id);
     return this.o.store.get(id);
   }
 
