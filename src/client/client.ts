@@ -10,6 +10,7 @@ import type { AccelChoice } from "../host/accel.js";
 import { homeDir } from "../host/paths.js";
 import type { VmSpecInput } from "../spec/vm-spec.js";
 import { startDaemon } from "./daemon-process.js";
+import { createInterface } from "node:readline";
 import type { Duplex } from "node:stream";
 import { openUpgrade, requestJson, requestStream, requestText, type HttpOptions } from "./http.js";
 
@@ -34,6 +35,14 @@ export interface ExecRequestOptions {
   onSession?: (control: { id: string; signal: (signo: number) => Promise<void> }) => void;
   /** Aborting disconnects, which kills the command. */
   signal?: AbortSignal;
+}
+
+export interface ExecStream {
+  result: Promise<ExecResult>;
+  write(data: Buffer | string): void;
+  end(): void;
+  signal(signo: number): void;
+  close(): void;
 }
 
 export interface DaemonInfo {
@@ -141,6 +150,39 @@ export class MvmClient {
     const q = `console=${o.console ? "true" : "false"}&follow=${o.follow ? "true" : "false"}`;
     if (o.console) return requestText(this.http(o.signal), `/v1/vms/${enc(ref)}/logs?${q}`, o.onData);
     return requestStream(this.http(o.signal), "GET", `/v1/vms/${enc(ref)}/logs?${q}`, undefined, (v) => o.onEvent?.(v as unknown as AttachEvent));
+  }
+
+  /**
+   * Runs a command with stdin streamed as it comes (an upgraded connection): write() and end() feed its
+   * stdin, signal() sends it signals; output goes to the callbacks; `result` settles when it ends.
+   */
+  async execStream(ref: string, argv: string[], o: Omit<ExecRequestOptions, "input"> = {}): Promise<ExecStream> {
+    const socket = await openUpgrade(this.socketPath, `/v1/vms/${enc(ref)}/exec`, "mvm-exec", o.signal);
+    const send = (v: unknown) => socket.writable && socket.write(`${JSON.stringify(v)}\n`);
+    send({ argv, env: o.env, cwd: o.cwd, user: o.user });
+    const result = new Promise<ExecResult>((resolve, reject) => {
+      let settled = false;
+      createInterface({ input: socket }).on("line", (line) => {
+        const v = JSON.parse(line) as Record<string, unknown>;
+        if (v.type === "stdout") o.onStdout?.(Buffer.from(v.data as string, "base64"));
+        else if (v.type === "stderr") o.onStderr?.(Buffer.from(v.data as string, "base64"));
+        else if (v.type === "exit") {
+          settled = true;
+          resolve(v as unknown as ExecResult);
+        } else if (v.type === "error") {
+          settled = true;
+          reject(Object.assign(new MvmError(String(v.message), { hint: v.hint as string, details: v.details as Record<string, unknown> }), { code: v.error }));
+        }
+      });
+      socket.on("close", () => settled || reject(new MvmError("the daemon closed the exec stream before the command ended", { hint: "the VM may have stopped; mvm ps shows its state" })));
+    });
+    return {
+      result,
+      write: (data) => void send({ type: "stdin", data: Buffer.from(data).toString("base64") }),
+      end: () => void send({ type: "eof" }),
+      signal: (signo) => void send({ type: "signal", signal: signo }),
+      close: () => socket.destroy(),
+    };
   }
 
   /** Sends a signal to a command: an exec session's id, or "job" for the VM's own command. */

@@ -2,13 +2,13 @@
 // responses; the manager never sees HTTP. Streams (command output, exec, logs) are NDJSON.
 
 import { createReadStream, statSync, watch } from "node:fs";
-import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Duplex } from "node:stream";
+import type { ServerResponse } from "node:http";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import type { ExecResult } from "../agent/exec-session.js";
 import { vmFiles } from "../guest/launch.js";
 import { chooseAccel, readHostFacts } from "../host/accel.js";
 import { BadRequestError, errorResponse } from "./http-errors.js";
+import { serveUpgrades } from "./upgrades.js";
 import type { AttachEvent, VmManager } from "./vm-manager.js";
 import { vmView } from "./views.js";
 import { join } from "node:path";
@@ -160,33 +160,8 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
     raw.on("close", off);
   });
 
-  serveConsoleUpgrades(app, manager);
+  serveUpgrades(app.server, manager);
   return app;
-}
-
-/**
- * GET /v1/vms/:ref/console with "Upgrade: mvm-console" turns the connection into the raw serial console:
- * bytes from the client go to the guest, the guest's output comes back. Several clients may attach.
- */
-function serveConsoleUpgrades(app: FastifyInstance, manager: VmManager): void {
-  app.server.on("upgrade", (req: IncomingMessage, socket: Duplex) => {
-    const m = /^\/v1\/vms\/([^/?]+)\/console$/.exec(req.url ?? "");
-    const refuse = (status: number, body: Record<string, unknown>) => {
-      socket.end(`HTTP/1.1 ${status} Error\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n${JSON.stringify(body)}`);
-    };
-    if (!m || req.headers.upgrade !== "mvm-console") return refuse(404, { error: "NOT_FOUND", message: "no such upgrade", hint: "use GET /v1/vms/NAME/console with Upgrade: mvm-console" });
-    let con: ReturnType<VmManager["openConsole"]>;
-    try {
-      con = manager.openConsole(decodeURIComponent(m[1]!), (b) => socket.write(b));
-    } catch (e) {
-      const { status, body } = errorResponse(e);
-      return refuse(status, body);
-    }
-    socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: mvm-console\r\nConnection: Upgrade\r\n\r\n");
-    socket.on("data", (b: Buffer) => con.write(b));
-    socket.on("close", () => con.close());
-    socket.on("error", () => con.close());
-  });
 }
 
 /** Sends a file, and with follow keeps sending what is appended until the client goes away. */

@@ -244,3 +244,30 @@ test("signals reach a running exec and the VM's command (Ctrl-C forwarding)", as
   });
   assert.equal(r.status, 130);
 });
+
+test("interactive exec: stdin streams as it comes, answers come back before it ends; -i through the CLI", async (t) => {
+  const d = await startTestDaemon(t);
+  await d.client.start((await d.client.create({ name: "talk" })).id);
+  let out = "";
+  const waitFor = (text: string) =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no ${text}; got ${out}`)), 15000);
+      const check = setInterval(() => out.includes(text) && (clearInterval(check), clearTimeout(timer), resolve()), 20);
+    });
+  const s = await d.client.execStream("talk", ["sh", "-c", "read a; echo got-$a; read b; echo got-$b >&2; exit 4"], {
+    onStdout: (b) => (out += b.toString()),
+    onStderr: (b) => (out += b.toString()),
+  });
+  s.write("one\n");
+  await waitFor("got-one"); // answered while stdin is still open: streamed, not buffered
+  s.write("two\n");
+  s.end();
+  assert.equal((await s.result).status, 4);
+  assert.match(out, /got-two/);
+  const cli = await d.cli(["exec", "-i", "talk", "--", "sh", "-c", "tr a-z A-Z; exit 2"], "piped through\n");
+  assert.equal(cli.code, 2);
+  assert.equal(cli.stdout, "PIPED THROUGH\n");
+  const run = await d.cli(["run", "--rm", "-i", "--", "wc", "-c"], "12345");
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(run.stdout.trim(), "5");
+});

@@ -1,7 +1,6 @@
 // `mvm exec NAME -- CMD`: a command in a running VM, stdout and stderr apart, its status as ours.
 
-import { readFileSync } from "node:fs";
-import { connect } from "../../client/client.js";
+import { connect, type MvmClient } from "../../client/client.js";
 import { MvmError } from "../../errors.js";
 import { printJson } from "../output.js";
 
@@ -22,6 +21,7 @@ export async function execCommand(ref: string, argv: string[], flags: ExecFlags)
     env[e.slice(0, eq)] = e.slice(eq + 1);
   }
   const client = await connect();
+  if (flags.interactive) return execInteractive(client, ref, argv, { env, cwd: flags.workdir, user: flags.user });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   const ac = new AbortController();
@@ -38,7 +38,6 @@ export async function execCommand(ref: string, argv: string[], flags: ExecFlags)
       env,
       cwd: flags.workdir,
       user: flags.user,
-      input: flags.interactive ? readFileSync(0) : undefined,
       onStdout: (b) => (flags.json ? out.push(b) : process.stdout.write(b)),
       onStderr: (b) => (flags.json ? err.push(b) : process.stderr.write(b)),
       signal: ac.signal,
@@ -51,6 +50,31 @@ export async function execCommand(ref: string, argv: string[], flags: ExecFlags)
     if (ac.signal.aborted) return 130;
     throw e;
   } finally {
+    process.off("SIGINT", onSigint);
+  }
+}
+
+/** -i: stdin streams to the command as it comes; Ctrl-C is SIGINT for it, a second one gives up. */
+export async function execInteractive(client: MvmClient, ref: string, argv: string[], o: { env?: Record<string, string>; cwd?: string; user?: string }): Promise<number> {
+  const stream = await client.execStream(ref, argv, { ...o, onStdout: (b) => process.stdout.write(b), onStderr: (b) => process.stderr.write(b) });
+  const onData = (b: Buffer) => stream.write(b);
+  const onEnd = () => stream.end();
+  let interrupts = 0;
+  const onSigint = () => (++interrupts === 1 ? stream.signal(2) : stream.close());
+  process.stdin.on("data", onData);
+  process.stdin.on("end", onEnd);
+  process.on("SIGINT", onSigint);
+  try {
+    const r = await stream.result;
+    if (r.message) process.stderr.write(`mvm: ${r.message}\n`);
+    return r.status;
+  } catch (e) {
+    if (interrupts > 1) return 130;
+    throw e;
+  } finally {
+    process.stdin.off("data", onData);
+    process.stdin.off("end", onEnd);
+    process.stdin.pause();
     process.off("SIGINT", onSigint);
   }
 }

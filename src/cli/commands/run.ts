@@ -1,10 +1,10 @@
 // `mvm run` and `mvm create`: a VM from flags, through the daemon. Without -d, run follows the command's
 // output and exits with its status (Docker's convention); with --rm the VM is removed afterwards.
 
-import { readFileSync } from "node:fs";
 import { connect, type MvmClient } from "../../client/client.js";
 import { MvmError } from "../../errors.js";
 import { printJson } from "../output.js";
+import { execInteractive } from "./exec.js";
 import { specFromFlags, type VmFlags } from "../vm-flags.js";
 
 export interface RunFlags extends VmFlags {
@@ -69,14 +69,7 @@ async function runAttached(client: MvmClient, id: string, flags: RunFlags): Prom
 
 async function runInteractive(client: MvmClient, id: string, command: string[], flags: RunFlags): Promise<number> {
   await client.start(id);
-  const input = readFileSync(0);
-  const r = await client.exec(id, command, {
-    input,
-    onStdout: (b) => process.stdout.write(b),
-    onStderr: (b) => process.stderr.write(b),
-  });
-  if (r.message) process.stderr.write(`mvm: ${r.message}\n`);
+  const status = await execInteractive(client, id, command, { cwd: flags.workdir, user: flags.user });
   await client.stop(id).catch(() => undefined);
-  if (flags.json) printJson(r);
-  return r.status;
+  return status;
 }
