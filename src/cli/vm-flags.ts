@@ -1,10 +1,12 @@
 // The flags that describe a VM, shared by `run` and `create`, turned into the one VM spec schema.
 
+import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { MvmError } from "../errors.js";
 import type { VmSpecInput } from "../spec/vm-spec.js";
 
 export interface VmFlags {
+  file?: string;
   name?: string;
   env: string[];
   workdir?: string;
@@ -26,6 +28,7 @@ const collect = (value: string, list: string[]) => [...list, value];
 
 export function addVmFlags(cmd: Command): Command {
   return cmd
+    .option("-f, --file <spec.json>", "a VM spec file (JSON, docs/vm-spec.md); flags given beside it override its keys")
     .option("--name <name>", "the VM's name (lower-case letters, digits, '-'); generated when left out")
     .option("-e, --env <NAME=VALUE>", "an environment variable for the command (repeatable)", collect, [])
     .option("-w, --workdir <dir>", "working directory of the command")
@@ -51,6 +54,25 @@ function parseEnv(list: string[]): Record<string, string> {
     env[item.slice(0, eq)] = item.slice(eq + 1);
   }
   return env;
+}
+
+/** The file's object, unchecked: the daemon validates the merged spec with the same schema as any other. */
+function readSpecFile(path: string | undefined): Record<string, unknown> {
+  if (path === undefined) return {};
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new MvmError(`cannot read spec file ${path}: ${(e as NodeJS.ErrnoException).code}`, { hint: "check the path given to --file" });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new MvmError(`spec file ${path} is not valid JSON: ${(e as Error).message}`, { hint: "see docs/vm-spec.md for the format" });
+  }
+  if (!value || typeof value !== "object" || Array.isArray(value)) throw new MvmError(`spec file ${path} must hold one JSON object`, { hint: "see docs/vm-spec.md" });
+  return value as Record<string, unknown>;
 }
 
 /** "pit=off,rtc=on" -> { pit: "off", rtc: "on" }; the schema then checks keys and values. */
@@ -88,5 +110,5 @@ export function specFromFlags(flags: VmFlags, command: string[] | undefined): Vm
     command: command && command.length ? command : undefined,
   };
   for (const k of Object.keys(spec)) if (spec[k] === undefined) delete spec[k];
-  return spec;
+  return { ...readSpecFile(flags.file), ...spec };
 }

@@ -271,3 +271,21 @@ test("interactive exec: stdin streams as it comes, answers come back before it e
   assert.equal(run.code, 0, run.stderr);
   assert.equal(run.stdout.trim(), "5");
 });
+
+test("a spec file is the same schema: unknown keys refused, flags override its keys", async (t) => {
+  const d = await startTestDaemon(t);
+  const { writeFile } = await import("node:fs/promises");
+  const good = `${d.home}/good.json`;
+  const bad = `${d.home}/bad.json`;
+  await writeFile(good, JSON.stringify({ name: "from-file", memory: "300M", env: { FROM: "file" }, command: ["sh", "-c", "echo $FROM"] }));
+  await writeFile(bad, JSON.stringify({ name: "x", colour: "red" }));
+  const r = await d.cli(["run", "--rm", "-f", good, "--memory", "320M"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, "file\n");
+  const created = await d.cli(["create", "--json", "-f", good, "--memory", "320M"]);
+  assert.equal((JSON.parse(created.stdout) as { spec: { memoryMiB: number } }).spec.memoryMiB, 320);
+  const refused = await d.cli(["create", "-f", bad]);
+  assert.equal(refused.code, 125);
+  assert.match(refused.stderr, /colour/);
+  assert.equal((await d.cli(["create", "-f", `${d.home}/missing.json`])).code, 125);
+});

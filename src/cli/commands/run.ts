@@ -25,17 +25,18 @@ export async function createCommand(command: string[], flags: VmFlags): Promise<
 
 export async function runCommand(command: string[], flags: RunFlags): Promise<number> {
   if (flags.detach && flags.rm) throw new MvmError("--rm and -d cannot be used together", { hint: "a detached VM is removed with mvm rm when you are done" });
-  if (!flags.detach && command.length === 0) throw new MvmError("run needs a command unless it runs detached", { hint: "mvm run -- uname -a, or mvm run -d --name NAME" });
+  const spec = specFromFlags(flags, command);
+  if (!flags.detach && !spec.command) throw new MvmError("run needs a command unless it runs detached", { hint: "mvm run -- uname -a, or mvm run -d --name NAME" });
   const client = await connect();
   if (flags.detach) {
-    const vm = await client.create(specFromFlags(flags, command));
+    const vm = await client.create(spec);
     const started = await client.start(vm.id);
     if (flags.json) printJson(started);
     else process.stdout.write(`${vm.name}\n`);
     return 0;
   }
   // -i: the VM runs without a command of its own, and the command runs through exec with stdin.
-  const vm = await client.create(specFromFlags(flags, flags.interactive ? undefined : command));
+  const vm = await client.create(flags.interactive ? { ...spec, command: undefined } : spec);
   // Ctrl-C goes to the command as SIGINT; a second one kills the VM.
   let interrupts = 0;
   const onSigint = () => {
@@ -44,7 +45,7 @@ export async function runCommand(command: string[], flags: RunFlags): Promise<nu
   };
   process.on("SIGINT", onSigint);
   try {
-    const status = flags.interactive ? await runInteractive(client, vm.id, command, flags) : await runAttached(client, vm.id, flags);
+    const status = flags.interactive ? await runInteractive(client, vm.id, spec.command!, flags) : await runAttached(client, vm.id, flags);
     return interrupts > 1 ? 130 : status;
   } finally {
     process.off("SIGINT", onSigint);
