@@ -236,9 +236,10 @@ export class VmHandle implements AsyncDisposable {
   }
 }
 
+/** No daemon listens, or the one that did is dying (a connection it took is reset). */
 function isNoDaemon(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException).code;
-  return code === "ENOENT" || code === "ECONNREFUSED";
+  return code === "ENOENT" || code === "ECONNREFUSED" || code === "ECONNRESET";
 }
 
 /** Connects to the daemon of this home, starting it when none answers. */

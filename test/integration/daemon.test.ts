@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { connect } from "../../src/client/client.js";
 import { processStartTime } from "../../src/guest/qemu-process.js";
-import { qemuPidsOf, startTestDaemon } from "../support/daemon.js";
+import { killDaemon, qemuPidsOf, startTestDaemon } from "../support/daemon.js";
 
 test("run: the command's output, streams apart, and its exit code; --rm leaves nothing", async (t) => {
   const d = await startTestDaemon(t);
@@ -123,8 +123,7 @@ test("daemon killed with -9: the VM keeps running and the next daemon re-adopts 
   const d = await startTestDaemon(t);
   const vm = await d.client.start((await d.client.create({ name: "survivor" })).id);
   const startTime = processStartTime(vm.pid!);
-  process.kill(await d.daemonPid(), "SIGKILL");
-  await new Promise((r) => setTimeout(r, 200));
+  await killDaemon(d);
   assert.equal(processStartTime(vm.pid!), startTime, "QEMU outlived the daemon");
   const c2 = await connect({ home: d.home }); // starts a new daemon, which re-adopts
   const adopted = await c2.get("survivor");
@@ -133,7 +132,7 @@ test("daemon killed with -9: the VM keeps running and the next daemon re-adopts 
   const r = await c2.exec("survivor", ["echo", "still here"]);
   assert.equal(r.status, 0);
   // Now QEMU dies while no daemon watches: the next daemon must not believe it is running.
-  process.kill((await c2.info()).pid, "SIGKILL");
+  await killDaemon(d);
   process.kill(vm.pid!, "SIGKILL");
   await new Promise((r) => setTimeout(r, 200));
   const c3 = await connect({ home: d.home });
@@ -193,7 +192,7 @@ test("daemon killed mid-boot: the next daemon kills the half-booted QEMU and say
     rec = await d.client.get("midboot");
   }
   assert.ok(rec.pid, "the record names QEMU's pid while it boots");
-  process.kill(await d.daemonPid(), "SIGKILL");
+  await killDaemon(d);
   await starting;
   const c2 = await connect({ home: d.home });
   const after = await c2.get("midboot");

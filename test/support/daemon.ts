@@ -31,6 +31,21 @@ export function qemuPidsOf(home: string): number[] {
   return out ? out.split("\n").map(Number) : [];
 }
 
+/** SIGKILLs the daemon and waits until it is really gone (kill only sends the signal). */
+export async function killDaemon(d: TestDaemon): Promise<void> {
+  const pid = await d.daemonPid();
+  process.kill(pid, "SIGKILL");
+  for (let i = 0; i < 500; i++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`daemon ${pid} survived SIGKILL`);
+}
+
 export async function startTestDaemon(t: Pick<TestContext, "after">): Promise<TestDaemon> {
   await guestArtifacts(); // build (or find) the guest before any daemon needs it
   const home = await mkdtemp(join(tmpdir(), "mvm-home-"));
