@@ -30,13 +30,17 @@ static long long uptime_ms(void) {
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void say(const char *fmt, ...) {
+static void vsay(const char *prefix, const char *fmt, va_list ap) {
   char buf[512];
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  dprintf(2, "mvm-init: %s%s\n", prefix, buf);
+}
+
+static void say(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
+  vsay("", fmt, ap);
   va_end(ap);
-  dprintf(2, "mvm-init: %s\n", buf);
 }
 
 static void shutdown_now(void) __attribute__((noreturn));
@@ -44,12 +48,10 @@ static pid_t shell_pid = -1;
 
 /* A guest that cannot come up powers off, so the host sees QEMU end and reads why on the console. */
 static void fatal(const char *fmt, ...) {
-  char buf[512];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
+  vsay("fatal: ", fmt, ap);
   va_end(ap);
-  say("fatal: %s", buf);
   shutdown_now();
 }
 
