@@ -3,7 +3,8 @@
 
 import { connect, type MvmClient } from "../../client/client.js";
 import { MvmError } from "../../errors.js";
-import { printJson } from "../output.js";
+import { ensureGuestArtifacts } from "../../guest/artifacts.js";
+import { printJson, progress } from "../output.js";
 import { execInteractive } from "./exec.js";
 import { specFromFlags, type VmFlags } from "../vm-flags.js";
 
@@ -15,7 +16,16 @@ export interface RunFlags extends VmFlags {
 
 const write = (stream: NodeJS.WriteStream, data: string) => stream.write(Buffer.from(data, "base64"));
 
+/**
+ * The guest kernel and initramfs, built here with progress on stderr when missing (minutes, once), so that
+ * the daemon, which would otherwise build them silently, finds them ready. A cache hit costs milliseconds.
+ */
+async function guestReady(): Promise<void> {
+  await ensureGuestArtifacts({ onProgress: progress });
+}
+
 export async function createCommand(command: string[], flags: VmFlags): Promise<number> {
+  await guestReady();
   const client = await connect();
   const vm = await client.create(specFromFlags(flags, command));
   if (flags.json) printJson(vm);
@@ -27,6 +37,7 @@ export async function runCommand(command: string[], flags: RunFlags): Promise<nu
   if (flags.detach && flags.rm) throw new MvmError("--rm and -d cannot be used together", { hint: "a detached VM is removed with mvm rm when you are done" });
   const spec = specFromFlags(flags, command);
   if (!flags.detach && !spec.command) throw new MvmError("run needs a command unless it runs detached", { hint: "mvm run -- uname -a, or mvm run -d --name NAME" });
+  await guestReady();
   const client = await connect();
   if (flags.detach) {
     const vm = await client.create(spec);
