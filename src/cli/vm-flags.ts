@@ -21,6 +21,8 @@ export interface VmFlags {
   accel?: string;
   binary?: string;
   machine?: string;
+  network?: string;
+  publish: string[];
   json?: boolean;
 }
 
@@ -42,6 +44,8 @@ export function addVmFlags(cmd: Command): Command {
     .option("--cmdline <args>", "replace the default kernel command line")
     .option("--accel <accel>", "auto (KVM only where it is real), kvm or tcg")
     .option("--binary <binary>", "auto, full or microvm (the stripped QEMU)")
+    .option("--network <mode>", "none (default: no NIC), user (outbound via slirp) or user,restrict (published ports only)")
+    .option("-p, --publish <[ip:]host:guest[/proto]>", "publish a guest port on the host, 127.0.0.1 unless ip says otherwise (repeatable)", collect, [])
     .option("--machine <opts>", "microvm machine options: acpi, pit, pic, rtc = on|off|auto (e.g. pit=off,rtc=on)")
     .option("--json", "print JSON on stdout");
 }
@@ -107,6 +111,8 @@ export function specFromFlags(flags: VmFlags, command: string[] | undefined): Vm
     accel: flags.accel,
     binary: flags.binary,
     machine: flags.machine === undefined ? undefined : parseMachine(flags.machine),
+    network: flags.network,
+    ports: flags.publish.length ? flags.publish : undefined,
     command: command && command.length ? command : undefined,
   };
   for (const k of Object.keys(spec)) if (spec[k] === undefined) delete spec[k];

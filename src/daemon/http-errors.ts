@@ -11,6 +11,8 @@ const STATUS: Record<string, number> = {
   BAD_REQUEST: 400,
   NOT_FOUND: 404,
   NAME_TAKEN: 409,
+  PORT_IN_USE: 409,
+  INVALID_PORT: 400,
   WRONG_STATE: 409,
   TIMEOUT: 504,
   ABORTED: 499,

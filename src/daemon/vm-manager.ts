@@ -13,7 +13,8 @@ import { chooseAccel, readHostFacts } from "../host/accel.js";
 import { chooseBinary, type BinaryChoice } from "../qemu/binary-choice.js";
 import { flattenArgv } from "../qemu/microvm-argv.js";
 import { probeBinary, type QemuBinaryInfo } from "../qemu/probe.js";
-import { checkSpec } from "../spec/vm-spec.js";
+import { checkPortsFree } from "../host/port-check.js";
+import { checkSpec, type VmSpec } from "../spec/vm-spec.js";
 import { NotFoundError, type VmExit, type VmRecord, type VmStore } from "../store/vm-store.js";
 import { OPERATIONS, isLive, requireState } from "../vm/state.js";
 import { JobLog, type OutputEvent } from "./job-log.js";
@@ -35,6 +36,9 @@ export interface ExitEvent {
 
 /** What follows a VM's command: its output and, at the end, its exit. */
 export type AttachEvent = OutputEvent | ExitEvent;
+
+/** A locally administered MAC from the VM's id: stable across restarts, distinct between VMs. */
+export const macFor = (id: string): string => `52:54:00:${id.slice(0, 6).match(/../g)!.join(":")}`;
 
 export class BinaryUnusableError extends MvmError {
   override readonly code = "QEMU_UNUSABLE";
@@ -99,9 +103,14 @@ export class VmManager {
     return p;
   }
 
-  async chooseBinaryFor(accel: "kvm" | "tcg", requested: "auto" | "full" | "microvm"): Promise<BinaryChoice> {
+  async chooseBinaryFor(accel: "kvm" | "tcg", requested: "auto" | "full" | "microvm", spec?: VmSpec): Promise<BinaryChoice> {
     const [full, microvm] = await Promise.all([this.probe(this.o.binaries.full), this.probe(this.o.binaries.microvm)]);
-    const needs = { accel, devices: ["virtio-serial-device", "virtserialport", "virtio-rng-device"], netdevs: [] };
+    const userNet = spec !== undefined && spec.network !== undefined && spec.network !== "none";
+    const needs = {
+      accel,
+      devices: ["virtio-serial-device", "virtserialport", "virtio-rng-device", ...(userNet ? ["virtio-net-device"] : [])],
+      netdevs: userNet ? ["user"] : [],
+    };
     return chooseBinary(requested, needs, { full, microvm });
   }
 
@@ -112,9 +121,11 @@ export class VmManager {
     const spec = rec.spec;
     const accel = chooseAccel(spec.accel, readHostFacts());
     if (!accel.usable) throw new MvmError(`VM ${rec.name} asks for KVM, which cannot be used here: ${accel.reason}`, { hint: "set accel to auto or tcg" });
-    const binary = await this.chooseBinaryFor(accel.chosen, spec.binary);
+    const binary = await this.chooseBinaryFor(accel.chosen, spec.binary, spec);
     if (!binary.usable) throw new BinaryUnusableError(binary.reason, { hint: "install Debian's qemu-system-x86 (scripts/setup.sh does), or set binary to auto" });
     const artifacts = await this.o.artifacts();
+    const userNet = spec.network !== undefined && spec.network !== "none";
+    if (userNet) await checkPortsFree(spec.ports ?? []);
     this.o.store.transition(rec.id, OPERATIONS.start, "starting", {
       accel: { chosen: accel.chosen, reason: accel.reason },
       binary: { kind: binary.kind, path: binary.path, reason: binary.reason },
@@ -138,7 +149,13 @@ export class VmManager {
         initrd: spec.initrd,
         append: spec.append,
         cmdline: spec.cmdline,
-        config: { hostname: spec.hostname, env: spec.env },
+        config: {
+          hostname: spec.hostname,
+          env: spec.env,
+          // slirp's fixed addresses: the guest 10.0.2.15, the host's loopback as 10.0.2.2, its DNS relay 10.0.2.3.
+          network: userNet ? { iface: "eth0", address: "10.0.2.15/24", gateway: "10.0.2.2", dns: ["10.0.2.3"] } : undefined,
+        },
+        network: userNet ? { restrict: spec.network === "user,restrict", ports: spec.ports ?? [], mac: macFor(rec.id) } : undefined,
         helloTimeoutMs: 60000,
         signal,
         // Named in the record at once: a daemon that dies mid-boot leaves a QEMU the next one can find.

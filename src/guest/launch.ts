@@ -14,6 +14,7 @@ import { AgentDisconnectedError, BootError, TimeoutError } from "../errors.js";
 import { hostTsc } from "../host/tsc.js";
 import { flattenArgv, microvmArgv, type ArgvEntry } from "../qemu/microvm-argv.js";
 import { QmpClient } from "../qemu/qmp-client.js";
+import type { PortMapping } from "../spec/ports.js";
 import { ensureGuestArtifacts, type GuestArtifacts } from "./artifacts.js";
 import { writeGuestConfig, type GuestConfig } from "./config-file.js";
 import { cmdlineString, defaultCmdline } from "./kernel-cmdline.js";
@@ -29,6 +30,8 @@ export interface LaunchOptions {
    * cannot read its configuration file (6.1's fw_cfg driver needs ACPI), so `config` is ignored by it.
    */
   acpi?: boolean;
+  /** A NIC on QEMU's user-mode network; the guest side is configured through `config.network`. */
+  network?: { restrict: boolean; ports: PortMapping[]; mac: string };
   /** Allowlisted -M microvm options (acpi, pit, pic, rtc: on/off/auto). */
   machine?: Partial<Record<"acpi" | "pit" | "pic" | "rtc", "on" | "off" | "auto">>;
   cpus?: number;
@@ -309,6 +312,7 @@ export function buildArgv(options: LaunchOptions & { artifacts: GuestArtifacts; 
     accel,
     acpi,
     machine: options.machine,
+    network: options.network,
     cpus: options.cpus ?? 1,
     memoryMiB: options.memoryMiB ?? 256,
     kernel: options.kernel ?? options.artifacts.kernel.vmlinux,

@@ -50,3 +50,12 @@ test("machine options come from the allowlist only, typed", () => {
   const smuggled = { ...spec, machine: { pit: "off,x-option-roms=on" } } as unknown as MicrovmSpec;
   assert.throws(() => microvmArgv(smuggled), RangeError);
 });
+
+test("a user network: restrict, published ports as hostfwd, a NIC with the VM's MAC", () => {
+  const argv = flattenArgv(
+    microvmArgv({ ...spec, network: { restrict: true, mac: "52:54:00:ab:cd:ef", ports: [{ hostIp: "127.0.0.1", hostPort: 8080, guestPort: 80, proto: "tcp" }, { hostIp: "0.0.0.0", hostPort: 53, guestPort: 53, proto: "udp" }] } }),
+  );
+  assert.equal(argv[argv.indexOf("-netdev") + 1], "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:0.0.0.0:53-:53");
+  assert.ok(argv.includes("virtio-net-device,netdev=net0,mac=52:54:00:ab:cd:ef"));
+  assert.ok(!flattenArgv(microvmArgv(spec)).includes("-netdev"), "no network unless asked");
+});

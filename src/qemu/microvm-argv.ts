@@ -1,5 +1,6 @@
 // The QEMU command line of a microVM, from a table of defaults where each entry says why it is there.
 
+import type { PortMapping } from "../spec/ports.js";
 import { optList, optValue } from "./escape.js";
 
 export interface MicrovmSpec {
@@ -17,6 +18,8 @@ export interface MicrovmSpec {
   agentSocket: string;
   /** Unix socket the host listens on for QEMU's QMP monitor (QEMU connects, as for the agent). */
   qmpSocket?: string;
+  /** A NIC on QEMU's user-mode network (slirp), with published ports; none when absent. */
+  network?: { restrict: boolean; ports: PortMapping[]; mac: string };
   /** The guest configuration file, handed to mvm-init through fw_cfg. */
   configFile?: string;
   /**
@@ -68,6 +71,18 @@ export function microvmArgv(spec: MicrovmSpec): ArgvEntry[] {
     entries.push(
       e("QMP monitor: QEMU connects to mvm's socket, and reconnects after a host-side restart", "-chardev", `socket,${optList([["id", "qmp"], ["path", spec.qmpSocket], ["reconnect", 1]])}`),
       e("the monitor speaks QMP (JSON), never the human monitor", "-mon", "chardev=qmp,mode=control"),
+    );
+  }
+  if (spec.network) {
+    const n = spec.network;
+    const hostfwd = n.ports.map((p): [string, string] => ["hostfwd", `${p.proto}:${p.hostIp}:${p.hostPort}-:${p.guestPort}`]);
+    entries.push(
+      e(
+        n.restrict ? "user-mode network, cut off from everything but the published ports (restrict=on)" : "user-mode network (slirp): outbound TCP/UDP without root; published ports as hostfwd",
+        "-netdev",
+        `user,${optList([["id", "net0"], ...(n.restrict ? [["restrict", true] as [string, boolean]] : []), ...hostfwd])}`,
+      ),
+      e("the guest's NIC, with a MAC derived from the VM's id (stable across restarts)", "-device", `virtio-net-device,${optList([["netdev", "net0"], ["mac", n.mac]])}`),
     );
   }
   if (spec.configFile) {

@@ -5,7 +5,7 @@ import { InvalidSpecError, NAME_PATTERN, checkSpec, generateName } from "./vm-sp
 
 test("defaults fill a minimal spec", () => {
   const s = checkSpec({ name: "web" });
-  assert.deepEqual(s, { name: "web", cpus: 1, memoryMiB: 256, kernel: undefined, initrd: undefined, append: undefined, cmdline: undefined, accel: "auto", binary: "auto", hostname: "web", machine: {}, command: undefined, env: {}, workdir: undefined, user: undefined });
+  assert.deepEqual(s, { name: "web", cpus: 1, memoryMiB: 256, kernel: undefined, initrd: undefined, append: undefined, cmdline: undefined, accel: "auto", binary: "auto", hostname: "web", machine: {}, network: "none", ports: [], command: undefined, env: {}, workdir: undefined, user: undefined });
 });
 
 test("unknown keys and wrong types are refused with their path", () => {
@@ -47,4 +47,12 @@ test("property: any name the schema accepts is safe as a file name and a QEMU va
       assert.doesNotMatch(s.name, /[,/=\s]/);
     }),
   );
+});
+
+test("networks and published ports", () => {
+  assert.deepEqual(checkSpec({ network: "user", ports: ["8080:80"] }).ports, [{ hostIp: "127.0.0.1", hostPort: 8080, guestPort: 80, proto: "tcp" }]);
+  assert.throws(() => checkSpec({ ports: ["8080:80"] }), /needs a network/);
+  assert.throws(() => checkSpec({ network: "user", ports: ["8080:80", "127.0.0.1:8080:81"] }), /published twice/);
+  assert.throws(() => checkSpec({ network: "bridge0" }), /\/network/);
+  assert.throws(() => checkSpec({ network: "user", ports: ["8080:80,hostfwd=tcp::22-:22"] }), /invalid/);
 });

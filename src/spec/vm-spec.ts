@@ -6,6 +6,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { MvmError } from "../errors.js";
 import { checkKernelFile, checkReadableFile } from "../guest/kernel-file.js";
+import { parsePort, type PortMapping } from "./ports.js";
 import { parseMemoryMiB } from "./size.js";
 
 export const NAME_PATTERN = "^[a-z0-9][a-z0-9-]{0,62}$";
@@ -36,6 +37,12 @@ export const VmSpecSchema = Type.Object(
     binary: Type.Optional(Type.Union([Type.Literal("auto"), Type.Literal("full"), Type.Literal("microvm")])),
     hostname: Type.Optional(Type.String({ pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" })),
     machine: Type.Optional(MachineSchema),
+    network: Type.Optional(
+      Type.Union([Type.Literal("none"), Type.Literal("user"), Type.Literal("user,restrict")], {
+        description: "none: no NIC; user: slirp, outbound TCP/UDP; user,restrict: only published ports",
+      }),
+    ),
+    ports: Type.Optional(Type.Array(Type.String(), { description: "[HOSTIP:]HOSTPORT:GUESTPORT[/tcp|udp]; needs a user network" })),
     command: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: "run when the VM is ready; the VM powers off when it ends" })),
     env: Type.Optional(Type.Record(Type.String(), Type.String(), { description: "names: letters, digits and _, not starting with a digit" })),
     workdir: Type.Optional(Type.String({ minLength: 1 })),
@@ -58,6 +65,8 @@ export interface VmSpec {
   binary: "auto" | "full" | "microvm";
   hostname: string;
   machine: MachineOptions;
+  network: "none" | "user" | "user,restrict";
+  ports: PortMapping[];
   command?: string[];
   env: Record<string, string>;
   workdir?: string;
@@ -99,6 +108,16 @@ export function checkSpec(input: unknown, options: { nameTaken?: (name: string) 
   if (badEnv !== undefined) {
     throw new InvalidSpecError(`invalid environment variable name ${JSON.stringify(badEnv)}`, { hint: "names are letters, digits and _, not starting with a digit" });
   }
+  const ports = (s.ports ?? []).map(parsePort);
+  if (ports.length && (s.network ?? "none") === "none") {
+    throw new InvalidSpecError("publishing ports needs a network", { hint: "add --network user (or user,restrict to allow nothing but the published ports)" });
+  }
+  const taken = new Set<string>();
+  for (const p of ports) {
+    const key = `${p.hostIp}:${p.hostPort}/${p.proto}`;
+    if (taken.has(key)) throw new InvalidSpecError(`host port ${key} is published twice`, { hint: "give each mapping its own host port" });
+    taken.add(key);
+  }
   if (s.kernel) checkKernelFile(s.kernel);
   if (s.initrd) checkReadableFile(s.initrd, "initrd");
   const name = s.name ?? generateName(options.nameTaken ?? (() => false));
@@ -114,6 +133,8 @@ export function checkSpec(input: unknown, options: { nameTaken?: (name: string) 
     binary: s.binary ?? "auto",
     hostname: s.hostname ?? (name.length <= 63 && !name.endsWith("-") ? name : "mvm"),
     machine: s.machine ?? {},
+    network: s.network ?? "none",
+    ports,
     command: s.command,
     env: s.env ?? {},
     workdir: s.workdir,
