@@ -71,7 +71,16 @@ int config_load(const char *path, struct vm_config *c, char *err, int errlen) {
     else if (!strcmp(k, "net.iface")) bad = copy(c->net_iface, sizeof c->net_iface, v);
     else if (!strcmp(k, "net.address")) bad = copy(c->net_address, sizeof c->net_address, v);
     else if (!strcmp(k, "net.gateway")) bad = copy(c->net_gateway, sizeof c->net_gateway, v);
-    else if (!strcmp(k, "net.dns")) {
+    else if (!strcmp(k, "mount")) {
+      /* mount=TAG:ro|rw:/guest/path (the path last, so it may hold ':') */
+      char *a = strchr(v, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+      bad = c->nmounts >= CONFIG_MAX_MOUNTS || !a || !b || b[1] != '/';
+      if (!bad) {
+        *a = 0;
+        *b = 0;
+        c->mounts[c->nmounts++] = (struct vm_mount){.tag = strdup(v), .ro = !strcmp(a + 1, "ro"), .path = strdup(b + 1)};
+      }
+    } else if (!strcmp(k, "net.dns")) {
       bad = c->ndns >= CONFIG_MAX_DNS;
       if (!bad) c->dns[c->ndns++] = strdup(v);
     }

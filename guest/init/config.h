@@ -4,6 +4,14 @@
 
 #define CONFIG_MAX_ENV 256
 #define CONFIG_MAX_DNS 4
+#define CONFIG_MAX_MOUNTS 16
+
+/* A shared folder: a 9p tag QEMU exports, mounted at a guest path. */
+struct vm_mount {
+  char *tag;
+  char *path;
+  int ro;
+};
 
 struct vm_config {
   char hostname[64];
@@ -18,6 +26,8 @@ struct vm_config {
   char net_gateway[16];
   char *dns[CONFIG_MAX_DNS];
   int ndns;
+  struct vm_mount mounts[CONFIG_MAX_MOUNTS];
+  int nmounts;
 };
 
 /* Parses the file; on error fills err and returns -1. A missing file is an empty configuration. */

@@ -134,6 +134,29 @@ static void write_resolv_conf(const struct vm_config *c, int on_root_disk) {
     say("cannot bind /etc/resolv.conf: %s", strerror(errno));
 }
 
+/* mkdir -p */
+static void make_dirs(const char *path) {
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    mkdir(buf, 0755);
+    *p = '/';
+  }
+  mkdir(buf, 0755);
+}
+
+/* Shared folders over virtio-9p. Read-only is enforced by QEMU on the host side too. */
+static void mount_shared_folders(const struct vm_config *c) {
+  for (int i = 0; i < c->nmounts; i++) {
+    const struct vm_mount *m = &c->mounts[i];
+    make_dirs(m->path);
+    if (mount(m->tag, m->path, "9p", m->ro ? MS_RDONLY : 0, "trans=virtio,version=9p2000.L,msize=262144") < 0)
+      fatal("cannot mount shared folder %s on %s: %s", m->tag, m->path, strerror(errno));
+  }
+}
+
 static pid_t agent_pid = -1;
 static const char *agent_path = "/sbin/mvm-agent";
 
@@ -245,6 +268,7 @@ int main(int argc, char **argv) {
   mount_or_warn("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
   mount_or_warn("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   write_resolv_conf(&c, on_root_disk);
+  mount_shared_folders(&c);
 
   /* The agent and every command it runs inherit this environment; the VM's own variables come last. */
   clearenv();

@@ -1,6 +1,7 @@
 // The flags that describe a VM, shared by `run` and `create`, turned into the one VM spec schema.
 
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import type { Command } from "commander";
 import { MvmError } from "../errors.js";
 import type { VmSpecInput } from "../spec/vm-spec.js";
@@ -23,6 +24,8 @@ export interface VmFlags {
   machine?: string;
   network?: string;
   publish: string[];
+  disk: string[];
+  volume: string[];
   json?: boolean;
 }
 
@@ -44,6 +47,8 @@ export function addVmFlags(cmd: Command): Command {
     .option("--cmdline <args>", "replace the default kernel command line")
     .option("--accel <accel>", "auto (KVM only where it is real), kvm or tcg")
     .option("--binary <binary>", "auto, full or microvm (the stripped QEMU)")
+    .option("--disk <path[:ro]>", "attach a raw or qcow2 image as /dev/vda, /dev/vdb... (repeatable)", collect, [])
+    .option("-v, --volume <hostdir:guestdir[:ro]>", "share a host folder over virtio-9p (repeatable)", collect, [])
     .option("--network <mode>", "none (default: no NIC), user (outbound via slirp) or user,restrict (published ports only)")
     .option("-p, --publish <[ip:]host:guest[/proto]>", "publish a guest port on the host, 127.0.0.1 unless ip says otherwise (repeatable)", collect, [])
     .option("--machine <opts>", "microvm machine options: acpi, pit, pic, rtc = on|off|auto (e.g. pit=off,rtc=on)")
@@ -104,8 +109,11 @@ export function specFromFlags(flags: VmFlags, command: string[] | undefined): Vm
     hostname: flags.hostname,
     cpus: flags.cpus === undefined ? undefined : parseCount(flags.cpus),
     memory: flags.memory,
-    kernel: flags.kernel,
-    initrd: flags.initrd,
+    kernel: flags.kernel === undefined ? undefined : resolve(flags.kernel),
+    initrd: flags.initrd === undefined ? undefined : resolve(flags.initrd),
+    // The daemon has another working directory: host paths travel absolute.
+    disks: flags.disk.length ? flags.disk.map((d) => (d.startsWith("/") ? d : resolve(d))) : undefined,
+    volumes: flags.volume.length ? flags.volume.map((v) => (v.startsWith("/") ? v : resolve(v))) : undefined,
     append: flags.append,
     cmdline: flags.cmdline,
     accel: flags.accel,

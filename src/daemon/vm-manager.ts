@@ -37,6 +37,24 @@ export interface ExitEvent {
 /** What follows a VM's command: its output and, at the end, its exit. */
 export type AttachEvent = OutputEvent | ExitEvent;
 
+/** QEMU's own words for a few boot failures, turned into errors that say what to do. */
+function explainBootFailure(e: MvmError): MvmError {
+  const stderr = typeof e.details?.qemuStderr === "string" ? e.details.qemuStderr : "";
+  const lock = /Failed to get "(write|read|shared write)" lock[\s\S]*?(?:Is another process using the image \[([^\]]+)\])?/.exec(stderr);
+  if (lock) {
+    return new DiskInUseError(`a disk of this VM is in use by another VM or program${lock[2] ? `: ${lock[2]}` : ""}`, {
+      hint: "stop the VM that has it, attach it read-only (:ro) on both, or give this VM a copy",
+      details: e.details,
+      cause: e,
+    });
+  }
+  return e;
+}
+
+export class DiskInUseError extends MvmError {
+  override readonly code = "DISK_IN_USE";
+}
+
 /** A locally administered MAC from the VM's id: stable across restarts, distinct between VMs. */
 export const macFor = (id: string): string => `52:54:00:${id.slice(0, 6).match(/../g)!.join(":")}`;
 
@@ -108,7 +126,14 @@ export class VmManager {
     const userNet = spec !== undefined && spec.network !== undefined && spec.network !== "none";
     const needs = {
       accel,
-      devices: ["virtio-serial-device", "virtserialport", "virtio-rng-device", ...(userNet ? ["virtio-net-device"] : [])],
+      devices: [
+        "virtio-serial-device",
+        "virtserialport",
+        "virtio-rng-device",
+        ...(userNet ? ["virtio-net-device"] : []),
+        ...(spec?.disks?.length ? ["virtio-blk-device"] : []),
+        ...(spec?.volumes?.length ? ["virtio-9p-device"] : []),
+      ],
       netdevs: userNet ? ["user"] : [],
     };
     return chooseBinary(requested, needs, { full, microvm });
@@ -154,7 +179,10 @@ export class VmManager {
           env: spec.env,
           // slirp's fixed addresses: the guest 10.0.2.15, the host's loopback as 10.0.2.2, its DNS relay 10.0.2.3.
           network: userNet ? { iface: "eth0", address: "10.0.2.15/24", gateway: "10.0.2.2", dns: ["10.0.2.3"] } : undefined,
+          mounts: (spec.volumes ?? []).map((v, i) => ({ tag: `mvm${i}`, path: v.guestPath, readOnly: v.readOnly })),
         },
+        disks: spec.disks ?? [],
+        volumes: spec.volumes ?? [],
         network: userNet ? { restrict: spec.network === "user,restrict", ports: spec.ports ?? [], mac: macFor(rec.id) } : undefined,
         helloTimeoutMs: 60000,
         signal,
@@ -162,13 +190,13 @@ export class VmManager {
         onSpawn: (pid) => this.o.store.update(rec.id, { pid, pidStart: processStartTime(pid) }),
       });
     } catch (e) {
-      const err = e as MvmError;
+      const err = explainBootFailure(e as MvmError);
       this.o.store.transition(rec.id, ["starting"], "crashed", {
         pid: undefined,
         pidStart: undefined,
         lastExit: { exitCode: null, signal: null, at: new Date().toISOString(), reason: `boot failed: ${err.message}` },
       });
-      throw e;
+      throw err;
     }
     this.guests.set(rec.id, guest);
     const running = this.o.store.transition(rec.id, ["starting"], "running", {

@@ -11,6 +11,8 @@ export interface GuestConfig {
   /** A block device to switch_root into (mvm-init takes itself and the agent along). */
   root?: { device: string; fstype?: string; flags?: string; readOnly?: boolean };
   network?: { iface: string; address: string; gateway?: string; dns?: string[] };
+  /** 9p shares to mount: the tag QEMU exports and the guest path. */
+  mounts?: Array<{ tag: string; path: string; readOnly: boolean }>;
 }
 
 export class GuestConfigError extends MvmError {
@@ -47,6 +49,7 @@ export function encodeGuestConfig(c: GuestConfig): string {
     if (c.network.gateway) lines.push(["net.gateway", c.network.gateway]);
     for (const d of c.network.dns ?? []) lines.push(["net.dns", d]);
   }
+  for (const m of c.mounts ?? []) lines.push(["mount", `${m.tag}:${m.readOnly ? "ro" : "rw"}:${m.path}`]);
   return lines.map(([k, v]) => `${k}=${escapeValue(v)}\n`).join("");
 }
 

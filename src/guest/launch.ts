@@ -30,6 +30,8 @@ export interface LaunchOptions {
    * cannot read its configuration file (6.1's fw_cfg driver needs ACPI), so `config` is ignored by it.
    */
   acpi?: boolean;
+  disks?: Array<{ path: string; readOnly: boolean; format: "raw" | "qcow2" }>;
+  volumes?: Array<{ hostPath: string; readOnly: boolean }>;
   /** A NIC on QEMU's user-mode network; the guest side is configured through `config.network`. */
   network?: { restrict: boolean; ports: PortMapping[]; mac: string };
   /** Allowlisted -M microvm options (acpi, pit, pic, rtc: on/off/auto). */
@@ -313,6 +315,8 @@ export function buildArgv(options: LaunchOptions & { artifacts: GuestArtifacts; 
     acpi,
     machine: options.machine,
     network: options.network,
+    disks: options.disks,
+    volumes: options.volumes,
     cpus: options.cpus ?? 1,
     memoryMiB: options.memoryMiB ?? 256,
     kernel: options.kernel ?? options.artifacts.kernel.vmlinux,

@@ -59,3 +59,19 @@ test("a user network: restrict, published ports as hostfwd, a NIC with the VM's 
   assert.ok(argv.includes("virtio-net-device,netdev=net0,mac=52:54:00:ab:cd:ef"));
   assert.ok(!flattenArgv(microvmArgv(spec)).includes("-netdev"), "no network unless asked");
 });
+
+test("disks go through -blockdev JSON and shared folders are escaped, so paths inject nothing", () => {
+  const argv = flattenArgv(
+    microvmArgv({
+      ...spec,
+      disks: [{ path: "/imgs/a,file.driver=ssh.raw", readOnly: true, format: "raw" }],
+      volumes: [{ hostPath: "/share,readonly=off", readOnly: true }],
+    }),
+  );
+  const blockdev = JSON.parse(argv[argv.indexOf("-blockdev") + 1]!) as { file: { filename: string }; "read-only": boolean };
+  assert.equal(blockdev.file.filename, "/imgs/a,file.driver=ssh.raw");
+  assert.equal(blockdev["read-only"], true);
+  assert.ok(argv.includes("virtio-blk-device,drive=disk0"));
+  assert.equal(argv[argv.indexOf("-fsdev") + 1], "local,id=fs0,path=/share,,readonly=off,security_model=none,readonly=on");
+  assert.ok(argv.includes("virtio-9p-device,fsdev=fs0,mount_tag=mvm0"));
+});

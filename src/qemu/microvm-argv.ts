@@ -18,6 +18,10 @@ export interface MicrovmSpec {
   agentSocket: string;
   /** Unix socket the host listens on for QEMU's QMP monitor (QEMU connects, as for the agent). */
   qmpSocket?: string;
+  /** Block devices, in order (/dev/vda, /dev/vdb...). */
+  disks?: Array<{ path: string; readOnly: boolean; format: "raw" | "qcow2" }>;
+  /** Host folders exported over virtio-9p, mounted by mvm-init as tag mvmN. */
+  volumes?: Array<{ hostPath: string; readOnly: boolean }>;
   /** A NIC on QEMU's user-mode network (slirp), with published ports; none when absent. */
   network?: { restrict: boolean; ports: PortMapping[]; mac: string };
   /** The guest configuration file, handed to mvm-init through fw_cfg. */
@@ -73,6 +77,26 @@ export function microvmArgv(spec: MicrovmSpec): ArgvEntry[] {
       e("the monitor speaks QMP (JSON), never the human monitor", "-mon", "chardev=qmp,mode=control"),
     );
   }
+  (spec.disks ?? []).forEach((d, i) => {
+    entries.push(
+      e(
+        "a disk through -blockdev JSON: no file name can inject an option; QEMU's image locking keeps two VMs from writing one image",
+        "-blockdev",
+        JSON.stringify({ driver: d.format, "node-name": `disk${i}`, "read-only": d.readOnly, file: { driver: "file", filename: d.path, "read-only": d.readOnly } }),
+      ),
+      e("its virtio-blk device", "-device", `virtio-blk-device,drive=disk${i}`),
+    );
+  });
+  (spec.volumes ?? []).forEach((v, i) => {
+    entries.push(
+      e(
+        v.readOnly ? "a shared folder, read-only on the host side (readonly=on)" : "a shared folder (files get the daemon user's ownership)",
+        "-fsdev",
+        `local,${optList([["id", `fs${i}`], ["path", v.hostPath], ["security_model", "none"], ...(v.readOnly ? [["readonly", true] as [string, boolean]] : [])])}`,
+      ),
+      e("its virtio-9p device; mvm-init mounts the tag", "-device", `virtio-9p-device,fsdev=fs${i},mount_tag=mvm${i}`),
+    );
+  });
   if (spec.network) {
     const n = spec.network;
     const hostfwd = n.ports.map((p): [string, string] => ["hostfwd", `${p.proto}:${p.hostIp}:${p.hostPort}-:${p.guestPort}`]);

@@ -7,6 +7,7 @@ import { Value } from "@sinclair/typebox/value";
 import { MvmError } from "../errors.js";
 import { checkKernelFile, checkReadableFile } from "../guest/kernel-file.js";
 import { parsePort, type PortMapping } from "./ports.js";
+import { parseDisk, parseVolume, type DiskSpec, type VolumeSpec } from "./storage.js";
 import { parseMemoryMiB } from "./size.js";
 
 export const NAME_PATTERN = "^[a-z0-9][a-z0-9-]{0,62}$";
@@ -42,6 +43,8 @@ export const VmSpecSchema = Type.Object(
         description: "none: no NIC; user: slirp, outbound TCP/UDP; user,restrict: only published ports",
       }),
     ),
+    disks: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: "PATH[:ro|:rw]: raw or qcow2 images, /dev/vda, /dev/vdb... in order" })),
+    volumes: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: "HOSTDIR:GUESTDIR[:ro]: shared folders over virtio-9p" })),
     ports: Type.Optional(Type.Array(Type.String(), { description: "[HOSTIP:]HOSTPORT:GUESTPORT[/tcp|udp]; needs a user network" })),
     command: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: "run when the VM is ready; the VM powers off when it ends" })),
     env: Type.Optional(Type.Record(Type.String(), Type.String(), { description: "names: letters, digits and _, not starting with a digit" })),
@@ -67,6 +70,8 @@ export interface VmSpec {
   machine: MachineOptions;
   network: "none" | "user" | "user,restrict";
   ports: PortMapping[];
+  disks: DiskSpec[];
+  volumes: VolumeSpec[];
   command?: string[];
   env: Record<string, string>;
   workdir?: string;
@@ -118,6 +123,8 @@ export function checkSpec(input: unknown, options: { nameTaken?: (name: string) 
     if (taken.has(key)) throw new InvalidSpecError(`host port ${key} is published twice`, { hint: "give each mapping its own host port" });
     taken.add(key);
   }
+  const volumes = (s.volumes ?? []).map(parseVolume);
+  if (new Set(volumes.map((v) => v.guestPath)).size !== volumes.length) throw new InvalidSpecError("two shared folders have the same guest path", { hint: "give each -v its own GUESTDIR" });
   if (s.kernel) checkKernelFile(s.kernel);
   if (s.initrd) checkReadableFile(s.initrd, "initrd");
   const name = s.name ?? generateName(options.nameTaken ?? (() => false));
@@ -135,6 +142,8 @@ export function checkSpec(input: unknown, options: { nameTaken?: (name: string) 
     machine: s.machine ?? {},
     network: s.network ?? "none",
     ports,
+    disks: (s.disks ?? []).map(parseDisk),
+    volumes,
     command: s.command,
     env: s.env ?? {},
     workdir: s.workdir,
