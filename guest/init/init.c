@@ -160,13 +160,21 @@ static void mount_shared_folders(const struct vm_config *c) {
 static pid_t agent_pid = -1;
 static const char *agent_path = "/sbin/mvm-agent";
 
-static void start_agent(void) {
+/* fork() for init's children: in the child, signals unblocked (init blocks them all) and a new session. */
+static pid_t fork_child(void) {
   pid_t pid = fork();
   if (pid == 0) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     setsid();
+  }
+  return pid;
+}
+
+static void start_agent(void) {
+  pid_t pid = fork_child();
+  if (pid == 0) {
     char *argv[] = {(char *)agent_path, NULL};
     execv(agent_path, argv);
     say("cannot run %s: %s", agent_path, strerror(errno));
@@ -182,12 +190,8 @@ static long long shell_started;
 static void start_console_shell(void) {
   const char *shell = access("/bin/sh", X_OK) == 0 ? "/bin/sh" : NULL;
   if (!shell) return;
-  pid_t pid = fork();
+  pid_t pid = fork_child();
   if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    setsid();
     int fd = open("/dev/ttyS0", O_RDWR | O_NOCTTY);
     if (fd < 0) _exit(127);
     ioctl(fd, TIOCSCTTY, 0);

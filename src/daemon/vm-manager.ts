@@ -156,6 +156,7 @@ export class VmManager {
       binary: { kind: binary.kind, path: binary.path, reason: binary.reason },
       pid: undefined,
       pidStart: undefined,
+      commandExit: undefined, // the last run's; this run's replaces it when its command ends
       timings: { startedAt: new Date().toISOString() },
     });
     const dir = this.dirOf(rec.id);
