@@ -68,6 +68,7 @@ int config_load(const char *path, struct vm_config *c, char *err, int errlen) {
     else if (!strcmp(k, "rootfstype")) bad = copy(c->rootfstype, sizeof c->rootfstype, v);
     else if (!strcmp(k, "rootflags")) bad = copy(c->rootflags, sizeof c->rootflags, v);
     else if (!strcmp(k, "rootro")) c->root_ro = !strcmp(v, "1");
+    else if (!strcmp(k, "rootresize")) c->root_resize = !strcmp(v, "1");
     else if (!strcmp(k, "net.iface")) bad = copy(c->net_iface, sizeof c->net_iface, v);
     else if (!strcmp(k, "net.address")) bad = copy(c->net_address, sizeof c->net_address, v);
     else if (!strcmp(k, "net.gateway")) bad = copy(c->net_gateway, sizeof c->net_gateway, v);

@@ -21,6 +21,7 @@ struct vm_config {
   char rootfstype[32];
   char rootflags[256];
   int root_ro;
+  int root_resize;      /* grow the root ext4 filesystem online to fill its (grown) disk */
   char net_iface[16];
   char net_address[32]; /* a.b.c.d/prefix */
   char net_gateway[16];

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/statfs.h>
+#include <stdint.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -93,11 +95,29 @@ static void delete_tree(int dirfd, dev_t dev) {
   closedir(d);
 }
 
+/* ext4's online resize, as resize2fs does it (busybox has no resize2fs): the new size in fs blocks. */
+#define EXT4_IOC_RESIZE_FS _IOW('f', 16, uint64_t)
+
+static void grow_root(const struct vm_config *c) {
+  int dev = open(c->root, O_RDONLY | O_CLOEXEC), dir = open("/newroot", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  uint64_t bytes = 0;
+  struct statfs fs;
+  if (dev < 0 || dir < 0 || ioctl(dev, BLKGETSIZE64, &bytes) < 0 || fstatfs(dir, &fs) < 0 || fs.f_bsize == 0) {
+    say("cannot size %s for resizing: %s", c->root, strerror(errno));
+  } else {
+    uint64_t blocks = bytes / (uint64_t)fs.f_bsize;
+    if (blocks > fs.f_blocks && ioctl(dir, EXT4_IOC_RESIZE_FS, &blocks) < 0) say("cannot grow the root filesystem: %s", strerror(errno));
+  }
+  if (dev >= 0) close(dev);
+  if (dir >= 0) close(dir);
+}
+
 static void switch_root(const struct vm_config *c) {
   unsigned long flags = c->root_ro ? MS_RDONLY : 0;
   mkdir("/newroot", 0755);
   if (mount(c->root, "/newroot", c->rootfstype, flags, c->rootflags[0] ? c->rootflags : NULL) < 0)
     fatal("cannot mount root disk %s (%s): %s", c->root, c->rootfstype, strerror(errno));
+  if (c->root_resize && !c->root_ro) grow_root(c);
   if (mkdir("/newroot/run", 0755) < 0 && errno != EEXIST) fatal("root disk has no /run and is read-only");
   if (mount("tmpfs", "/newroot/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
     fatal("cannot mount /run on the root disk: %s", strerror(errno));

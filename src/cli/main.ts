@@ -7,6 +7,7 @@ import { benchGuest } from "../bench/guest.js";
 import { ensureGuestArtifacts } from "../guest/artifacts.js";
 import { consoleCommand } from "./commands/console.js";
 import { doctorCommand } from "./commands/doctor.js";
+import { imageBuildCommand, imageImportCommand, imageLsCommand, imageRmCommand } from "./commands/image.js";
 import { execCommand, type ExecFlags } from "./commands/exec.js";
 import { inspectCommand, logsCommand, psCommand } from "./commands/inspect.js";
 import { lifecycleCommand, pruneCommand, removeCommand, waitCommand } from "./commands/lifecycle.js";
@@ -105,6 +106,26 @@ program
   .action(async () => {
     await import("../daemon/main.js");
   });
+
+const image = program.command("image").description("disk images to boot VMs from (--image NAME)");
+image
+  .command("build")
+  .description("build an image: debian, with debootstrap (needs the daemon to run as root)")
+  .argument("<distro>", "debian")
+  .option("--suite <suite>", "Debian suite", "bookworm")
+  .option("--packages <a,b>", "extra packages to include")
+  .option("--name <name>", "the image's name (default: the distro)")
+  .option("--json", "print JSON on stdout")
+  .action((distro: string, flags: { suite: string; packages?: string; name?: string; json?: boolean }) => done(imageBuildCommand(distro, flags)));
+image
+  .command("import")
+  .description("register an image: qcow2, raw ext4, or a root filesystem tarball (docker export)")
+  .argument("<file>")
+  .option("--name <name>", "the image's name (default: from the file name)")
+  .option("--json", "print JSON on stdout")
+  .action((file: string, flags: { name?: string; json?: boolean }) => done(imageImportCommand(file, flags)));
+image.command("ls").description("list images").option("--json", "print JSON on stdout").action((flags: { json?: boolean }) => done(imageLsCommand(flags)));
+image.command("rm").description("remove images no VM uses").argument("<name...>").option("--json", "print JSON on stdout").action((names: string[], flags: { json?: boolean }) => done(imageRmCommand(names, flags)));
 
 const bench = program.command("bench").description("measure mvm on this host");
 bench

@@ -26,6 +26,8 @@ export interface VmFlags {
   publish: string[];
   disk: string[];
   volume: string[];
+  image?: string;
+  diskSize?: string;
   json?: boolean;
 }
 
@@ -47,6 +49,8 @@ export function addVmFlags(cmd: Command): Command {
     .option("--cmdline <args>", "replace the default kernel command line")
     .option("--accel <accel>", "auto (KVM only where it is real), kvm or tcg")
     .option("--binary <binary>", "auto, full or microvm (the stripped QEMU)")
+    .option("--image <name>", "boot this registered image as root (a copy-on-write overlay per VM); debian is built on first use")
+    .option("--disk-size <size>", "grow the image's root disk to this size (e.g. 4G), filesystem included")
     .option("--disk <path[:ro]>", "attach a raw or qcow2 image as /dev/vda, /dev/vdb... (repeatable)", collect, [])
     .option("-v, --volume <hostdir:guestdir[:ro]>", "share a host folder over virtio-9p (repeatable)", collect, [])
     .option("--network <mode>", "none (default: no NIC), user (outbound via slirp) or user,restrict (published ports only)")
@@ -120,6 +124,8 @@ export function specFromFlags(flags: VmFlags, command: string[] | undefined): Vm
     binary: flags.binary,
     machine: flags.machine === undefined ? undefined : parseMachine(flags.machine),
     network: flags.network,
+    image: flags.image,
+    diskSize: flags.diskSize,
     ports: flags.publish.length ? flags.publish : undefined,
     command: command && command.length ? command : undefined,
   };

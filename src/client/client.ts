@@ -9,6 +9,7 @@ import { MvmError } from "../errors.js";
 import type { AccelChoice } from "../host/accel.js";
 import { homeDir } from "../host/paths.js";
 import type { VmSpecInput } from "../spec/vm-spec.js";
+import type { ImageRecord } from "../store/image-store.js";
 import { startDaemon } from "./daemon-process.js";
 import { createInterface } from "node:readline";
 import type { Duplex } from "node:stream";
@@ -183,6 +184,35 @@ export class MvmClient {
       signal: (signo) => void send({ type: "signal", signal: signo }),
       close: () => socket.destroy(),
     };
+  }
+
+  images(signal?: AbortSignal): Promise<ImageRecord[]> {
+    return requestJson(this.http(signal), "GET", "/v1/images");
+  }
+
+  async removeImage(name: string, signal?: AbortSignal): Promise<void> {
+    await requestJson(this.http(signal), "DELETE", `/v1/images/${enc(name)}`);
+  }
+
+  /** Registers an image from a file (qcow2, raw ext4, or a root filesystem tarball); progress lines as they come. */
+  importImage(file: string, name: string, onProgress?: (line: string) => void, signal?: AbortSignal): Promise<ImageRecord> {
+    return this.imageBuild("/v1/images/import", { file, name }, onProgress, signal);
+  }
+
+  /** Builds a Debian image with debootstrap (the daemon must run as root). */
+  buildImage(o: { name?: string; suite?: string; packages?: string[] }, onProgress?: (line: string) => void, signal?: AbortSignal): Promise<ImageRecord> {
+    return this.imageBuild("/v1/images/build", { distro: "debian", ...o }, onProgress, signal);
+  }
+
+  private async imageBuild(path: string, body: unknown, onProgress?: (line: string) => void, signal?: AbortSignal): Promise<ImageRecord> {
+    let image: ImageRecord | undefined;
+    await requestStream(this.http(signal), "POST", path, body, (v) => {
+      if (v.type === "progress") onProgress?.(String(v.line));
+      else if (v.type === "done") image = v.image as ImageRecord;
+      else if (v.type === "error") throw Object.assign(new MvmError(String(v.message), { hint: v.hint as string, details: v.details as Record<string, unknown> }), { code: v.error });
+    });
+    if (!image) throw new MvmError("the daemon closed the stream before the image was ready", { hint: "the daemon may have restarted; nothing was registered" });
+    return image;
   }
 
   /** Sends a signal to a command: an exec session's id, or "job" for the VM's own command. */

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { MvmError } from "../errors.js";
 import { ensureGuestArtifacts, type GuestArtifacts } from "../guest/artifacts.js";
 import { cacheDir, homeDir } from "../host/paths.js";
+import { ImageStore } from "../store/image-store.js";
 import { VmStore } from "../store/vm-store.js";
 import { buildServer } from "./server.js";
 import { VmManager } from "./vm-manager.js";
@@ -50,9 +51,11 @@ async function main(): Promise<void> {
   const lock = join(home, "daemon.pid");
   takeLock(lock);
   const store = new VmStore(join(home, "mvm.db"));
+  const images = new ImageStore(join(home, "mvm.db"));
   let artifacts: Promise<GuestArtifacts> | undefined;
   const manager = new VmManager({
     store,
+    images,
     home,
     cacheDir: cache,
     artifacts: () => (artifacts ??= ensureGuestArtifacts({ onProgress: log }).catch((e: unknown) => {

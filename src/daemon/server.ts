@@ -94,6 +94,40 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
     return reply.status(204).send();
   });
 
+  app.get("/v1/images", () => manager.listImages());
+
+  app.delete<{ Params: { name: string } }>("/v1/images/:name", async (req, reply) => {
+    await manager.removeImage(req.params.name);
+    return reply.status(204).send();
+  });
+
+  // Long builds stream their progress: {type:"progress",line}..., then {type:"done",image} or {type:"error"}.
+  const streamBuild = (reply: FastifyReply, build: (onLine: (l: string) => void) => Promise<unknown>) => {
+    const raw = ndjson(reply);
+    build((l) => line(raw, { type: "progress", line: l })).then(
+      (image) => {
+        line(raw, { type: "done", image });
+        raw.end();
+      },
+      (e: unknown) => {
+        line(raw, { type: "error", ...errorResponse(e).body });
+        raw.end();
+      },
+    );
+  };
+
+  app.post<{ Body: { file?: string; name?: string } }>("/v1/images/import", (req, reply) => {
+    const { file, name } = req.body ?? {};
+    if (typeof file !== "string" || typeof name !== "string") throw new BadRequestError("import needs {file, name}", { hint: "give the image file's absolute path and a name" });
+    streamBuild(reply, (onLine) => manager.importImage(file, name, onLine));
+  });
+
+  app.post<{ Body: { distro?: string; suite?: string; packages?: string[]; name?: string } }>("/v1/images/build", (req, reply) => {
+    const b = req.body ?? {};
+    if (b.distro !== "debian") throw new BadRequestError(`cannot build ${JSON.stringify(b.distro)} images`, { hint: "mvm image build debian" });
+    streamBuild(reply, (onLine) => manager.buildImage(b.name ?? "debian", { suite: b.suite ?? "bookworm", packages: b.packages ?? [] }, onLine));
+  });
+
   app.post("/v1/prune", async () => ({ removed: await manager.prune() }));
 
   app.post<{ Params: { ref: string; session: string }; Body: { signal?: number } }>("/v1/vms/:ref/sessions/:session/signal", (req, reply) => {

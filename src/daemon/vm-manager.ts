@@ -14,13 +14,17 @@ import { chooseBinary, type BinaryChoice } from "../qemu/binary-choice.js";
 import { flattenArgv } from "../qemu/microvm-argv.js";
 import { probeBinary, type QemuBinaryInfo } from "../qemu/probe.js";
 import { checkPortsFree } from "../host/port-check.js";
-import { checkSpec, type VmSpec } from "../spec/vm-spec.js";
+import { buildDebian, importImage, type DebianOptions } from "../images/image-builder.js";
+import { runTool } from "../images/tools.js";
+import { checkSpec, InvalidSpecError, type VmSpec } from "../spec/vm-spec.js";
+import { ImageExistsError, type ImageRecord, type ImageStore } from "../store/image-store.js";
 import { NotFoundError, type VmExit, type VmRecord, type VmStore } from "../store/vm-store.js";
-import { OPERATIONS, isLive, requireState } from "../vm/state.js";
+import { OPERATIONS, StateError, isLive, requireState } from "../vm/state.js";
 import { JobLog, type OutputEvent } from "./job-log.js";
 
 export interface ManagerOptions {
   store: VmStore;
+  images: ImageStore;
   home: string;
   cacheDir: string;
   artifacts: () => Promise<GuestArtifacts>;
@@ -110,9 +114,54 @@ export class VmManager {
 
   async create(input: unknown): Promise<VmRecord> {
     const spec = checkSpec(input, { nameTaken: (n) => this.o.store.nameTaken(n) });
+    const image = spec.image === undefined ? undefined : this.o.images.get(spec.image);
+    if (image && spec.diskSizeMiB !== undefined && spec.diskSizeMiB * 1048576 < image.virtualBytes) {
+      throw new InvalidSpecError(`diskSize ${spec.diskSizeMiB} MiB is smaller than image ${image.name} (${Math.ceil(image.virtualBytes / 1048576)} MiB)`, { hint: "disks can only grow" });
+    }
     const record = this.o.store.create(spec);
-    await mkdir(this.dirOf(record.id), { recursive: true, mode: 0o700 });
+    const dir = this.dirOf(record.id);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    if (image) {
+      // Copy-on-write: the VM writes to its own overlay, never to the shared base. Instant to make.
+      try {
+        await runTool("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", image.path, join(dir, "root.qcow2"), ...(spec.diskSizeMiB ? [`${spec.diskSizeMiB}M`] : [])]);
+      } catch (e) {
+        this.o.store.remove(record.id, ["created"]);
+        await rm(dir, { recursive: true, force: true });
+        throw e;
+      }
+    }
     return record;
+  }
+
+  listImages(): ImageRecord[] {
+    return this.o.images.list();
+  }
+
+  private imagesDir(): string {
+    return join(this.o.home, "images");
+  }
+
+  async importImage(file: string, name: string, onLine: (l: string) => void): Promise<ImageRecord> {
+    checkSpec({ name }); // the same name rules as VMs
+    if (this.o.images.find(name)) throw new ImageExistsError(`an image named ${name} already exists`, { hint: `remove it first (mvm image rm ${name}) or pick another --name` });
+    const built = await importImage(file, name, this.imagesDir(), onLine);
+    return this.o.images.add({ name, ...built });
+  }
+
+  async buildImage(name: string, o: DebianOptions, onLine: (l: string) => void): Promise<ImageRecord> {
+    checkSpec({ name });
+    if (this.o.images.find(name)) throw new ImageExistsError(`an image named ${name} already exists`, { hint: `remove it first (mvm image rm ${name}) or pick another --name` });
+    const built = await buildDebian(name, o, this.imagesDir(), onLine);
+    return this.o.images.add({ name, ...built });
+  }
+
+  async removeImage(name: string): Promise<void> {
+    const image = this.o.images.get(name);
+    const users = this.o.store.list().filter((v) => v.spec.image === name).map((v) => v.name);
+    if (users.length) throw new StateError(`image ${name} is used by ${users.join(", ")}`, { hint: `remove those VMs first (mvm rm -f ${users.join(" ")})`, details: { image: name, vms: users } });
+    this.o.images.remove(name);
+    await rm(image.path, { force: true });
   }
 
   private probe(path: string): Promise<QemuBinaryInfo | undefined> {
@@ -131,7 +180,7 @@ export class VmManager {
         "virtserialport",
         "virtio-rng-device",
         ...(userNet ? ["virtio-net-device"] : []),
-        ...(spec?.disks?.length ? ["virtio-blk-device"] : []),
+        ...(spec?.disks?.length || spec?.image ? ["virtio-blk-device"] : []),
         ...(spec?.volumes?.length ? ["virtio-9p-device"] : []),
       ],
       netdevs: userNet ? ["user"] : [],
@@ -181,8 +230,10 @@ export class VmManager {
           // slirp's fixed addresses: the guest 10.0.2.15, the host's loopback as 10.0.2.2, its DNS relay 10.0.2.3.
           network: userNet ? { iface: "eth0", address: "10.0.2.15/24", gateway: "10.0.2.2", dns: ["10.0.2.3"] } : undefined,
           mounts: (spec.volumes ?? []).map((v, i) => ({ tag: `mvm${i}`, path: v.guestPath, readOnly: v.readOnly })),
+          // An image is the root: init mounts it and switch_roots, growing it first when diskSize asked.
+          root: spec.image ? { device: "/dev/vda", resize: spec.diskSizeMiB !== undefined } : undefined,
         },
-        disks: spec.disks ?? [],
+        disks: [...(spec.image ? [{ path: join(dir, "root.qcow2"), readOnly: false, format: "qcow2" as const }] : []), ...(spec.disks ?? [])],
         volumes: spec.volumes ?? [],
         network: userNet ? { restrict: spec.network === "user,restrict", ports: spec.ports ?? [], mac: macFor(rec.id) } : undefined,
         helloTimeoutMs: 60000,

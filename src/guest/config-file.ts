@@ -9,7 +9,7 @@ export interface GuestConfig {
   hostname?: string;
   env?: Record<string, string>;
   /** A block device to switch_root into (mvm-init takes itself and the agent along). */
-  root?: { device: string; fstype?: string; flags?: string; readOnly?: boolean };
+  root?: { device: string; fstype?: string; flags?: string; readOnly?: boolean; resize?: boolean };
   network?: { iface: string; address: string; gateway?: string; dns?: string[] };
   /** 9p shares to mount: the tag QEMU exports and the guest path. */
   mounts?: Array<{ tag: string; path: string; readOnly: boolean }>;
@@ -43,6 +43,7 @@ export function encodeGuestConfig(c: GuestConfig): string {
     lines.push(["root", c.root.device], ["rootfstype", c.root.fstype ?? "ext4"]);
     if (c.root.flags) lines.push(["rootflags", c.root.flags]);
     if (c.root.readOnly) lines.push(["rootro", "1"]);
+    if (c.root.resize) lines.push(["rootresize", "1"]);
   }
   if (c.network) {
     lines.push(["net.iface", c.network.iface], ["net.address", c.network.address]);

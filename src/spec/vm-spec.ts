@@ -43,6 +43,8 @@ export const VmSpecSchema = Type.Object(
         description: "none: no NIC; user: slirp, outbound TCP/UDP; user,restrict: only published ports",
       }),
     ),
+    image: Type.Optional(Type.String({ pattern: NAME_PATTERN, description: "a registered disk image to boot as root (a copy-on-write overlay per VM)" })),
+    diskSize: Type.Optional(Type.Union([Type.Integer(), Type.String()], { description: "grow the image's root disk to this size: 4G, 10240 (MiB)" })),
     disks: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: "PATH[:ro|:rw]: raw or qcow2 images, /dev/vda, /dev/vdb... in order" })),
     volumes: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: "HOSTDIR:GUESTDIR[:ro]: shared folders over virtio-9p" })),
     ports: Type.Optional(Type.Array(Type.String(), { description: "[HOSTIP:]HOSTPORT:GUESTPORT[/tcp|udp]; needs a user network" })),
@@ -70,6 +72,8 @@ export interface VmSpec {
   machine: MachineOptions;
   network: "none" | "user" | "user,restrict";
   ports: PortMapping[];
+  image?: string;
+  diskSizeMiB?: number;
   disks: DiskSpec[];
   volumes: VolumeSpec[];
   command?: string[];
@@ -123,6 +127,7 @@ export function checkSpec(input: unknown, options: { nameTaken?: (name: string) 
     if (taken.has(key)) throw new InvalidSpecError(`host port ${key} is published twice`, { hint: "give each mapping its own host port" });
     taken.add(key);
   }
+  if (s.diskSize !== undefined && s.image === undefined) throw new InvalidSpecError("diskSize grows an image's root disk, and no image is given", { hint: "add --image NAME" });
   const volumes = (s.volumes ?? []).map(parseVolume);
   if (new Set(volumes.map((v) => v.guestPath)).size !== volumes.length) throw new InvalidSpecError("two shared folders have the same guest path", { hint: "give each -v its own GUESTDIR" });
   if (s.kernel) checkKernelFile(s.kernel);
@@ -142,6 +147,8 @@ export function checkSpec(input: unknown, options: { nameTaken?: (name: string) 
     machine: s.machine ?? {},
     network: s.network ?? "none",
     ports,
+    image: s.image,
+    diskSizeMiB: s.diskSize === undefined ? undefined : parseMemoryMiB(s.diskSize, { min: 64, max: 64 * 1024 * 1024 }),
     disks: (s.disks ?? []).map(parseDisk),
     volumes,
     command: s.command,

@@ -6,6 +6,7 @@ import { MvmError } from "../../errors.js";
 import { ensureGuestArtifacts } from "../../guest/artifacts.js";
 import { printJson, progress } from "../output.js";
 import { execInteractive } from "./exec.js";
+import { ensureDefaultImage } from "./image.js";
 import { specFromFlags, type VmFlags } from "../vm-flags.js";
 
 export interface RunFlags extends VmFlags {
@@ -27,6 +28,7 @@ async function guestReady(): Promise<void> {
 export async function createCommand(command: string[], flags: VmFlags): Promise<number> {
   await guestReady();
   const client = await connect();
+  await ensureDefaultImage(client, flags.image);
   const vm = await client.create(specFromFlags(flags, command));
   if (flags.json) printJson(vm);
   else process.stdout.write(`${vm.name}\n`);
@@ -39,6 +41,7 @@ export async function runCommand(command: string[], flags: RunFlags): Promise<nu
   if (!flags.detach && !spec.command) throw new MvmError("run needs a command unless it runs detached", { hint: "mvm run -- uname -a, or mvm run -d --name NAME" });
   await guestReady();
   const client = await connect();
+  await ensureDefaultImage(client, spec.image);
   if (flags.detach) {
     const vm = await client.create(spec);
     const started = await client.start(vm.id);

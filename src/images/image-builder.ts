@@ -1,0 +1,137 @@
+// Disk images: whatever a user brings (qcow2, raw ext4, a root filesystem tarball such as `docker export`
+// writes) or a Debian built with debootstrap, turned into one read-only qcow2 base under
+// $MVM_HOME/images. Everything is made under a temporary name and renamed at the end, so a failed or
+// interrupted build leaves nothing that looks like an image.
+
+import { closeSync, openSync, readSync } from "node:fs";
+import { chmod, mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { MvmError } from "../errors.js";
+import { runTool } from "./tools.js";
+
+export class InvalidImageError extends MvmError {
+  override readonly code = "INVALID_IMAGE";
+}
+
+export type SourceKind = "qcow2" | "ext4" | "tar";
+
+/** What a file is, from its first bytes: qcow2, an ext4 filesystem, a (compressed) tarball, or nothing we take. */
+export function sniff(path: string): SourceKind {
+  let head: Buffer;
+  try {
+    const fd = openSync(path, "r");
+    head = Buffer.alloc(1200);
+    const n = readSync(fd, head, 0, head.length, 0);
+    closeSync(fd);
+    head = head.subarray(0, n);
+  } catch (e) {
+    throw new InvalidImageError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code}`, { hint: "check the path" });
+  }
+  if (head.length >= 4 && head.toString("latin1", 0, 4) === "QFI\xfb") return "qcow2";
+  if (head.length >= 1082 && head.readUInt16LE(1080) === 0xef53) return "ext4";
+  const gz = head[0] === 0x1f && head[1] === 0x8b;
+  const xz = head.toString("latin1", 0, 6) === "\xfd7zXZ\0";
+  const zst = head.readUInt32LE(0) === 0xfd2fb528;
+  if (gz || xz || zst || head.toString("latin1", 257, 262) === "ustar") return "tar";
+  throw new InvalidImageError(`${path} is not a disk image mvm can boot`, {
+    hint: "give a qcow2 or raw image holding an ext4 filesystem, or a root filesystem tarball (docker export)",
+  });
+}
+
+async function du(dir: string): Promise<number> {
+  const out = await runTool("du", ["-sb", dir]);
+  return Number(out.split("\t")[0]);
+}
+
+/** ext4 from a folder without loop mounts (mkfs.ext4 -d), with room to grow, as a qcow2 base. */
+async function folderToQcow2(dir: string, out: string, work: string, onLine: (l: string) => void): Promise<void> {
+  const mib = Math.ceil(((await du(dir)) * 1.3) / 1048576) + 256;
+  const raw = join(work, "root.ext4");
+  onLine(`making a ${mib} MiB ext4 filesystem`);
+  await runTool("mkfs.ext4", ["-q", "-F", "-L", "mvm-root", "-d", dir, raw, `${mib}M`], onLine);
+  await runTool("qemu-img", ["convert", "-q", "-f", "raw", "-O", "qcow2", raw, out], onLine);
+}
+
+export interface BuiltImage {
+  path: string;
+  virtualBytes: number;
+  source: string;
+}
+
+async function virtualBytes(path: string): Promise<number> {
+  const info = JSON.parse(await runTool("qemu-img", ["info", "--output=json", path])) as { "virtual-size": number };
+  return info["virtual-size"];
+}
+
+/** Builds into imagesDir/.NAME.tmp-*, then renames to imagesDir/NAME.qcow2 (read-only). */
+async function publish(imagesDir: string, name: string, make: (out: string, work: string) => Promise<void>, source: string): Promise<BuiltImage> {
+  await mkdir(imagesDir, { recursive: true, mode: 0o700 });
+  const work = await mkdtemp(join(imagesDir, `.${name}.tmp-`));
+  try {
+    const out = join(work, "image.qcow2");
+    await make(out, work);
+    const final = join(imagesDir, `${name}.qcow2`);
+    await chmod(out, 0o444);
+    await rename(out, final);
+    return { path: final, virtualBytes: await virtualBytes(final), source };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+export function importImage(file: string, name: string, imagesDir: string, onLine: (l: string) => void): Promise<BuiltImage> {
+  const kind = sniff(file);
+  return publish(
+    imagesDir,
+    name,
+    async (out, work) => {
+      if (kind === "qcow2") {
+        // check catches a truncated or corrupt image before anything boots from it.
+        onLine("checking the qcow2 image");
+        await runTool("qemu-img", ["check", "-q", file], onLine).catch((e: MvmError) => {
+          throw new InvalidImageError(`${file} is a damaged qcow2 image`, { hint: "re-create or re-download it", details: e.details, cause: e });
+        });
+        await runTool("qemu-img", ["convert", "-q", "-f", "qcow2", "-O", "qcow2", file, out], onLine);
+      } else if (kind === "ext4") {
+        await runTool("qemu-img", ["convert", "-q", "-f", "raw", "-O", "qcow2", file, out], onLine);
+      } else {
+        const tree = join(work, "tree");
+        await mkdir(tree);
+        onLine("unpacking the root filesystem");
+        await runTool("tar", ["-xpf", file, "-C", tree, "--numeric-owner"], onLine);
+        await folderToQcow2(tree, out, work, onLine);
+      }
+      // An image whose first partition-less filesystem is not ext4 cannot be a root for mvm-init.
+      const size = (await stat(out)).size;
+      if (size === 0) throw new InvalidImageError(`${file} produced an empty image`);
+    },
+    `import of ${file} (${kind})`,
+  );
+}
+
+export interface DebianOptions {
+  suite: string;
+  packages: string[];
+  mirror?: string;
+}
+
+export function buildDebian(name: string, o: DebianOptions, imagesDir: string, onLine: (l: string) => void): Promise<BuiltImage> {
+  if (process.getuid?.() !== 0) {
+    return Promise.reject(new MvmError("building a Debian image needs root (debootstrap creates device files and sets owners)", { hint: "run the mvm daemon as root, or import an image instead (mvm image import)" }));
+  }
+  if (!/^[a-z]+$/.test(o.suite)) return Promise.reject(new MvmError(`invalid suite ${JSON.stringify(o.suite)}`, { hint: "e.g. bookworm" }));
+  const bad = o.packages.find((p) => !/^[a-z0-9][a-z0-9+.-]*$/.test(p));
+  if (bad !== undefined) return Promise.reject(new MvmError(`invalid package name ${JSON.stringify(bad)}`, { hint: "Debian package names: lower-case letters, digits, + - ." }));
+  return publish(
+    imagesDir,
+    name,
+    async (out, work) => {
+      const tree = join(work, "tree");
+      const include = o.packages.length ? [`--include=${o.packages.join(",")}`] : [];
+      onLine(`debootstrap ${o.suite} (minbase${o.packages.length ? ` + ${o.packages.join(" ")}` : ""})`);
+      await runTool("debootstrap", ["--variant=minbase", ...include, o.suite, tree, o.mirror ?? "http://deb.debian.org/debian"], onLine);
+      await folderToQcow2(tree, out, work, onLine);
+    },
+    `debootstrap ${o.suite}${o.packages.length ? ` with ${o.packages.join(",")}` : ""}`,
+  );
+}
