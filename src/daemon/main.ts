@@ -3,7 +3,7 @@
 // $MVM_HOME/mvm.sock (mode 0600). VMs outlive it: on start it re-adopts the QEMUs still running.
 // Prints "ready" on stdout once it serves, which is how `connect()` knows, without polling.
 
-import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { MvmError } from "../errors.js";
 import { ensureGuestArtifacts, type GuestArtifacts } from "../guest/artifacts.js";
@@ -48,6 +48,7 @@ async function main(): Promise<void> {
   const home = homeDir();
   const cache = cacheDir();
   mkdirSync(join(home, "vms"), { recursive: true, mode: 0o700 });
+  mkdirSync(join(home, "images"), { recursive: true, mode: 0o700 });
   const lock = join(home, "daemon.pid");
   takeLock(lock);
   const store = new VmStore(join(home, "mvm.db"));
@@ -68,6 +69,10 @@ async function main(): Promise<void> {
     },
   });
   await manager.reconcile();
+  // An image build cut short (the daemon killed mid-way) left only its temporary folder: remove it.
+  for (const entry of readdirSync(join(home, "images"), { withFileTypes: true }).filter((e) => e.name.startsWith(".") && e.name.includes(".tmp-"))) {
+    rmSync(join(home, "images", entry.name), { recursive: true, force: true });
+  }
   const app = buildServer(manager, { version: VERSION, home });
   const socket = join(home, "mvm.sock");
   try {

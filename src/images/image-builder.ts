@@ -31,7 +31,7 @@ export function sniff(path: string): SourceKind {
   if (head.length >= 1082 && head.readUInt16LE(1080) === 0xef53) return "ext4";
   const gz = head[0] === 0x1f && head[1] === 0x8b;
   const xz = head.toString("latin1", 0, 6) === "\xfd7zXZ\0";
-  const zst = head.readUInt32LE(0) === 0xfd2fb528;
+  const zst = head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528;
   if (gz || xz || zst || head.toString("latin1", 257, 262) === "ustar") return "tar";
   throw new InvalidImageError(`${path} is not a disk image mvm can boot`, {
     hint: "give a qcow2 or raw image holding an ext4 filesystem, or a root filesystem tarball (docker export)",
