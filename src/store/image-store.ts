@@ -1,6 +1,7 @@
 // Registered disk images, beside the VM records in the same SQLite file.
 
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
+import { openDatabase } from "./database.js";
 import { MvmError } from "../errors.js";
 import { NotFoundError } from "./vm-store.js";
 
@@ -20,9 +21,7 @@ export class ImageStore {
   private readonly db: Database.Database;
 
   constructor(path: string) {
-    this.db = new Database(path);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("busy_timeout = 5000");
+    this.db = openDatabase(path);
     this.db.exec(`CREATE TABLE IF NOT EXISTS images (
       name TEXT PRIMARY KEY, path TEXT NOT NULL, virtual_bytes INTEGER NOT NULL, source TEXT NOT NULL, created_at TEXT NOT NULL)`);
   }

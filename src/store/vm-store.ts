@@ -3,7 +3,8 @@
 // lose an update, or move a VM along a transition it no longer allows.
 
 import { randomBytes } from "node:crypto";
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
+import { openDatabase } from "./database.js";
 import { MvmError } from "../errors.js";
 import type { VmSpec } from "../spec/vm-spec.js";
 import { StateError, type VmState } from "../vm/state.js";
@@ -62,11 +63,7 @@ export class VmStore {
   private readonly db: Database.Database;
 
   constructor(path: string) {
-    this.db = new Database(path);
-    // WAL lets readers run beside a writer; the busy timeout makes concurrent writers queue, not fail.
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("busy_timeout = 5000");
-    this.db.pragma("synchronous = NORMAL");
+    this.db = openDatabase(path);
     this.db.exec(`CREATE TABLE IF NOT EXISTS vms (
       id TEXT PRIMARY KEY,
       name TEXT NOT NULL UNIQUE,
