@@ -7,6 +7,7 @@ import { benchGuest } from "../bench/guest.js";
 import { ensureGuestArtifacts } from "../guest/artifacts.js";
 import { consoleCommand } from "./commands/console.js";
 import { doctorCommand } from "./commands/doctor.js";
+import { networkCreateCommand, networkLsCommand, networkRmCommand } from "./commands/network.js";
 import { imageBuildCommand, imageImportCommand, imageLsCommand, imageRmCommand } from "./commands/image.js";
 import { execCommand, type ExecFlags } from "./commands/exec.js";
 import { inspectCommand, logsCommand, psCommand } from "./commands/inspect.js";
@@ -106,6 +107,18 @@ program
   .action(async () => {
     await import("../daemon/main.js");
   });
+
+const network = program.command("network").description("bridged networks: VMs that reach each other and the host by address (needs root)");
+network
+  .command("create")
+  .description("a Linux bridge with the subnet's gateway address")
+  .argument("<name>")
+  .option("--subnet <cidr>", "e.g. 10.89.0.0/24 (default: the first free 10.89.x.0/24)")
+  .option("--nat", "masquerade the subnet's outbound traffic")
+  .option("--json", "print JSON on stdout")
+  .action((name: string, flags: { subnet?: string; nat?: boolean; json?: boolean }) => done(networkCreateCommand(name, flags)));
+network.command("ls").description("list networks, with their VMs").option("--json", "print JSON on stdout").action((flags: { json?: boolean }) => done(networkLsCommand(flags)));
+network.command("rm").description("remove networks no VM uses").argument("<name...>").option("--json", "print JSON on stdout").action((names: string[], flags: { json?: boolean }) => done(networkRmCommand(names, flags)));
 
 const image = program.command("image").description("disk images to boot VMs from (--image NAME)");
 image

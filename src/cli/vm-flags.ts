@@ -23,6 +23,7 @@ export interface VmFlags {
   binary?: string;
   machine?: string;
   network?: string;
+  ip?: string;
   publish: string[];
   disk: string[];
   volume: string[];
@@ -53,7 +54,8 @@ export function addVmFlags(cmd: Command): Command {
     .option("--disk-size <size>", "grow the image's root disk to this size (e.g. 4G), filesystem included")
     .option("--disk <path[:ro]>", "attach a raw or qcow2 image as /dev/vda, /dev/vdb... (repeatable)", collect, [])
     .option("-v, --volume <hostdir:guestdir[:ro]>", "share a host folder over virtio-9p (repeatable)", collect, [])
-    .option("--network <mode>", "none (default: no NIC), user (outbound via slirp) or user,restrict (published ports only)")
+    .option("--network <mode>", "none (default: no NIC), user (outbound via slirp), user,restrict (published ports only), or a bridged network's name")
+    .option("--ip <address>", "the VM's address on a bridged network (default: the next free one)")
     .option("-p, --publish <[ip:]host:guest[/proto]>", "publish a guest port on the host, 127.0.0.1 unless ip says otherwise (repeatable)", collect, [])
     .option("--machine <opts>", "microvm machine options: acpi, pit, pic, rtc = on|off|auto (e.g. pit=off,rtc=on)")
     .option("--json", "print JSON on stdout");
@@ -124,6 +126,7 @@ export function specFromFlags(flags: VmFlags, command: string[] | undefined): Vm
     binary: flags.binary,
     machine: flags.machine === undefined ? undefined : parseMachine(flags.machine),
     network: flags.network,
+    ip: flags.ip,
     image: flags.image,
     diskSize: flags.diskSize,
     ports: flags.publish.length ? flags.publish : undefined,

@@ -10,6 +10,7 @@ import type { AccelChoice } from "../host/accel.js";
 import { homeDir } from "../host/paths.js";
 import type { VmSpecInput } from "../spec/vm-spec.js";
 import type { ImageRecord } from "../store/image-store.js";
+import type { NetworkRecord } from "../store/network-store.js";
 import { startDaemon } from "./daemon-process.js";
 import { createInterface } from "node:readline";
 import type { Duplex } from "node:stream";
@@ -184,6 +185,18 @@ export class MvmClient {
       signal: (signo) => void send({ type: "signal", signal: signo }),
       close: () => socket.destroy(),
     };
+  }
+
+  networks(signal?: AbortSignal): Promise<Array<NetworkRecord & { vms: string[] }>> {
+    return requestJson(this.http(signal), "GET", "/v1/networks");
+  }
+
+  createNetwork(name: string, o: { subnet?: string; nat?: boolean } = {}, signal?: AbortSignal): Promise<NetworkRecord> {
+    return requestJson(this.http(signal), "POST", "/v1/networks", { name, ...o });
+  }
+
+  async removeNetwork(name: string, signal?: AbortSignal): Promise<void> {
+    await requestJson(this.http(signal), "DELETE", `/v1/networks/${enc(name)}`);
   }
 
   images(signal?: AbortSignal): Promise<ImageRecord[]> {

@@ -9,6 +9,7 @@ import { MvmError } from "../errors.js";
 import { ensureGuestArtifacts, type GuestArtifacts } from "../guest/artifacts.js";
 import { cacheDir, homeDir } from "../host/paths.js";
 import { ImageStore } from "../store/image-store.js";
+import { NetworkStore } from "../store/network-store.js";
 import { VmStore } from "../store/vm-store.js";
 import { buildServer } from "./server.js";
 import { VmManager } from "./vm-manager.js";
@@ -53,10 +54,12 @@ async function main(): Promise<void> {
   takeLock(lock);
   const store = new VmStore(join(home, "mvm.db"));
   const images = new ImageStore(join(home, "mvm.db"));
+  const networks = new NetworkStore(join(home, "mvm.db"));
   let artifacts: Promise<GuestArtifacts> | undefined;
   const manager = new VmManager({
     store,
     images,
+    networks,
     home,
     cacheDir: cache,
     artifacts: () => (artifacts ??= ensureGuestArtifacts({ onProgress: log }).catch((e: unknown) => {
@@ -69,6 +72,7 @@ async function main(): Promise<void> {
     },
   });
   await manager.reconcile();
+  await manager.restoreNetworks(log);
   // An image build cut short (the daemon killed mid-way) left only its temporary folder: remove it.
   for (const entry of readdirSync(join(home, "images"), { withFileTypes: true }).filter((e) => e.name.startsWith(".") && e.name.includes(".tmp-"))) {
     rmSync(join(home, "images", entry.name), { recursive: true, force: true });

@@ -94,6 +94,19 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
     return reply.status(204).send();
   });
 
+  app.get("/v1/networks", () => manager.listNetworks());
+
+  app.post<{ Body: { name?: string; subnet?: string; nat?: boolean } }>("/v1/networks", async (req, reply) => {
+    const b = req.body ?? {};
+    if (typeof b.name !== "string") throw new BadRequestError("a network needs a name", { hint: "send {\"name\": \"lan\"}" });
+    return reply.status(201).send(await manager.createNetwork(b.name, { subnet: b.subnet, nat: b.nat }));
+  });
+
+  app.delete<{ Params: { name: string } }>("/v1/networks/:name", async (req, reply) => {
+    await manager.removeNetwork(req.params.name);
+    return reply.status(204).send();
+  });
+
   app.get("/v1/images", () => manager.listImages());
 
   app.delete<{ Params: { name: string } }>("/v1/images/:name", async (req, reply) => {

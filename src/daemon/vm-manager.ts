@@ -13,10 +13,14 @@ import { chooseAccel, readHostFacts } from "../host/accel.js";
 import { chooseBinary, type BinaryChoice } from "../qemu/binary-choice.js";
 import { flattenArgv } from "../qemu/microvm-argv.js";
 import { probeBinary, type QemuBinaryInfo } from "../qemu/probe.js";
+import { randomBytes } from "node:crypto";
 import { checkPortsFree } from "../host/port-check.js";
+import { HostNetworkError, createTap, deleteLink, disableNat, enableNat, ensureBridge, hasNetAdmin, hostAddresses, linkExists } from "../host/netlink.js";
+import { InvalidSubnetError, allocate, gatewayOf, overlaps, parseSubnet, type Subnet } from "../spec/subnet.js";
+import { NetworkExistsError, type NetworkRecord, type NetworkStore } from "../store/network-store.js";
 import { buildDebian, importImage, type DebianOptions } from "../images/image-builder.js";
 import { runTool } from "../images/tools.js";
-import { checkSpec, InvalidSpecError, type VmSpec } from "../spec/vm-spec.js";
+import { checkSpec, InvalidSpecError, NAME_PATTERN, type VmSpec } from "../spec/vm-spec.js";
 import { ImageExistsError, type ImageRecord, type ImageStore } from "../store/image-store.js";
 import { NotFoundError, type VmExit, type VmRecord, type VmStore } from "../store/vm-store.js";
 import { OPERATIONS, StateError, isLive, requireState } from "../vm/state.js";
@@ -25,6 +29,7 @@ import { JobLog, type OutputEvent } from "./job-log.js";
 export interface ManagerOptions {
   store: VmStore;
   images: ImageStore;
+  networks: NetworkStore;
   home: string;
   cacheDir: string;
   artifacts: () => Promise<GuestArtifacts>;
@@ -40,6 +45,13 @@ export interface ExitEvent {
 
 /** What follows a VM's command: its output and, at the end, its exit. */
 export type AttachEvent = OutputEvent | ExitEvent;
+
+const isBridged = (network: string | undefined): network is string => network !== undefined && network !== "none" && !network.startsWith("user");
+const natTable = (n: { id: string }) => `mvm_${n.id}`;
+
+function requireNetAdmin(): void {
+  if (!hasNetAdmin()) throw new HostNetworkError("bridged networks need root (or CAP_NET_ADMIN)", { hint: "run the mvm daemon as root, or use --network user" });
+}
 
 /** QEMU's own words for a few boot failures, turned into errors that say what to do. */
 function explainBootFailure(e: MvmError): MvmError {
@@ -118,9 +130,22 @@ export class VmManager {
     if (image && spec.diskSizeMiB !== undefined && spec.diskSizeMiB * 1048576 < image.virtualBytes) {
       throw new InvalidSpecError(`diskSize ${spec.diskSizeMiB} MiB is smaller than image ${image.name} (${Math.ceil(image.virtualBytes / 1048576)} MiB)`, { hint: "disks can only grow" });
     }
-    const record = this.o.store.create(spec);
+    const bridgedNet = isBridged(spec.network) ? this.o.networks.get(spec.network) : undefined;
+    let record = this.o.store.create(spec);
     const dir = this.dirOf(record.id);
     await mkdir(dir, { recursive: true, mode: 0o700 });
+    if (bridgedNet) {
+      try {
+        const subnet = parseSubnet(bridgedNet.subnet);
+        const ip = this.o.networks.allocate(bridgedNet.name, record.id, (taken) => allocate(subnet, taken, spec.ip));
+        // Tap names are the kernel's 15 characters at most, and carry mvm's prefix so they cannot be a host's.
+        record = this.o.store.update(record.id, { bridged: { network: bridgedNet.name, ip, prefix: subnet.prefix, gateway: gatewayOf(subnet), tap: `mvt-${record.id.slice(0, 10)}` } });
+      } catch (e) {
+        this.o.store.remove(record.id, ["created"]);
+        await rm(dir, { recursive: true, force: true });
+        throw e;
+      }
+    }
     if (image) {
       // Copy-on-write: the VM writes to its own overlay, never to the shared base. Instant to make.
       try {
@@ -172,18 +197,19 @@ export class VmManager {
 
   async chooseBinaryFor(accel: "kvm" | "tcg", requested: "auto" | "full" | "microvm", spec?: VmSpec): Promise<BinaryChoice> {
     const [full, microvm] = await Promise.all([this.probe(this.o.binaries.full), this.probe(this.o.binaries.microvm)]);
-    const userNet = spec !== undefined && spec.network !== undefined && spec.network !== "none";
+    const userNet = spec?.network === "user" || spec?.network === "user,restrict";
+    const anyNet = userNet || isBridged(spec?.network);
     const needs = {
       accel,
       devices: [
         "virtio-serial-device",
         "virtserialport",
         "virtio-rng-device",
-        ...(userNet ? ["virtio-net-device"] : []),
+        ...(anyNet ? ["virtio-net-device"] : []),
         ...(spec?.disks?.length || spec?.image ? ["virtio-blk-device"] : []),
         ...(spec?.volumes?.length ? ["virtio-9p-device"] : []),
       ],
-      netdevs: userNet ? ["user"] : [],
+      netdevs: userNet ? ["user"] : isBridged(spec?.network) ? ["tap"] : [],
     };
     return chooseBinary(requested, needs, { full, microvm });
   }
@@ -198,8 +224,15 @@ export class VmManager {
     const binary = await this.chooseBinaryFor(accel.chosen, spec.binary, spec);
     if (!binary.usable) throw new BinaryUnusableError(binary.reason, { hint: "install Debian's qemu-system-x86 (scripts/setup.sh does), or set binary to auto" });
     const artifacts = await this.o.artifacts();
-    const userNet = spec.network !== undefined && spec.network !== "none";
+    const userNet = spec.network === "user" || spec.network === "user,restrict";
     if (userNet) await checkPortsFree(spec.ports ?? []);
+    const bridged = rec.bridged;
+    if (bridged) {
+      requireNetAdmin();
+      const net = this.o.networks.get(bridged.network);
+      await ensureBridge(net.bridge, `${gatewayOf(parseSubnet(net.subnet))}/${parseSubnet(net.subnet).prefix}`);
+      await createTap(bridged.tap, net.bridge);
+    }
     this.o.store.transition(rec.id, OPERATIONS.start, "starting", {
       accel: { chosen: accel.chosen, reason: accel.reason },
       binary: { kind: binary.kind, path: binary.path, reason: binary.reason },
@@ -228,20 +261,29 @@ export class VmManager {
           hostname: spec.hostname,
           env: spec.env,
           // slirp's fixed addresses: the guest 10.0.2.15, the host's loopback as 10.0.2.2, its DNS relay 10.0.2.3.
-          network: userNet ? { iface: "eth0", address: "10.0.2.15/24", gateway: "10.0.2.2", dns: ["10.0.2.3"] } : undefined,
+          network: userNet
+            ? { iface: "eth0", address: "10.0.2.15/24", gateway: "10.0.2.2", dns: ["10.0.2.3"] }
+            : bridged
+              ? { iface: "eth0", address: `${bridged.ip}/${bridged.prefix}`, gateway: bridged.gateway }
+              : undefined,
           mounts: (spec.volumes ?? []).map((v, i) => ({ tag: `mvm${i}`, path: v.guestPath, readOnly: v.readOnly })),
           // An image is the root: init mounts it and switch_roots, growing it first when diskSize asked.
           root: spec.image ? { device: "/dev/vda", resize: spec.diskSizeMiB !== undefined } : undefined,
         },
         disks: [...(spec.image ? [{ path: join(dir, "root.qcow2"), readOnly: false, format: "qcow2" as const }] : []), ...(spec.disks ?? [])],
         volumes: spec.volumes ?? [],
-        network: userNet ? { restrict: spec.network === "user,restrict", ports: spec.ports ?? [], mac: macFor(rec.id) } : undefined,
+        network: userNet
+          ? { kind: "user", restrict: spec.network === "user,restrict", ports: spec.ports ?? [], mac: macFor(rec.id) }
+          : bridged
+            ? { kind: "tap", ifname: bridged.tap, mac: macFor(rec.id) }
+            : undefined,
         helloTimeoutMs: 60000,
         signal,
         // Named in the record at once: a daemon that dies mid-boot leaves a QEMU the next one can find.
         onSpawn: (pid) => this.o.store.update(rec.id, { pid, pidStart: processStartTime(pid) }),
       });
     } catch (e) {
+      if (bridged) await deleteLink(bridged.tap).catch(() => undefined);
       const err = explainBootFailure(e as MvmError);
       this.o.store.transition(rec.id, ["starting"], "crashed", {
         pid: undefined,
@@ -271,9 +313,10 @@ export class VmManager {
 
   /** Records how QEMU ended: stopped when asked or when the guest powered itself off, crashed otherwise. */
   private watch(id: string, guest: Guest): void {
-    const recorded = guest.exited.then((exit: QemuExit) => {
+    const recorded = guest.exited.then(async (exit: QemuExit) => {
       this.guests.delete(id);
       const rec = this.o.store.find(id);
+      if (rec?.bridged) await deleteLink(rec.bridged.tap).catch(() => undefined);
       if (!rec || !isLive(rec.state)) return;
       const asked = rec.state === "stopping";
       const clean = asked || guest.guestShutdown;
@@ -441,6 +484,8 @@ export class VmManager {
     requireState(rec.name, force ? "forceRemove" : "remove", rec.state);
     if (isLive(rec.state)) await this.kill(rec.id).catch(() => undefined);
     this.o.store.remove(rec.id, ["created", "stopped", "crashed"]);
+    this.o.networks.release(rec.id);
+    if (rec.bridged) await deleteLink(rec.bridged.tap).catch(() => undefined);
     this.jobs.delete(rec.id);
     await rm(this.dirOf(rec.id), { recursive: true, force: true });
   }
@@ -501,6 +546,72 @@ export class VmManager {
         },
       });
     }
+  }
+
+  /** After a restart (of the daemon or the host): bridges exist again, and no stopped VM keeps a tap. */
+  async restoreNetworks(log: (line: string) => void): Promise<void> {
+    for (const net of this.o.networks.list()) {
+      const s = parseSubnet(net.subnet);
+      try {
+        await ensureBridge(net.bridge, `${gatewayOf(s)}/${s.prefix}`);
+        if (net.nat) await enableNat(natTable(net), s.cidr);
+      } catch (e) {
+        log(`cannot restore network ${net.name}: ${(e as Error).message}`);
+      }
+    }
+    for (const vm of this.o.store.list()) {
+      if (vm.bridged && !isLive(vm.state)) await deleteLink(vm.bridged.tap).catch(() => undefined);
+    }
+  }
+
+  listNetworks(): Array<NetworkRecord & { vms: string[] }> {
+    const names = new Map(this.o.store.list().map((v) => [v.id, v.name]));
+    return this.o.networks.list().map((n) => ({ ...n, vms: this.o.networks.allocations(n.name).map((a) => names.get(a.vmId) ?? a.vmId) }));
+  }
+
+  async createNetwork(name: string, o: { subnet?: string; nat?: boolean }): Promise<NetworkRecord> {
+    requireNetAdmin();
+    if (!new RegExp(NAME_PATTERN).test(name) || name === "none" || name === "user") {
+      throw new InvalidSpecError(`invalid network name ${JSON.stringify(name)}`, { hint: "lower-case letters, digits and '-'; not none or user" });
+    }
+    if (this.o.networks.list().some((n) => n.name === name)) throw new NetworkExistsError(`a network named ${name} already exists`, { hint: "pick another name" });
+    const others = this.o.networks.list().map((n) => ({ name: n.name, s: parseSubnet(n.subnet) }));
+    const host = (await hostAddresses()).map(([ip, prefix]) => ({ ip, s: parseSubnet(`${ip}/${Math.max(8, Math.min(prefix, 30))}`) }));
+    const clash = (s: Subnet) => others.find((x) => overlaps(x.s, s))?.name ?? host.find((h) => overlaps(h.s, s))?.ip;
+    let subnet: Subnet;
+    if (o.subnet) {
+      subnet = parseSubnet(o.subnet);
+      const c = clash(subnet);
+      if (c) throw new InvalidSubnetError(`subnet ${subnet.cidr} overlaps ${c}`, { hint: "pick a subnet no other network or host interface uses" });
+    } else {
+      const free = Array.from({ length: 256 }, (_, i) => parseSubnet(`10.89.${i}.0/24`)).find((s) => !clash(s));
+      if (!free) throw new InvalidSubnetError("no free 10.89.x.0/24 subnet left", { hint: "give --subnet" });
+      subnet = free;
+    }
+    const id = randomBytes(3).toString("hex");
+    const bridge = `mvb-${id}`;
+    if (await linkExists(bridge)) throw new HostNetworkError(`the host already has an interface named ${bridge}`, { hint: "try again (the name is random)" });
+    const record = { name, id, bridge, subnet: subnet.cidr, nat: Boolean(o.nat) };
+    try {
+      await ensureBridge(bridge, `${gatewayOf(subnet)}/${subnet.prefix}`);
+      if (record.nat) await enableNat(natTable(record), subnet.cidr);
+      return this.o.networks.add(record);
+    } catch (e) {
+      // Nothing half-made stays behind: not the bridge, not the NAT table.
+      await deleteLink(bridge).catch(() => undefined);
+      if (record.nat) await disableNat(natTable(record)).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async removeNetwork(name: string): Promise<void> {
+    requireNetAdmin();
+    const net = this.o.networks.get(name);
+    const users = this.listNetworks().find((n) => n.name === name)?.vms ?? [];
+    if (users.length) throw new StateError(`network ${name} is in use by ${users.join(", ")}`, { hint: `remove those VMs first (mvm rm -f ${users.join(" ")})`, details: { network: name, vms: users } });
+    if (net.nat) await disableNat(natTable(net)).catch(() => undefined);
+    await deleteLink(net.bridge);
+    this.o.networks.remove(name);
   }
 
   /** Whether the manager holds a live connection to this VM. */

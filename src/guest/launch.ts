@@ -33,7 +33,7 @@ export interface LaunchOptions {
   disks?: Array<{ path: string; readOnly: boolean; format: "raw" | "qcow2" }>;
   volumes?: Array<{ hostPath: string; readOnly: boolean }>;
   /** A NIC on QEMU's user-mode network; the guest side is configured through `config.network`. */
-  network?: { restrict: boolean; ports: PortMapping[]; mac: string };
+  network?: { kind: "user"; restrict: boolean; ports: PortMapping[]; mac: string } | { kind: "tap"; ifname: string; mac: string };
   /** Allowlisted -M microvm options (acpi, pit, pic, rtc: on/off/auto). */
   machine?: Partial<Record<"acpi" | "pit" | "pic" | "rtc", "on" | "off" | "auto">>;
   cpus?: number;

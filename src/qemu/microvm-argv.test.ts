@@ -53,7 +53,7 @@ test("machine options come from the allowlist only, typed", () => {
 
 test("a user network: restrict, published ports as hostfwd, a NIC with the VM's MAC", () => {
   const argv = flattenArgv(
-    microvmArgv({ ...spec, network: { restrict: true, mac: "52:54:00:ab:cd:ef", ports: [{ hostIp: "127.0.0.1", hostPort: 8080, guestPort: 80, proto: "tcp" }, { hostIp: "0.0.0.0", hostPort: 53, guestPort: 53, proto: "udp" }] } }),
+    microvmArgv({ ...spec, network: { kind: "user", restrict: true, mac: "52:54:00:ab:cd:ef", ports: [{ hostIp: "127.0.0.1", hostPort: 8080, guestPort: 80, proto: "tcp" }, { hostIp: "0.0.0.0", hostPort: 53, guestPort: 53, proto: "udp" }] } }),
   );
   assert.equal(argv[argv.indexOf("-netdev") + 1], "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:0.0.0.0:53-:53");
   assert.ok(argv.includes("virtio-net-device,netdev=net0,mac=52:54:00:ab:cd:ef"));
@@ -74,4 +74,9 @@ test("disks go through -blockdev JSON and shared folders are escaped, so paths i
   assert.ok(argv.includes("virtio-blk-device,drive=disk0"));
   assert.equal(argv[argv.indexOf("-fsdev") + 1], "local,id=fs0,path=/share,,readonly=off,security_model=none,readonly=on");
   assert.ok(argv.includes("virtio-9p-device,fsdev=fs0,mount_tag=mvm0"));
+});
+
+test("a bridged network gets a tap and no scripts", () => {
+  const argv = flattenArgv(microvmArgv({ ...spec, network: { kind: "tap", ifname: "mvt-0123456789", mac: "52:54:00:01:23:45" } }));
+  assert.equal(argv[argv.indexOf("-netdev") + 1], "tap,id=net0,ifname=mvt-0123456789,script=no,downscript=no");
 });

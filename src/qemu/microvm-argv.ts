@@ -23,7 +23,7 @@ export interface MicrovmSpec {
   /** Host folders exported over virtio-9p, mounted by mvm-init as tag mvmN. */
   volumes?: Array<{ hostPath: string; readOnly: boolean }>;
   /** A NIC on QEMU's user-mode network (slirp), with published ports; none when absent. */
-  network?: { restrict: boolean; ports: PortMapping[]; mac: string };
+  network?: { kind: "user"; restrict: boolean; ports: PortMapping[]; mac: string } | { kind: "tap"; ifname: string; mac: string };
   /** The guest configuration file, handed to mvm-init through fw_cfg. */
   configFile?: string;
   /**
@@ -97,8 +97,8 @@ export function microvmArgv(spec: MicrovmSpec): ArgvEntry[] {
       e("its virtio-9p device; mvm-init mounts the tag", "-device", `virtio-9p-device,fsdev=fs${i},mount_tag=mvm${i}`),
     );
   });
-  if (spec.network) {
-    const n = spec.network;
+  const n = spec.network;
+  if (n?.kind === "user") {
     const hostfwd = n.ports.map((p): [string, string] => ["hostfwd", `${p.proto}:${p.hostIp}:${p.hostPort}-:${p.guestPort}`]);
     entries.push(
       e(
@@ -106,8 +106,12 @@ export function microvmArgv(spec: MicrovmSpec): ArgvEntry[] {
         "-netdev",
         `user,${optList([["id", "net0"], ...(n.restrict ? [["restrict", true] as [string, boolean]] : []), ...hostfwd])}`,
       ),
-      e("the guest's NIC, with a MAC derived from the VM's id (stable across restarts)", "-device", `virtio-net-device,${optList([["netdev", "net0"], ["mac", n.mac]])}`),
     );
+  } else if (n?.kind === "tap") {
+    entries.push(e("a tap on the network's bridge, made by mvm before QEMU starts (QEMU runs no scripts)", "-netdev", `tap,${optList([["id", "net0"], ["ifname", n.ifname], ["script", "no"], ["downscript", "no"]])}`));
+  }
+  if (n) {
+    entries.push(e("the guest's NIC, with a MAC derived from the VM's id (stable across restarts)", "-device", `virtio-net-device,${optList([["netdev", "net0"], ["mac", n.mac]])}`));
   }
   if (spec.configFile) {
     entries.push(e("the guest configuration, read by mvm-init through fw_cfg (never on the command line)", "-fw_cfg", optList([["name", "opt/mvm/config"], ["file", spec.configFile]])));

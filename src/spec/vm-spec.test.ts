@@ -5,7 +5,7 @@ import { InvalidSpecError, NAME_PATTERN, checkSpec, generateName } from "./vm-sp
 
 test("defaults fill a minimal spec", () => {
   const s = checkSpec({ name: "web" });
-  assert.deepEqual(s, { name: "web", cpus: 1, memoryMiB: 256, kernel: undefined, initrd: undefined, append: undefined, cmdline: undefined, accel: "auto", binary: "auto", hostname: "web", machine: {}, network: "none", ports: [], image: undefined, diskSizeMiB: undefined, disks: [], volumes: [], command: undefined, env: {}, workdir: undefined, user: undefined });
+  assert.deepEqual(s, { name: "web", cpus: 1, memoryMiB: 256, kernel: undefined, initrd: undefined, append: undefined, cmdline: undefined, accel: "auto", binary: "auto", hostname: "web", machine: {}, network: "none", ip: undefined, ports: [], image: undefined, diskSizeMiB: undefined, disks: [], volumes: [], command: undefined, env: {}, workdir: undefined, user: undefined });
 });
 
 test("unknown keys and wrong types are refused with their path", () => {
@@ -51,8 +51,11 @@ test("property: any name the schema accepts is safe as a file name and a QEMU va
 
 test("networks and published ports", () => {
   assert.deepEqual(checkSpec({ network: "user", ports: ["8080:80"] }).ports, [{ hostIp: "127.0.0.1", hostPort: 8080, guestPort: 80, proto: "tcp" }]);
-  assert.throws(() => checkSpec({ ports: ["8080:80"] }), /needs a network/);
+  assert.throws(() => checkSpec({ ports: ["8080:80"] }), /needs a user network/);
+  assert.throws(() => checkSpec({ network: "lan", ports: ["8080:80"] }), /needs a user network/);
+  assert.throws(() => checkSpec({ ip: "10.0.0.5" }), /needs a bridged network/);
+  assert.equal(checkSpec({ network: "lan", ip: "10.0.0.5" }).network, "lan");
   assert.throws(() => checkSpec({ network: "user", ports: ["8080:80", "127.0.0.1:8080:81"] }), /published twice/);
-  assert.throws(() => checkSpec({ network: "bridge0" }), /\/network/);
+  assert.throws(() => checkSpec({ network: "Bridge_0" }), /\/network/);
   assert.throws(() => checkSpec({ network: "user", ports: ["8080:80,hostfwd=tcp::22-:22"] }), /invalid/);
 });

@@ -39,10 +39,12 @@ export const VmSpecSchema = Type.Object(
     hostname: Type.Optional(Type.String({ pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" })),
     machine: Type.Optional(MachineSchema),
     network: Type.Optional(
-      Type.Union([Type.Literal("none"), Type.Literal("user"), Type.Literal("user,restrict")], {
-        description: "none: no NIC; user: slirp, outbound TCP/UDP; user,restrict: only published ports",
+      Type.String({
+        pattern: "^(none|user|user,restrict|[a-z0-9][a-z0-9-]{0,62})$",
+        description: "none: no NIC; user: slirp, outbound TCP/UDP; user,restrict: only published ports; NAME: a bridged network (mvm network create)",
       }),
     ),
+    ip: Type.Optional(Type.String({ description: "the VM's address on a bridged network (default: the next free one)" })),
     image: Type.Optional(Type.String({ pattern: NAME_PATTERN, description: "a registered disk image to boot as root (a copy-on-write overlay per VM)" })),
     diskSize: Type.Optional(Type.Union([Type.Integer(), Type.String()], { description: "grow the image's root disk to this size: 4G, 10240 (MiB)" })),
     disks: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: "PATH[:ro|:rw]: raw or qcow2 images, /dev/vda, /dev/vdb... in order" })),
@@ -70,7 +72,9 @@ export interface VmSpec {
   binary: "auto" | "full" | "microvm";
   hostname: string;
   machine: MachineOptions;
-  network: "none" | "user" | "user,restrict";
+  /** "none", "user", "user,restrict", or the name of a bridged network. */
+  network: string;
+  ip?: string;
   ports: PortMapping[];
   image?: string;
   diskSizeMiB?: number;
@@ -118,9 +122,11 @@ export function checkSpec(input: unknown, options: { nameTaken?: (name: string) 
     throw new InvalidSpecError(`invalid environment variable name ${JSON.stringify(badEnv)}`, { hint: "names are letters, digits and _, not starting with a digit" });
   }
   const ports = (s.ports ?? []).map(parsePort);
-  if (ports.length && (s.network ?? "none") === "none") {
-    throw new InvalidSpecError("publishing ports needs a network", { hint: "add --network user (or user,restrict to allow nothing but the published ports)" });
+  const net = s.network ?? "none";
+  if (ports.length && !net.startsWith("user")) {
+    throw new InvalidSpecError("publishing ports needs a user network", { hint: "add --network user (or user,restrict to allow nothing but the published ports); VMs on a bridged network are reached at their address" });
   }
+  if (s.ip !== undefined && (net === "none" || net.startsWith("user"))) throw new InvalidSpecError("--ip needs a bridged network", { hint: "add --network NAME (mvm network create NAME)" });
   const taken = new Set<string>();
   for (const p of ports) {
     const key = `${p.hostIp}:${p.hostPort}/${p.proto}`;
@@ -146,6 +152,7 @@ export function checkSpec(input: unknown, options: { nameTaken?: (name: string) 
     hostname: s.hostname ?? (name.length <= 63 && !name.endsWith("-") ? name : "mvm"),
     machine: s.machine ?? {},
     network: s.network ?? "none",
+    ip: s.ip,
     ports,
     image: s.image,
     diskSizeMiB: s.diskSize === undefined ? undefined : parseMemoryMiB(s.diskSize, { min: 64, max: 64 * 1024 * 1024 }),

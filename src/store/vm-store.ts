@@ -28,6 +28,8 @@ export interface VmRuntimeInfo {
   argv?: string[];
   timings?: { startedAt?: string; qmpMs?: number; helloMs?: number; guestInitUptimeMs?: number; guestHelloUptimeMs?: number };
   kernelRelease?: string;
+  /** The VM's place on a bridged network, allocated at create. */
+  bridged?: { network: string; ip: string; prefix: number; gateway: string; tap: string };
 }
 
 export interface VmRecord extends VmRuntimeInfo {

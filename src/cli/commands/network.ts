@@ -1,0 +1,32 @@
+// mvm network create|ls|rm: bridged networks (root or CAP_NET_ADMIN), through the daemon.
+
+import { connect } from "../../client/client.js";
+import { printJson } from "../output.js";
+
+export async function networkCreateCommand(name: string, flags: { subnet?: string; nat?: boolean; json?: boolean }): Promise<number> {
+  const net = await (await connect()).createNetwork(name, { subnet: flags.subnet, nat: flags.nat });
+  if (flags.json) printJson(net);
+  else process.stdout.write(`${net.name}\n`);
+  return 0;
+}
+
+export async function networkLsCommand(flags: { json?: boolean }): Promise<number> {
+  const nets = await (await connect()).networks();
+  if (flags.json) printJson(nets);
+  else {
+    const rows = [["NAME", "SUBNET", "BRIDGE", "NAT", "VMS"], ...nets.map((n) => [n.name, n.subnet, n.bridge, n.nat ? "yes" : "no", n.vms.join(",") || "-"])];
+    const w = rows[0]!.map((_, k) => Math.max(...rows.map((r) => r[k]!.length)));
+    process.stdout.write(rows.map((r) => r.map((c, k) => (k === r.length - 1 ? c : c.padEnd(w[k]!))).join("  ")).join("\n") + "\n");
+  }
+  return 0;
+}
+
+export async function networkRmCommand(names: string[], flags: { json?: boolean }): Promise<number> {
+  const client = await connect();
+  for (const n of names) {
+    await client.removeNetwork(n);
+    if (!flags.json) process.stdout.write(`${n}\n`);
+  }
+  if (flags.json) printJson({ removed: names });
+  return 0;
+}
