@@ -2,6 +2,7 @@
 // Each operation checks the state it needs (StateError otherwise), moves the record with a
 // compare-and-set transition, and never touches another VM.
 
+import { readFileSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { ExecOptions, ExecSession } from "../agent/exec-session.js";
@@ -48,6 +49,15 @@ export type AttachEvent = OutputEvent | ExitEvent;
 
 const isBridged = (network: string | undefined): network is string => network !== undefined && network !== "none" && !network.startsWith("user");
 const natTable = (n: { id: string }) => `mvm_${n.id}`;
+
+/** The host's own name servers (not loopback ones, which mean nothing in a guest), for bridged VMs. */
+function hostNameservers(): string[] {
+  try {
+    return [...readFileSync("/etc/resolv.conf", "utf8").matchAll(/^nameserver\s+(\d+\.\d+\.\d+\.\d+)/gm)].map((m) => m[1]!).filter((ip) => !ip.startsWith("127.")).slice(0, 3);
+  } catch {
+    return [];
+  }
+}
 
 function requireNetAdmin(): void {
   if (!hasNetAdmin()) throw new HostNetworkError("bridged networks need root (or CAP_NET_ADMIN)", { hint: "run the mvm daemon as root, or use --network user" });
@@ -264,7 +274,7 @@ export class VmManager {
           network: userNet
             ? { iface: "eth0", address: "10.0.2.15/24", gateway: "10.0.2.2", dns: ["10.0.2.3"] }
             : bridged
-              ? { iface: "eth0", address: `${bridged.ip}/${bridged.prefix}`, gateway: bridged.gateway }
+              ? { iface: "eth0", address: `${bridged.ip}/${bridged.prefix}`, gateway: bridged.gateway, dns: hostNameservers() }
               : undefined,
           mounts: (spec.volumes ?? []).map((v, i) => ({ tag: `mvm${i}`, path: v.guestPath, readOnly: v.readOnly })),
           // An image is the root: init mounts it and switch_roots, growing it first when diskSize asked.

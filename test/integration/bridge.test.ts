@@ -34,13 +34,16 @@ test("two VMs on one network reach each other and the bridge; rm removes taps; a
 
 test("QEMU and the daemon killed: the next daemon leaves no tap behind", { skip: !root && "needs root" }, async (t) => {
   const d = await startTestDaemon(t, { netns: true });
-  await d.client.createNetwork("lan", { subnet: "10.78.0.0/24" });
+  const net = await d.client.createNetwork("lan", { subnet: "10.78.0.0/24" });
   const vm = await d.client.start((await d.client.create({ name: "v", network: "lan" })).id);
   await killDaemon(d);
   process.kill(vm.pid!, "SIGKILL");
   await new Promise((r) => setTimeout(r, 300));
   assert.match(d.inNetns(["ip", "link", "show"]), new RegExp(vm.bridged!.tap), "the tap outlived both");
+  // As after a host reboot, the bridge is gone too: the next daemon makes it again.
+  d.inNetns(["ip", "link", "del", net.bridge]);
   const c2 = await d.restart();
+  assert.match(d.inNetns(["ip", "-4", "addr", "show", "dev", net.bridge]), /10\.78\.0\.1\/24/, "the bridge is back with its address");
   assert.equal((await c2.get("v")).state, "crashed");
   assert.doesNotMatch(d.inNetns(["ip", "link", "show"]), new RegExp(vm.bridged!.tap));
   // Started again, it gets its tap and address back.
@@ -51,6 +54,10 @@ test("QEMU and the daemon killed: the next daemon leaves no tap behind", { skip:
 
 test("bad networks and addresses: clear errors, nothing half-made", { skip: !root && "needs root" }, async (t) => {
   const d = await startTestDaemon(t, { netns: true });
+  const nat = await d.client.createNetwork("out", { subnet: "10.82.0.0/24", nat: true });
+  assert.match(d.inNetns(["nft", "list", "table", "ip", `mvm_${nat.id}`]), /ip saddr 10\.82\.0\.0\/24 ip daddr != 10\.82\.0\.0\/24 masquerade/);
+  await d.client.removeNetwork("out");
+  assert.throws(() => d.inNetns(["nft", "list", "table", "ip", `mvm_${nat.id}`]), "network rm removed its NAT table");
   await d.client.createNetwork("lan", { subnet: "10.79.0.0/24" });
   const before = d.inNetns(["ip", "-br", "link", "show"]);
   const cases: Array<[string[], RegExp]> = [
