@@ -19,7 +19,7 @@ packages=(
   qemu-system-x86 qemu-utils  # the hypervisor and qemu-img
   e2fsprogs cpio xz-utils     # images and the initramfs
   debootstrap                 # mvm image build debian
-  nftables iproute2           # bridged networks: NAT, bridges and taps
+  nftables iproute2 procps    # bridged networks: NAT, bridges and taps (sysctl); pgrep in tests
   musl-tools make gcc         # mvm-init and mvm-agent, static
   g++ python3                 # node-gyp builds better-sqlite3 (no prebuilt binaries are fetched)
   flex bison bc libelf-dev libssl-dev  # the guest kernel build
