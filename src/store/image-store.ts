@@ -2,8 +2,7 @@
 
 import type Database from "better-sqlite3";
 import { openDatabase } from "./database.js";
-import { MvmError } from "../errors.js";
-import { NotFoundError } from "./vm-store.js";
+import { NameTakenError as ImageExistsError, NotFoundError } from "./vm-store.js";
 
 export interface ImageRecord {
   name: string;
@@ -13,9 +12,8 @@ export interface ImageRecord {
   createdAt: string;
 }
 
-export class ImageExistsError extends MvmError {
-  override readonly code = "NAME_TAKEN";
-}
+/** The same error as a taken VM name. */
+export { NameTakenError as ImageExistsError } from "./vm-store.js";
 
 export class ImageStore {
   private readonly db: Database.Database;

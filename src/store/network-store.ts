@@ -4,7 +4,7 @@
 import type Database from "better-sqlite3";
 import { MvmError } from "../errors.js";
 import { openDatabase } from "./database.js";
-import { NotFoundError } from "./vm-store.js";
+import { NameTakenError as NetworkExistsError, NotFoundError } from "./vm-store.js";
 
 export interface NetworkRecord {
   name: string;
@@ -15,9 +15,8 @@ export interface NetworkRecord {
   createdAt: string;
 }
 
-export class NetworkExistsError extends MvmError {
-  override readonly code = "NAME_TAKEN";
-}
+/** The same error as a taken VM name. */
+export { NameTakenError as NetworkExistsError } from "./vm-store.js";
 
 export class AddressTakenError extends MvmError {
   override readonly code = "ADDRESS_TAKEN";

@@ -2,6 +2,7 @@
 
 import { resolve } from "node:path";
 import { connect, type MvmClient } from "../../client/client.js";
+import { formatTable } from "../table.js";
 import { printJson, progress } from "../output.js";
 
 export async function imageBuildCommand(distro: string, flags: { suite: string; packages?: string; name?: string; json?: boolean }): Promise<number> {
@@ -26,8 +27,7 @@ export async function imageLsCommand(flags: { json?: boolean }): Promise<number>
   if (flags.json) printJson(images);
   else {
     const rows = [["NAME", "SIZE", "SOURCE"], ...images.map((i) => [i.name, `${Math.round(i.virtualBytes / 1048576)}M`, i.source])];
-    const w = rows[0]!.map((_, k) => Math.max(...rows.map((r) => r[k]!.length)));
-    process.stdout.write(rows.map((r) => r.map((c, k) => (k === r.length - 1 ? c : c.padEnd(w[k]!))).join("  ")).join("\n") + "\n");
+    process.stdout.write(formatTable(rows));
   }
   return 0;
 }

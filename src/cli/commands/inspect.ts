@@ -3,6 +3,7 @@
 import { connect } from "../../client/client.js";
 import type { VmView } from "../../daemon/views.js";
 import { printJson } from "../output.js";
+import { formatTable } from "../table.js";
 
 function duration(ms: number | undefined): string {
   if (ms === undefined) return "-";
@@ -13,11 +14,6 @@ function duration(ms: number | undefined): string {
   return `${Math.floor(s / 3600)}h`;
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n") + "\n";
-}
-
 export function psTable(vms: VmView[]): string {
   const rows = [["NAME", "STATE", "CPUS", "MEMORY", "ACCEL", "UPTIME", "BOOT", "EXIT"]];
   for (const v of vms) {
@@ -25,7 +21,7 @@ export function psTable(vms: VmView[]): string {
     const exit = v.commandExit?.status ?? (v.state === "crashed" ? "crashed" : undefined);
     rows.push([v.name, v.state, String(v.spec.cpus), `${v.spec.memoryMiB}M`, accel, duration(v.uptimeMs), duration(v.bootMs), exit === undefined ? "-" : String(exit)]);
   }
-  return table(rows);
+  return formatTable(rows);
 }
 
 export async function psCommand(flags: { all?: boolean; json?: boolean }): Promise<number> {

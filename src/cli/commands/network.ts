@@ -1,6 +1,7 @@
 // mvm network create|ls|rm: bridged networks (root or CAP_NET_ADMIN), through the daemon.
 
 import { connect } from "../../client/client.js";
+import { formatTable } from "../table.js";
 import { printJson } from "../output.js";
 
 export async function networkCreateCommand(name: string, flags: { subnet?: string; nat?: boolean; json?: boolean }): Promise<number> {
@@ -15,8 +16,7 @@ export async function networkLsCommand(flags: { json?: boolean }): Promise<numbe
   if (flags.json) printJson(nets);
   else {
     const rows = [["NAME", "SUBNET", "BRIDGE", "NAT", "VMS"], ...nets.map((n) => [n.name, n.subnet, n.bridge, n.nat ? "yes" : "no", n.vms.join(",") || "-"])];
-    const w = rows[0]!.map((_, k) => Math.max(...rows.map((r) => r[k]!.length)));
-    process.stdout.write(rows.map((r) => r.map((c, k) => (k === r.length - 1 ? c : c.padEnd(w[k]!))).join("  ")).join("\n") + "\n");
+    process.stdout.write(formatTable(rows));
   }
   return 0;
 }
