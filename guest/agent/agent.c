@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -27,7 +28,7 @@ static void send_hello(void) {
   const char *init_ms = getenv("MVM_INIT_UPTIME_MS");
   tlv_u32(&t, F_PROTO, MVM_PROTO_VERSION);
   tlv_str(&t, F_AGENT_VERSION, AGENT_VERSION);
-  static const char *caps[] = {"exec", "stdin", "signal", "window", "poweroff"};
+  static const char *caps[] = {"exec", "stdin", "signal", "window", "poweroff", "timeout"};
   for (size_t i = 0; i < sizeof caps / sizeof *caps; i++) tlv_str(&t, F_CAP, caps[i]);
   tlv_u32(&t, F_MAX_PAYLOAD, MVM_MAX_PAYLOAD);
   tlv_u32(&t, F_WINDOW, MVM_WINDOW);
@@ -125,6 +126,7 @@ int main(int argc, char **argv) {
   int sfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
   /* Orphans of the commands come back to us, so a timeout can later reach a whole process tree. */
   prctl(PR_SET_CHILD_SUBREAPER, 1);
+  mkdir("/sys/fs/cgroup/mvm", 0755); /* one cgroup per command below it (see session.c) */
   if (port_open(port) < 0) return 1;
   sessions_init();
   send_hello();

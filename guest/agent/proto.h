@@ -54,6 +54,8 @@
 #define F_KERNEL 21
 #define F_HOSTNAME 22
 #define F_AGENT_PID 23
+#define F_TIMEOUT_MS 24
+#define F_TIMED_OUT 25
 
 /* Error codes carried by T_ERROR. */
 #define E_BAD_FRAME 1

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +26,9 @@ struct session {
   int out_fd, err_fd, in_fd;
   int exited, status;
   int64_t exited_at;
+  int64_t deadline;        /* 0, or when the command is killed for taking too long */
+  int timed_out;
+  char cgroup[64];         /* the command's own cgroup: killing it reaches every descendant */
   uint32_t out_credit;
   /* stdin bytes received but not yet written to the command; bounded by the window the host honours. */
   uint8_t *inq;
@@ -51,7 +55,26 @@ static void close_fd(int *fd) {
   *fd = -1;
 }
 
+#define CGROUP_ROOT "/sys/fs/cgroup/mvm"
+
+/* Ends every process the command started, wherever it went (setsid, double fork): cgroup.kill sends
+ * SIGKILL to the whole cgroup. Without cgroups, its process group is the best we have. */
+static void kill_tree(struct session *s) {
+  if (s->cgroup[0]) {
+    char path[96];
+    snprintf(path, sizeof path, "%s/cgroup.kill", s->cgroup);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      int ok = write(fd, "1", 1) == 1;
+      close(fd);
+      if (ok) return;
+    }
+  }
+  if (kill(-s->pid, SIGKILL) < 0) kill(s->pid, SIGKILL);
+}
+
 static void session_free(struct session *s) {
+  if (s->cgroup[0]) rmdir(s->cgroup); /* fails harmlessly while a straggler is still being reaped */
   close_fd(&s->out_fd);
   close_fd(&s->err_fd);
   close_fd(&s->in_fd);
@@ -60,8 +83,9 @@ static void session_free(struct session *s) {
   s->used = 0;
 }
 
-static void send_exit(uint32_t id, int code, int signo, const char *message) {
+static void send_exit(uint32_t id, int code, int signo, const char *message, int timed_out) {
   struct tlv_out t = {0};
+  if (timed_out) tlv_u32(&t, F_TIMED_OUT, 1);
   if (signo) tlv_u32(&t, F_TERM_SIGNAL, signo);
   else tlv_u32(&t, F_EXIT_CODE, (uint32_t)code);
   if (message) tlv_str(&t, F_MESSAGE, message);
@@ -90,13 +114,19 @@ static int parse_user(const char *user, uid_t *uid, gid_t *gid, const char **nam
 }
 
 /* Runs in the forked child: never returns. */
-static void child_exec(char **argv, char **env, int nenv, const char *cwd, const char *user, int errfd) {
+static void child_exec(char **argv, char **env, int nenv, const char *cwd, const char *user, int errfd, const char *cgroup) {
   struct spawn_failure f = {0, 0};
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
   signal(SIGPIPE, SIG_DFL);
-  setsid(); /* its own process group, so signals and timeouts reach the whole tree */
+  setsid(); /* its own process group, so signals reach the whole tree */
+  if (cgroup[0]) { /* and its own cgroup, so a timeout reaches even what leaves the group */
+    char path[96];
+    snprintf(path, sizeof path, "%s/cgroup.procs", cgroup);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) { (void)!write(fd, "0", 1); close(fd); }
+  }
   if (user && *user) {
     uid_t uid; gid_t gid; const char *name, *home;
     if (parse_user(user, &uid, &gid, &name, &home) < 0) { f.stage = 2; f.err = ENOENT; goto fail; }
@@ -136,6 +166,7 @@ void session_exec(uint32_t id, const uint8_t *payload, uint32_t len) {
   uint32_t max = len / 6 + 1;
   char **argv = calloc(max + 1, sizeof *argv), **env = calloc(max + 1, sizeof *env);
   char *cwd = NULL, *user = NULL;
+  uint32_t timeout_ms = 0;
   int argc = 0, nenv = 0, want_stdin = 0, bad = !argv || !env;
   struct tlv_iter it = {payload, len};
   uint16_t tag; const uint8_t *v; uint32_t n; int r;
@@ -151,6 +182,7 @@ void session_exec(uint32_t id, const uint8_t *payload, uint32_t len) {
       case F_CWD: free(cwd); cwd = str; break;
       case F_USER: free(user); user = str; break;
       case F_STDIN: want_stdin = n == 1 && v[0] == 1; break;
+      case F_TIMEOUT_MS: if (tlv_as_u32(v, n, &timeout_ms) < 0) bad = 1; break;
       default: break; /* unknown fields are ignored: newer hosts may send more */
     }
   }
@@ -167,10 +199,13 @@ void session_exec(uint32_t id, const uint8_t *payload, uint32_t len) {
     close(out[0]); close(out[1]); close(err[0]); close(err[1]); close(ep[0]); close(ep[1]);
     goto spawn_fail;
   }
+  char cgroup[64] = "";
+  snprintf(cgroup, sizeof cgroup, "%s/s%u", CGROUP_ROOT, id);
+  if (mkdir(cgroup, 0755) < 0 && errno != EEXIST) cgroup[0] = 0;
   pid_t pid = fork();
   if (pid == 0) {
     dup2(in[0], 0); dup2(out[1], 1); dup2(err[1], 2);
-    child_exec(argv, env, nenv, cwd, user, ep[1]);
+    child_exec(argv, env, nenv, cwd, user, ep[1], cgroup);
   }
   close(out[1]); close(err[1]); close(in[0]); close(ep[1]);
   if (pid < 0) {
@@ -184,17 +219,19 @@ void session_exec(uint32_t id, const uint8_t *payload, uint32_t len) {
   if (got == sizeof f) {
     /* The child is gone already; reap it here so the exit is not reported twice. */
     waitpid(pid, NULL, 0);
+    if (cgroup[0]) rmdir(cgroup);
     close(out[0]); close(err[0]); if (in[1] >= 0) close(in[1]);
     char msg[600];
     const char *what = f.stage == 1 ? "cannot change to directory" : f.stage == 2 ? "cannot switch to user" : "cannot run";
     const char *arg = f.stage == 1 ? cwd : f.stage == 2 ? user : argv[0];
     snprintf(msg, sizeof msg, "%s %s: %s", what, arg, f.stage == 2 && f.err == ENOENT ? "no such user" : strerror(f.err));
     /* Shell conventions: 127 when the command does not exist, 126 when it exists but cannot run. */
-    send_exit(id, f.stage == 3 && f.err == ENOENT ? 127 : 126, 0, msg);
+    send_exit(id, f.stage == 3 && f.err == ENOENT ? 127 : 126, 0, msg, 0);
     goto out;
   }
   *s = (struct session){.used = 1, .id = id, .pid = pid, .out_fd = out[0], .err_fd = err[0], .in_fd = in[1],
-                        .out_credit = MVM_WINDOW};
+                        .out_credit = MVM_WINDOW, .deadline = timeout_ms ? uptime_ms() + timeout_ms : 0};
+  snprintf(s->cgroup, sizeof s->cgroup, "%s", cgroup);
   set_nonblock(s->out_fd);
   set_nonblock(s->err_fd);
   if (s->in_fd >= 0) set_nonblock(s->in_fd);
@@ -287,8 +324,8 @@ void session_window(uint32_t id, const uint8_t *payload, uint32_t len) {
 
 static void finish_if_done(struct session *s) {
   if (!s->exited || s->out_fd >= 0 || s->err_fd >= 0) return;
-  if (WIFSIGNALED(s->status)) send_exit(s->id, 0, WTERMSIG(s->status), NULL);
-  else send_exit(s->id, WEXITSTATUS(s->status), 0, NULL);
+  if (WIFSIGNALED(s->status)) send_exit(s->id, 0, WTERMSIG(s->status), NULL, s->timed_out);
+  else send_exit(s->id, WEXITSTATUS(s->status), 0, NULL, s->timed_out);
   session_free(s);
 }
 
@@ -357,6 +394,10 @@ int sessions_next_timeout(void) {
   int64_t now = uptime_ms(), best = -1;
   for (int i = 0; i < MVM_MAX_SESSIONS; i++) {
     struct session *s = &sessions[i];
+    if (s->used && !s->exited && s->deadline && !s->timed_out) {
+      int64_t left = s->deadline - now < 0 ? 0 : s->deadline - now;
+      if (best < 0 || left < best) best = left;
+    }
     if (!s->used || !s->exited || s->out_credit == 0) continue; /* a WINDOW frame wakes those */
     int64_t left = s->exited_at + EXIT_GRACE_MS - now;
     if (left < 0) left = 0;
@@ -370,6 +411,10 @@ void sessions_tick(void) {
   int64_t now = uptime_ms();
   for (int i = 0; i < MVM_MAX_SESSIONS; i++) {
     struct session *s = &sessions[i];
+    if (s->used && !s->exited && s->deadline && !s->timed_out && now >= s->deadline) {
+      s->timed_out = 1; /* SIGKILL at once: a command that ignores SIGTERM must not outlive its time */
+      kill_tree(s);
+    }
     if (!s->used || !s->exited || now < s->exited_at + EXIT_GRACE_MS || s->out_credit == 0) continue;
     /* Forward what is already in the pipes, then stop listening to whoever still holds them. */
     while (s->out_credit > 0 && pump_output(s, &s->out_fd, T_STDOUT) > 0) {}

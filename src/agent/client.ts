@@ -86,7 +86,7 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
       return session;
     }
     this.sessions.set(id, session);
-    const req: ExecRequest = { argv: options.argv, env: options.env, cwd: options.cwd, user: options.user, stdin: options.stdin };
+    const req: ExecRequest = { argv: options.argv, env: options.env, cwd: options.cwd, user: options.user, stdin: options.stdin, timeoutMs: options.timeoutMs };
     this.send(FrameType.EXEC, id, encodeExec(req));
     return session;
   }

@@ -19,8 +19,10 @@ export interface ExecResult {
   signal: number | null;
   /** One number in shell/Docker convention: the exit code, 128+N for signal N, 126/127 when it could not run. */
   status: number;
-  /** Why the command could not start (e.g. "cannot run foo: No such file or directory"). */
+  /** Why the command could not start (e.g. "cannot run foo: No such file or directory"), or that it timed out. */
   message?: string;
+  /** The timeout ended it (status is then 124, as with GNU timeout). */
+  timedOut?: boolean;
   pid?: number;
   durationMs: number;
 }
@@ -138,13 +140,14 @@ export class ExecSession {
   onExit(exit: ExitMessage): void {
     this.channel.done();
     if (this.finished) return;
-    const status = exit.signal !== null ? 128 + exit.signal : (exit.exitCode ?? 255);
+    const status = exit.timedOut ? 124 : exit.signal !== null ? 128 + exit.signal : (exit.exitCode ?? 255);
     this.settle();
     this.resolveResult({
       exitCode: exit.exitCode,
       signal: exit.signal,
       status,
-      message: exit.message,
+      message: exit.timedOut ? `timed out after ${this.options.timeoutMs} ms; the command and everything it started were killed` : exit.message,
+      ...(exit.timedOut ? { timedOut: true } : {}),
       pid: this.pid,
       durationMs: performance.now() - this.startedAt,
     });

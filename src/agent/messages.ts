@@ -10,6 +10,8 @@ export interface ExecRequest {
   user?: string;
   /** Stream stdin to the command; without it the command reads /dev/null. */
   stdin?: boolean;
+  /** Kill the command and everything it started (its cgroup) after this long. */
+  timeoutMs?: number;
 }
 
 export function encodeExec(req: ExecRequest): Buffer {
@@ -19,6 +21,7 @@ export function encodeExec(req: ExecRequest): Buffer {
   if (req.cwd !== undefined) w.str(Field.CWD, req.cwd);
   if (req.user !== undefined) w.str(Field.USER, req.user);
   w.u8(Field.STDIN, req.stdin ? 1 : 0);
+  if (req.timeoutMs !== undefined) w.u32(Field.TIMEOUT_MS, Math.max(1, Math.min(Math.round(req.timeoutMs), 0xffffffff)));
   return w.build();
 }
 
@@ -62,12 +65,14 @@ export interface ExitMessage {
   exitCode: number | null;
   signal: number | null;
   message?: string;
+  timedOut?: boolean;
 }
 
 export function decodeExit(payload: Buffer): ExitMessage {
   const f = new Fields(payload);
   const signal = f.u32(Field.TERM_SIGNAL) ?? null;
-  return { exitCode: signal === null ? (f.i32(Field.EXIT_CODE) ?? null) : null, signal, message: f.str(Field.MESSAGE) };
+  const timedOut = f.u32(Field.TIMED_OUT) === 1 ? true : undefined;
+  return { exitCode: signal === null ? (f.i32(Field.EXIT_CODE) ?? null) : null, signal, message: f.str(Field.MESSAGE), ...(timedOut ? { timedOut } : {}) };
 }
 
 export interface ErrorMessage {

@@ -54,6 +54,8 @@ export const Field = {
   KERNEL: 21,
   HOSTNAME: 22,
   AGENT_PID: 23,
+  TIMEOUT_MS: 24,
+  TIMED_OUT: 25,
 } as const;
 
 export const ErrorCode = {

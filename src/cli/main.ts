@@ -89,6 +89,7 @@ program
   .argument("<vm>")
   .argument("<command...>", "the command (put -- before it)")
   .option("-i, --interactive", "pass stdin to the command")
+  .option("--timeout <duration>", "kill the command and everything it started after this long (1500, 30s, 2m); status 124")
   .option("-e, --env <NAME=VALUE>", "an environment variable (repeatable)", collect, [])
   .option("-w, --workdir <dir>", "working directory")
   .option("-u, --user <user>", "user (name or uid)")

@@ -28,6 +28,8 @@ export interface ConnectOptions {
 
 export interface ExecRequestOptions {
   env?: Record<string, string>;
+  /** Kill the command and everything it started after this long; the result says timedOut (status 124). */
+  timeoutMs?: number;
   cwd?: string;
   user?: string;
   input?: Buffer | string;
@@ -136,7 +138,7 @@ export class MvmClient {
   async exec(ref: string, argv: string[], o: ExecRequestOptions = {}): Promise<ExecResult> {
     let result: ExecResult | undefined;
     const input = o.input === undefined ? undefined : Buffer.from(o.input).toString("base64");
-    await requestStream(this.http(o.signal), "POST", `/v1/vms/${enc(ref)}/exec`, { argv, env: o.env, cwd: o.cwd, user: o.user, input }, (v) => {
+    await requestStream(this.http(o.signal), "POST", `/v1/vms/${enc(ref)}/exec`, { argv, env: o.env, cwd: o.cwd, user: o.user, input, timeoutMs: o.timeoutMs }, (v) => {
       if (v.type === "session") o.onSession?.({ id: v.id as string, signal: (signo) => this.signal(ref, v.id as string, signo) });
       else if (v.type === "stdout") o.onStdout?.(Buffer.from(v.data as string, "base64"));
       else if (v.type === "stderr") o.onStderr?.(Buffer.from(v.data as string, "base64"));
@@ -161,7 +163,7 @@ export class MvmClient {
   async execStream(ref: string, argv: string[], o: Omit<ExecRequestOptions, "input"> = {}): Promise<ExecStream> {
     const socket = await openUpgrade(this.socketPath, `/v1/vms/${enc(ref)}/exec`, "mvm-exec", o.signal);
     const send = (v: unknown) => socket.writable && socket.write(`${JSON.stringify(v)}\n`);
-    send({ argv, env: o.env, cwd: o.cwd, user: o.user });
+    send({ argv, env: o.env, cwd: o.cwd, user: o.user, timeoutMs: o.timeoutMs });
     const result = new Promise<ExecResult>((resolve, reject) => {
       let settled = false;
       createInterface({ input: socket }).on("line", (line) => {

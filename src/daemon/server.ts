@@ -17,6 +17,7 @@ type Ref = { Params: { ref: string } };
 
 interface ExecBody {
   argv: string[];
+  timeoutMs?: number;
   env?: Record<string, string>;
   cwd?: string;
   user?: string;
@@ -160,6 +161,7 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
       env: body.env,
       cwd: body.cwd,
       user: body.user,
+      timeoutMs: typeof body.timeoutMs === "number" && body.timeoutMs > 0 ? body.timeoutMs : undefined,
       stdin: body.input !== undefined,
       onStdout: (b) => line(raw, { type: "stdout", data: b.toString("base64") }),
       onStderr: (b) => line(raw, { type: "stderr", data: b.toString("base64") }),

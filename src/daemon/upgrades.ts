@@ -16,6 +16,7 @@ interface ExecStreamRequest {
   env?: Record<string, string>;
   cwd?: string;
   user?: string;
+  timeoutMs?: number;
 }
 
 function refuse(socket: Duplex, status: number, body: Record<string, unknown>): void {
@@ -73,6 +74,7 @@ function serveExec(ref: string, socket: Duplex, manager: VmManager): void {
           env: req.env,
           cwd: req.cwd,
           user: req.user,
+          timeoutMs: typeof req.timeoutMs === "number" && req.timeoutMs > 0 ? req.timeoutMs : undefined,
           stdin: true,
           onStdout: (b) => send({ type: "stdout", data: b.toString("base64") }),
           onStderr: (b) => send({ type: "stderr", data: b.toString("base64") }),

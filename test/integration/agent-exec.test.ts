@@ -107,6 +107,20 @@ describe("exec through the agent", () => {
     assert.ok(r.durationMs < 4000, `took ${r.durationMs} ms: waited for the background child`);
   });
 
+  test("a timeout kills the command and everything it started, SIGTERM-proof and setsid'd ones included", async () => {
+    const script = "trap '' TERM; setsid sh -c 'trap \"\" TERM; echo $$ > /tmp/grandchild; sleep 100' & sleep 100";
+    const started = performance.now();
+    const r = await agent().run(["sh", "-c", script], { timeoutMs: 1500 });
+    assert.equal(r.timedOut, true);
+    assert.equal(r.status, 124);
+    assert.match(r.message ?? "", /timed out after 1500 ms/);
+    assert.ok(performance.now() - started < 10000);
+    const left = await agent().run(["sh", "-c", "kill -0 $(cat /tmp/grandchild) 2>/dev/null && echo alive || echo gone"]);
+    assert.equal(left.stdout.toString(), "gone\n");
+    const quick = await agent().run(["true"], { timeoutMs: 5000 });
+    assert.deepEqual([quick.status, quick.timedOut], [0, undefined], "a command within its time is untouched");
+  });
+
   test("hostile frames get clear errors and the agent keeps serving", async () => {
     const errors: AgentProtocolError[] = [];
     const onError = (e: AgentProtocolError) => errors.push(e);

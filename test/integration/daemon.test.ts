@@ -288,3 +288,13 @@ test("a spec file is the same schema: unknown keys refused, flags override its k
   assert.match(refused.stderr, /colour/);
   assert.equal((await d.cli(["create", "-f", `${d.home}/missing.json`])).code, 125);
 });
+
+test("exec --timeout: status 124, the reason on stderr, the VM unaffected", async (t) => {
+  const d = await startTestDaemon(t);
+  await d.client.start((await d.client.create({ name: "slow" })).id);
+  const r = await d.cli(["exec", "--timeout", "1s", "slow", "--", "sleep", "30"]);
+  assert.equal(r.code, 124);
+  assert.match(r.stderr, /timed out after 1000 ms/);
+  assert.equal((await d.cli(["exec", "slow", "--", "true"])).code, 0);
+  assert.equal((await d.cli(["exec", "--timeout", "soon", "slow", "--", "true"])).code, 125);
+});

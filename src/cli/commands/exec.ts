@@ -6,6 +6,7 @@ import { printJson } from "../output.js";
 
 export interface ExecFlags {
   interactive?: boolean;
+  timeout?: string;
   env: string[];
   workdir?: string;
   user?: string;
@@ -20,8 +21,9 @@ export async function execCommand(ref: string, argv: string[], flags: ExecFlags)
     if (eq <= 0) throw new MvmError(`invalid environment entry ${JSON.stringify(e)}`, { hint: "write -e NAME=VALUE" });
     env[e.slice(0, eq)] = e.slice(eq + 1);
   }
+  const timeoutMs = flags.timeout === undefined ? undefined : parseDuration(flags.timeout);
   const client = await connect();
-  if (flags.interactive) return execInteractive(client, ref, argv, { env, cwd: flags.workdir, user: flags.user });
+  if (flags.interactive) return execInteractive(client, ref, argv, { env, cwd: flags.workdir, user: flags.user, timeoutMs });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   const ac = new AbortController();
@@ -38,6 +40,7 @@ export async function execCommand(ref: string, argv: string[], flags: ExecFlags)
       env,
       cwd: flags.workdir,
       user: flags.user,
+      timeoutMs,
       onStdout: (b) => (flags.json ? out.push(b) : process.stdout.write(b)),
       onStderr: (b) => (flags.json ? err.push(b) : process.stderr.write(b)),
       signal: ac.signal,
@@ -55,7 +58,14 @@ export async function execCommand(ref: string, argv: string[], flags: ExecFlags)
 }
 
 /** -i: stdin streams to the command as it comes; Ctrl-C is SIGINT for it, a second one gives up. */
-export async function execInteractive(client: MvmClient, ref: string, argv: string[], o: { env?: Record<string, string>; cwd?: string; user?: string }): Promise<number> {
+/** "1500" (ms), "30s", "2m". */
+function parseDuration(text: string): number {
+  const m = /^(\d+)(ms|s|m)?$/.exec(text.trim());
+  if (!m || Number(m[1]) <= 0) throw new MvmError(`invalid timeout ${JSON.stringify(text)}`, { hint: "write milliseconds or with a unit: 1500, 30s, 2m" });
+  return Number(m[1]) * (m[2] === "s" ? 1000 : m[2] === "m" ? 60000 : 1);
+}
+
+export async function execInteractive(client: MvmClient, ref: string, argv: string[], o: { env?: Record<string, string>; cwd?: string; user?: string; timeoutMs?: number }): Promise<number> {
   const stream = await client.execStream(ref, argv, { ...o, onStdout: (b) => process.stdout.write(b), onStderr: (b) => process.stderr.write(b) });
   const onData = (b: Buffer) => stream.write(b);
   const onEnd = () => stream.end();
