@@ -26,3 +26,13 @@ export const printJson = (value: unknown): void => {
 export const progress = (line: string): void => {
   process.stderr.write(`${line}\n`);
 };
+
+/** Removes things one by one (stopping at the first failure), naming each, or all as JSON at the end. */
+export async function removeEach(names: string[], remove: (name: string) => Promise<void>, json?: boolean): Promise<number> {
+  for (const n of names) {
+    await remove(n);
+    if (!json) process.stdout.write(`${n}\n`);
+  }
+  if (json) printJson({ removed: names });
+  return 0;
+}

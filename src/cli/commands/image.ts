@@ -3,7 +3,7 @@
 import { resolve } from "node:path";
 import { connect, type MvmClient } from "../../client/client.js";
 import { formatTable } from "../table.js";
-import { printJson, progress } from "../output.js";
+import { printJson, removeEach, progress } from "../output.js";
 
 export async function imageBuildCommand(distro: string, flags: { suite: string; packages?: string; name?: string; json?: boolean }): Promise<number> {
   const client = await connect();
@@ -34,12 +34,7 @@ export async function imageLsCommand(flags: { json?: boolean }): Promise<number>
 
 export async function imageRmCommand(names: string[], flags: { json?: boolean }): Promise<number> {
   const client = await connect();
-  for (const n of names) {
-    await client.removeImage(n);
-    if (!flags.json) process.stdout.write(`${n}\n`);
-  }
-  if (flags.json) printJson({ removed: names });
-  return 0;
+  return removeEach(names, (n) => client.removeImage(n), flags.json);
 }
 
 /** `--image debian` on a host without it builds it first, with progress; other unknown images are the daemon's error. */

@@ -1,7 +1,7 @@
 // start, stop, kill, pause, resume, rm, prune, wait: one VM or several, each reported on its own line.
 
 import { connect } from "../../client/client.js";
-import { printJson } from "../output.js";
+import { printJson, removeEach } from "../output.js";
 
 type Op = "start" | "stop" | "kill" | "pause" | "resume";
 
@@ -20,12 +20,7 @@ export async function lifecycleCommand(op: Op, refs: string[], flags: { json?: b
 
 export async function removeCommand(refs: string[], flags: { force?: boolean; json?: boolean }): Promise<number> {
   const client = await connect();
-  for (const ref of refs) {
-    await client.remove(ref, { force: flags.force });
-    if (!flags.json) process.stdout.write(`${ref}\n`);
-  }
-  if (flags.json) printJson({ removed: refs });
-  return 0;
+  return removeEach(refs, (ref) => client.remove(ref, { force: flags.force }), flags.json);
 }
 
 export async function pruneCommand(flags: { json?: boolean }): Promise<number> {

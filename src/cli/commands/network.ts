@@ -2,7 +2,7 @@
 
 import { connect } from "../../client/client.js";
 import { formatTable } from "../table.js";
-import { printJson } from "../output.js";
+import { printJson, removeEach } from "../output.js";
 
 export async function networkCreateCommand(name: string, flags: { subnet?: string; nat?: boolean; json?: boolean }): Promise<number> {
   const net = await (await connect()).createNetwork(name, { subnet: flags.subnet, nat: flags.nat });
@@ -23,10 +23,5 @@ export async function networkLsCommand(flags: { json?: boolean }): Promise<numbe
 
 export async function networkRmCommand(names: string[], flags: { json?: boolean }): Promise<number> {
   const client = await connect();
-  for (const n of names) {
-    await client.removeNetwork(n);
-    if (!flags.json) process.stdout.write(`${n}\n`);
-  }
-  if (flags.json) printJson({ removed: names });
-  return 0;
+  return removeEach(names, (n) => client.removeNetwork(n), flags.json);
 }
