@@ -28,7 +28,7 @@ static void send_hello(void) {
   const char *init_ms = getenv("MVM_INIT_UPTIME_MS");
   tlv_u32(&t, F_PROTO, MVM_PROTO_VERSION);
   tlv_str(&t, F_AGENT_VERSION, AGENT_VERSION);
-  static const char *caps[] = {"exec", "stdin", "signal", "window", "poweroff", "timeout"};
+  static const char *caps[] = {"exec", "stdin", "signal", "window", "poweroff", "timeout", "pty", "files"};
   for (size_t i = 0; i < sizeof caps / sizeof *caps; i++) tlv_str(&t, F_CAP, caps[i]);
   tlv_u32(&t, F_MAX_PAYLOAD, MVM_MAX_PAYLOAD);
   tlv_u32(&t, F_WINDOW, MVM_WINDOW);
@@ -57,9 +57,25 @@ static void dispatch(const struct frame_header *h, const uint8_t *p) {
   switch (h->type) {
     case T_HELLO_REQ: send_hello(); break;
     case T_EXEC: session_exec(h->session, p, h->length); break;
-    case T_STDIN: session_stdin(h->session, p, h->length); break;
+    case T_STDIN:
+      if (files_owns(h->session)) files_data(h->session, p, h->length);
+      else session_stdin(h->session, p, h->length);
+      break;
     case T_SIGNAL: session_signal(h->session, p, h->length); break;
-    case T_WINDOW: session_window(h->session, p, h->length); break;
+    case T_WINDOW:
+      if (files_owns(h->session)) {
+        struct tlv_iter it = {p, h->length};
+        uint16_t tag; const uint8_t *v; uint32_t n, bytes = 0;
+        while (tlv_next(&it, &tag, &v, &n) > 0) if (tag == F_BYTES) tlv_as_u32(v, n, &bytes);
+        files_window(h->session, bytes);
+      } else {
+        session_window(h->session, p, h->length);
+      }
+      break;
+    case T_RESIZE: session_resize(h->session, p, h->length); break;
+    case T_FS: files_fs(h->session, p, h->length); break;
+    case T_READ: files_read(h->session, p, h->length); break;
+    case T_WRITE: files_write(h->session, p, h->length); break;
     case T_POWEROFF: poweroff(); break;
     default: send_error(h->session, E_UNKNOWN_TYPE, "unknown frame type 0x%02x", h->type);
   }
@@ -133,7 +149,7 @@ int main(int argc, char **argv) {
 
   struct pollfd fds[2 + 3 * MVM_MAX_SESSIONS];
   for (;;) {
-    int n = 0, timeout = sessions_next_timeout();
+    int n = 0, timeout = files_pump() ? 0 : sessions_next_timeout();
     fds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
     if (port_connected()) fds[n++] = (struct pollfd){.fd = port_fd(), .events = POLLIN};
     else if (timeout < 0 || timeout > 50) timeout = 50; /* the port gives no event when the host returns */
@@ -149,7 +165,7 @@ int main(int argc, char **argv) {
     if (!port_connected()) {
       if (read_port() == 0) { port_set_connected(1); send_hello(); }
     } else if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-      if (read_port() < 0) port_set_connected(0);
+      if (read_port() < 0) { port_set_connected(0); files_abort_all(); }
     }
     if (r > 0) sessions_poll_done(fds + first, n - first);
     sessions_tick();

@@ -32,5 +32,16 @@ void sessions_poll_done(struct pollfd *fds, int n);
 /* Milliseconds until the next session deadline, or -1. */
 int sessions_next_timeout(void);
 void sessions_tick(void);
+void session_resize(uint32_t id, const uint8_t *payload, uint32_t len);
+
+/* files.c: file operations and transfers. */
+int files_owns(uint32_t id);
+void files_fs(uint32_t id, const uint8_t *payload, uint32_t len);
+void files_read(uint32_t id, const uint8_t *payload, uint32_t len);
+void files_write(uint32_t id, const uint8_t *payload, uint32_t len);
+void files_data(uint32_t id, const uint8_t *data, uint32_t len);
+void files_window(uint32_t id, uint32_t bytes);
+int files_pump(void);
+void files_abort_all(void);
 
 #endif

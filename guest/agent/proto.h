@@ -20,6 +20,10 @@
 #define T_SIGNAL 0x04
 #define T_WINDOW 0x05
 #define T_POWEROFF 0x06
+#define T_FS 0x07     /* a file system operation: stat, list, mkdir, rename, remove, chmod, chown, symlink */
+#define T_READ 0x08   /* stream a file to the host */
+#define T_WRITE 0x09  /* stream a file from the host */
+#define T_RESIZE 0x0a /* a pty session's window size */
 /* Frame types: guest -> host. */
 #define T_HELLO 0x81
 #define T_STARTED 0x82
@@ -29,6 +33,8 @@
 #define T_STDIN_WINDOW 0x86
 #define T_ERROR 0x87
 #define T_POWEROFF_ACK 0x88
+#define T_FS_ENTRIES 0x89 /* file entries: a stat, a listing, the file being read */
+#define T_FS_DONE 0x8a    /* a file operation ended: ERRNO+MESSAGE when it failed, SHA256+SIZE after a transfer */
 
 /* Field tags of TLV payloads. */
 #define F_ARG 1
@@ -56,6 +62,25 @@
 #define F_AGENT_PID 23
 #define F_TIMEOUT_MS 24
 #define F_TIMED_OUT 25
+#define F_TTY 26
+#define F_ROWS 27
+#define F_COLS 28
+#define F_OP 29
+#define F_PATH 30
+#define F_PATH2 31
+#define F_DEPTH 32
+#define F_MODE 33
+#define F_OWNER 34
+#define F_FLAGS 35
+#define F_ENTRY 36
+#define F_ERRNO 37
+#define F_SHA256 38
+#define F_SIZE 39
+
+/* F_FLAGS bits. */
+#define FL_PARENTS 1   /* mkdir -p; WRITE: make missing parent directories */
+#define FL_RECURSIVE 2 /* remove a directory and everything below it */
+#define FL_EXCLUSIVE 4 /* WRITE: fail if the path exists */
 
 /* Error codes carried by T_ERROR. */
 #define E_BAD_FRAME 1

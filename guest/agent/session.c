@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,6 +29,7 @@ struct session {
   int64_t exited_at;
   int64_t deadline;        /* 0, or when the command is killed for taking too long */
   int timed_out;
+  int tty;                 /* out_fd is a pty master: stdout and stderr in one stream */
   char cgroup[64];         /* the command's own cgroup: killing it reaches every descendant */
   uint32_t out_credit;
   /* stdin bytes received but not yet written to the command; bounded by the window the host honours. */
@@ -114,13 +116,20 @@ static int parse_user(const char *user, uid_t *uid, gid_t *gid, const char **nam
 }
 
 /* Runs in the forked child: never returns. */
-static void child_exec(char **argv, char **env, int nenv, const char *cwd, const char *user, int errfd, const char *cgroup) {
+static void child_exec(char **argv, char **env, int nenv, const char *cwd, const char *user, int errfd, const char *cgroup, const char *tty) {
   struct spawn_failure f = {0, 0};
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
   signal(SIGPIPE, SIG_DFL);
   setsid(); /* its own process group, so signals reach the whole tree */
+  if (tty) { /* the pty becomes the controlling terminal: job control, ^C and window changes work */
+    int fd = open(tty, O_RDWR);
+    if (fd < 0 || ioctl(fd, TIOCSCTTY, 0) < 0) { f.stage = 4; f.err = errno; goto fail; }
+    dup2(fd, 0); dup2(fd, 1); dup2(fd, 2);
+    if (fd > 2) close(fd);
+    setenv("TERM", "xterm-256color", 0);
+  }
   if (cgroup[0]) { /* and its own cgroup, so a timeout reaches even what leaves the group */
     char path[96];
     snprintf(path, sizeof path, "%s/cgroup.procs", cgroup);
@@ -166,8 +175,8 @@ void session_exec(uint32_t id, const uint8_t *payload, uint32_t len) {
   uint32_t max = len / 6 + 1;
   char **argv = calloc(max + 1, sizeof *argv), **env = calloc(max + 1, sizeof *env);
   char *cwd = NULL, *user = NULL;
-  uint32_t timeout_ms = 0;
-  int argc = 0, nenv = 0, want_stdin = 0, bad = !argv || !env;
+  uint32_t timeout_ms = 0, rows = 0, cols = 0;
+  int argc = 0, nenv = 0, want_stdin = 0, want_tty = 0, bad = !argv || !env;
   struct tlv_iter it = {payload, len};
   uint16_t tag; const uint8_t *v; uint32_t n; int r;
   while (!bad && (r = tlv_next(&it, &tag, &v, &n)) != 0) {
@@ -183,6 +192,9 @@ void session_exec(uint32_t id, const uint8_t *payload, uint32_t len) {
       case F_USER: free(user); user = str; break;
       case F_STDIN: want_stdin = n == 1 && v[0] == 1; break;
       case F_TIMEOUT_MS: if (tlv_as_u32(v, n, &timeout_ms) < 0) bad = 1; break;
+      case F_TTY: want_tty = n == 1 && v[0] == 1; break;
+      case F_ROWS: if (tlv_as_u32(v, n, &rows) < 0) bad = 1; break;
+      case F_COLS: if (tlv_as_u32(v, n, &cols) < 0) bad = 1; break;
       default: break; /* unknown fields are ignored: newer hosts may send more */
     }
   }
@@ -192,6 +204,20 @@ void session_exec(uint32_t id, const uint8_t *payload, uint32_t len) {
   }
 
   int out[2], err[2], in[2] = {-1, -1}, ep[2];
+  char tty[64] = "";
+  if (want_tty) { /* a pty instead of pipes: the master is the command's stdin and its output */
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 || ptsname_r(master, tty, sizeof tty) != 0) {
+      if (master >= 0) close(master);
+      goto spawn_fail;
+    }
+    struct winsize ws = {.ws_row = rows ? rows : 24, .ws_col = cols ? cols : 80};
+    ioctl(master, TIOCSWINSZ, &ws);
+    if (pipe2(ep, O_CLOEXEC) < 0) { close(master); goto spawn_fail; }
+    out[0] = master; out[1] = -1; err[0] = err[1] = -1;
+    in[0] = -1; in[1] = fcntl(master, F_DUPFD_CLOEXEC, 0);
+    goto spawn;
+  }
   if (pipe2(out, O_CLOEXEC) < 0) goto spawn_fail;
   if (pipe2(err, O_CLOEXEC) < 0) { close(out[0]); close(out[1]); goto spawn_fail; }
   if (pipe2(ep, O_CLOEXEC) < 0) { close(out[0]); close(out[1]); close(err[0]); close(err[1]); goto spawn_fail; }
@@ -199,17 +225,19 @@ void session_exec(uint32_t id, const uint8_t *payload, uint32_t len) {
     close(out[0]); close(out[1]); close(err[0]); close(err[1]); close(ep[0]); close(ep[1]);
     goto spawn_fail;
   }
+spawn:;
   char cgroup[64] = "";
   snprintf(cgroup, sizeof cgroup, "%s/s%u", CGROUP_ROOT, id);
   if (mkdir(cgroup, 0755) < 0 && errno != EEXIST) cgroup[0] = 0;
   pid_t pid = fork();
   if (pid == 0) {
-    dup2(in[0], 0); dup2(out[1], 1); dup2(err[1], 2);
-    child_exec(argv, env, nenv, cwd, user, ep[1], cgroup);
+    if (!want_tty) { dup2(in[0], 0); dup2(out[1], 1); dup2(err[1], 2); }
+    child_exec(argv, env, nenv, cwd, user, ep[1], cgroup, want_tty ? tty : NULL);
   }
-  close(out[1]); close(err[1]); close(in[0]); close(ep[1]);
+  if (!want_tty) { close(out[1]); close(err[1]); close(in[0]); }
+  close(ep[1]);
   if (pid < 0) {
-    close(out[0]); close(err[0]); if (in[1] >= 0) close(in[1]); close(ep[0]);
+    close(out[0]); if (err[0] >= 0) close(err[0]); if (in[1] >= 0) close(in[1]); close(ep[0]);
     goto spawn_fail;
   }
   struct spawn_failure f;
@@ -220,20 +248,20 @@ void session_exec(uint32_t id, const uint8_t *payload, uint32_t len) {
     /* The child is gone already; reap it here so the exit is not reported twice. */
     waitpid(pid, NULL, 0);
     if (cgroup[0]) rmdir(cgroup);
-    close(out[0]); close(err[0]); if (in[1] >= 0) close(in[1]);
+    close(out[0]); if (err[0] >= 0) close(err[0]); if (in[1] >= 0) close(in[1]);
     char msg[600];
-    const char *what = f.stage == 1 ? "cannot change to directory" : f.stage == 2 ? "cannot switch to user" : "cannot run";
-    const char *arg = f.stage == 1 ? cwd : f.stage == 2 ? user : argv[0];
+    const char *what = f.stage == 1 ? "cannot change to directory" : f.stage == 2 ? "cannot switch to user" : f.stage == 4 ? "cannot open the terminal" : "cannot run";
+    const char *arg = f.stage == 1 ? cwd : f.stage == 2 ? user : f.stage == 4 ? "" : argv[0];
     snprintf(msg, sizeof msg, "%s %s: %s", what, arg, f.stage == 2 && f.err == ENOENT ? "no such user" : strerror(f.err));
     /* Shell conventions: 127 when the command does not exist, 126 when it exists but cannot run. */
     send_exit(id, f.stage == 3 && f.err == ENOENT ? 127 : 126, 0, msg, 0);
     goto out;
   }
   *s = (struct session){.used = 1, .id = id, .pid = pid, .out_fd = out[0], .err_fd = err[0], .in_fd = in[1],
-                        .out_credit = MVM_WINDOW, .deadline = timeout_ms ? uptime_ms() + timeout_ms : 0};
+                        .out_credit = MVM_WINDOW, .deadline = timeout_ms ? uptime_ms() + timeout_ms : 0, .tty = want_tty};
   snprintf(s->cgroup, sizeof s->cgroup, "%s", cgroup);
   set_nonblock(s->out_fd);
-  set_nonblock(s->err_fd);
+  if (s->err_fd >= 0) set_nonblock(s->err_fd);
   if (s->in_fd >= 0) set_nonblock(s->in_fd);
   struct tlv_out t = {0};
   tlv_u32(&t, F_PID, (uint32_t)pid);
@@ -320,6 +348,20 @@ void session_window(uint32_t id, const uint8_t *payload, uint32_t len) {
   while ((r = tlv_next(&it, &tag, &v, &n)) > 0) if (tag == F_BYTES) tlv_as_u32(v, n, &bytes);
   if (r < 0) { send_error(id, E_BAD_MESSAGE, "malformed window frame"); return; }
   s->out_credit = (uint64_t)s->out_credit + bytes > 0x7fffffff ? 0x7fffffff : s->out_credit + bytes;
+}
+
+void session_resize(uint32_t id, const uint8_t *payload, uint32_t len) {
+  struct session *s = find(id);
+  if (!s) return; /* the command ended meanwhile */
+  struct tlv_iter it = {payload, len};
+  uint16_t tag; const uint8_t *v; uint32_t n, rows = 0, cols = 0; int r;
+  while ((r = tlv_next(&it, &tag, &v, &n)) > 0) {
+    if (tag == F_ROWS) tlv_as_u32(v, n, &rows);
+    else if (tag == F_COLS) tlv_as_u32(v, n, &cols);
+  }
+  if (r < 0 || !rows || !cols || rows > 0xffff || cols > 0xffff) { send_error(id, E_BAD_MESSAGE, "resize needs ROWS and COLS, 1-65535"); return; }
+  struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+  if (s->tty && s->out_fd >= 0) ioctl(s->out_fd, TIOCSWINSZ, &ws); /* the kernel sends SIGWINCH */
 }
 
 static void finish_if_done(struct session *s) {
