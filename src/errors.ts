@@ -25,9 +25,24 @@ export class MvmError extends Error {
   }
 }
 
-/** The channel to the guest agent closed, so the VM stopped or its agent went away. */
+/** The channel to the guest agent closed: the VM went away (stopped, crashed, killed). */
 export class AgentDisconnectedError extends MvmError {
-  override readonly code = "AGENT_DISCONNECTED";
+  override readonly code: string = "VM_GONE";
+}
+
+/** The guest agent died and init restarted it: the VM is up, but what the old agent ran is lost. */
+export class AgentRestartedError extends AgentDisconnectedError {
+  override readonly code: string = "AGENT_RESTARTED";
+}
+
+/** A command ended with a non-zero status (only when the caller asked for `check`). */
+export class CommandFailedError extends MvmError {
+  override readonly code: string = "COMMAND_FAILED";
+}
+
+/** A command was killed because its timeout passed (only when the caller asked for `check`). */
+export class CommandTimedOutError extends CommandFailedError {
+  override readonly code: string = "COMMAND_TIMED_OUT";
 }
 
 /** The agent refused a request or the two sides disagree on the protocol. */
@@ -63,4 +78,25 @@ export class QmpCommandError extends MvmError {
 /** The QMP connection closed or never completed its handshake. */
 export class QmpDisconnectedError extends MvmError {
   override readonly code = "QMP_DISCONNECTED";
+}
+
+const ERRNO_NAMES: Record<number, string> = {
+  1: "EPERM", 2: "ENOENT", 5: "EIO", 13: "EACCES", 17: "EEXIST", 18: "EXDEV", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL",
+  27: "EFBIG", 28: "ENOSPC", 30: "EROFS", 36: "ENAMETOOLONG", 39: "ENOTEMPTY", 40: "ELOOP", 122: "EDQUOT", 125: "ECANCELED",
+};
+
+/** A file operation failed inside the guest; details carry the guest's errno and its name. */
+export class GuestFileError extends MvmError {
+  override readonly code: string;
+
+  constructor(message: string, errno: number | undefined, options: MvmErrorOptions = {}) {
+    const name = errno === undefined ? undefined : (ERRNO_NAMES[errno] ?? `errno ${errno}`);
+    super(message, { ...options, details: { errno, errnoName: name, ...options.details } });
+    this.code = name === "ENOENT" ? "FILE_NOT_FOUND" : name === "EEXIST" ? "FILE_EXISTS" : name === "ENOSPC" || name === "EDQUOT" ? "GUEST_DISK_FULL" : "FILE_ERROR";
+  }
+}
+
+/** Bytes arrived, but not the bytes that were sent: the end-to-end checksum differs. */
+export class IntegrityError extends MvmError {
+  override readonly code = "INTEGRITY";
 }

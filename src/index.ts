@@ -2,7 +2,13 @@
 //   const mvm = await connect();              // starts the daemon if it is not running
 //   await using vm = await mvm.run({ memory: "512M" });
 //   const r = await vm.exec(["uname", "-r"], { onStdout: (b) => process.stdout.write(b) });
-export { connect, MvmClient, VmHandle, type ConnectOptions, type ExecRequestOptions, type DaemonInfo, type VmView, type VmSpecInput, type ExitEvent, type AttachEvent } from "./client/client.js";
+//   for await (const chunk of (await vm.spawn(["make"])).stdout()) process.stdout.write(chunk);
+//   await vm.files.write("/root/data.bin", buffer); await vm.files.read("/etc/os-release");
+export { connect, MvmClient, VmHandle, Command, GuestFiles, type ConnectOptions, type ExecRequestOptions, type SpawnOptions, type ExecStream, type SessionInfo, type DaemonInfo, type VmView, type VmSpecInput, type ExitEvent, type AttachEvent } from "./client/client.js";
+export type { OutputChunk } from "./client/command.js";
+export type { WriteOptions, WriteData, TransferResult } from "./client/files.js";
+export { copyIn, copyOut, parseCopyArg, type CopyStats, type CopyOptions } from "./client/copy.js";
+export type { FileEntry, FileType } from "./agent/messages.js";
 export { launchGuest, adoptGuest, Guest, type LaunchOptions, type BootTimeline, type QemuExit, type StopRung } from "./guest/launch.js";
 export { ensureGuestArtifacts, type GuestArtifacts } from "./guest/artifacts.js";
 export type { GuestConfig } from "./guest/config-file.js";

@@ -61,7 +61,10 @@ static void dispatch(const struct frame_header *h, const uint8_t *p) {
       if (files_owns(h->session)) files_data(h->session, p, h->length);
       else session_stdin(h->session, p, h->length);
       break;
-    case T_SIGNAL: session_signal(h->session, p, h->length); break;
+    case T_SIGNAL:
+      if (files_owns(h->session)) files_cancel(h->session);
+      else session_signal(h->session, p, h->length);
+      break;
     case T_WINDOW:
       if (files_owns(h->session)) {
         struct tlv_iter it = {p, h->length};

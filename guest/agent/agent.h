@@ -42,6 +42,7 @@ void files_write(uint32_t id, const uint8_t *payload, uint32_t len);
 void files_data(uint32_t id, const uint8_t *data, uint32_t len);
 void files_window(uint32_t id, uint32_t bytes);
 int files_pump(void);
+void files_cancel(uint32_t id);
 void files_abort_all(void);
 
 #endif

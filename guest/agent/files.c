@@ -402,6 +402,12 @@ int files_pump(void) {
   return more;
 }
 
+/* The host gave up on a transfer (SIGNAL on its id): drop it, and a write's temporary file with it. */
+void files_cancel(uint32_t id) {
+  struct transfer *t = find_transfer(id);
+  if (t) end_transfer(t);
+}
+
 /* The host went away: nobody will finish these, so drop them (and their temporary files). */
 void files_abort_all(void) {
   for (int i = 0; i < MAX_TRANSFERS; i++)

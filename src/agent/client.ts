@@ -5,21 +5,27 @@
 
 import { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
-import { AbortError, AgentDisconnectedError, AgentProtocolError, TimeoutError } from "../errors.js";
+import { AbortError, AgentDisconnectedError, AgentProtocolError, AgentRestartedError, TimeoutError } from "../errors.js";
 import { FrameDecoder, encodeFrame, type Frame } from "./frame.js";
 import {
   decodeBytes,
+  decodeEntries,
   decodeError,
   decodeExit,
+  decodeFsDone,
   decodeHello,
   decodePid,
   encodeExec,
-  encodeWindow,
+  encodeFs,
   type ExecRequest,
+  type FileEntry,
+  type FsRequest,
   type Hello,
 } from "./messages.js";
 import { ErrorCode, FrameType, MAX_PAYLOAD, PROTO_VERSION, WINDOW, errorCodeName } from "./protocol.js";
 import { ExecSession, type ExecOptions, type ExecResult } from "./exec-session.js";
+import { FileReadSession, FileWriteSession, FsOpSession } from "./file-session.js";
+import type { ChannelSession, SessionChannel, SessionLimits } from "./session.js";
 
 export type { ExecOptions, ExecResult };
 export { ExecSession };
@@ -36,7 +42,7 @@ interface Waiter<T> {
 
 export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error": [AgentProtocolError]; close: [] }> {
   private readonly decoder = new FrameDecoder();
-  private readonly sessions = new Map<number, ExecSession>();
+  private readonly sessions = new Map<number, ChannelSession>();
   private nextId = 1;
   private helloInfo?: Hello;
   private helloWaiters: Waiter<Hello>[] = [];
@@ -75,19 +81,37 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
 
   /** Starts a command. The session reports its pid, output and result; see ExecSession. */
   exec(options: ExecOptions): ExecSession {
+    const req: ExecRequest = { argv: options.argv, env: options.env, cwd: options.cwd, user: options.user, stdin: options.stdin, timeoutMs: options.timeoutMs, tty: options.tty };
+    return this.open(FrameType.EXEC, encodeExec(req), (id, channel, limits) => new ExecSession(id, options, limits, channel));
+  }
+
+  /** A one-shot file operation; resolves with the entries it produced (stat: one, list: many). */
+  async fileOp(req: FsRequest & { op: NonNullable<FsRequest["op"]> }): Promise<FileEntry[]> {
+    const session = this.open(FrameType.FS, encodeFs(req), (id, channel) => new FsOpSession(id, channel));
+    await session.done;
+    return session.entries;
+  }
+
+  /** Streams a file out of the guest to onData; see FileReadSession. */
+  readFile(path: string, onData: (chunk: Buffer) => void): FileReadSession {
+    return this.open(FrameType.READ, encodeFs({ path }), (id, channel, limits) => new FileReadSession(id, channel, limits, onData));
+  }
+
+  /** Streams a file into the guest; see FileWriteSession. */
+  writeFile(req: Omit<FsRequest, "op" | "path2" | "depth" | "recursive">): FileWriteSession {
+    return this.open(FrameType.WRITE, encodeFs(req), (id, channel, limits) => new FileWriteSession(id, channel, limits));
+  }
+
+  private open<S extends ChannelSession>(type: number, payload: Buffer, make: (id: number, channel: SessionChannel, limits: SessionLimits) => S): S {
     const id = this.allocateId();
     const limits = { maxPayload: Math.min(this.helloInfo?.maxPayload || MAX_PAYLOAD, MAX_PAYLOAD), window: this.helloInfo?.window || WINDOW };
-    const session = new ExecSession(id, options, limits, {
-      send: (type, payload) => this.send(type, id, payload),
-      done: () => this.sessions.delete(id),
-    });
+    const session = make(id, { send: (t, p) => this.send(t, id, p), done: () => this.sessions.delete(id) }, limits);
     if (this.closedError) {
       session.fail(this.closedError);
       return session;
     }
     this.sessions.set(id, session);
-    const req: ExecRequest = { argv: options.argv, env: options.env, cwd: options.cwd, user: options.user, stdin: options.stdin, timeoutMs: options.timeoutMs };
-    this.send(FrameType.EXEC, id, encodeExec(req));
+    this.send(type, id, payload);
     return session;
   }
 
@@ -168,19 +192,25 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
         return;
       }
       case FrameType.STARTED:
-        session?.onStarted(decodePid(frame.payload) ?? 0);
+        session?.onStarted?.(decodePid(frame.payload));
         return;
       case FrameType.STDOUT:
-        session?.onOutput("stdout", frame.payload, (n) => this.send(FrameType.WINDOW, frame.session, encodeWindow(n)));
+        session?.onOutput?.("stdout", frame.payload);
         return;
       case FrameType.STDERR:
-        session?.onOutput("stderr", frame.payload, (n) => this.send(FrameType.WINDOW, frame.session, encodeWindow(n)));
+        session?.onOutput?.("stderr", frame.payload);
         return;
       case FrameType.STDIN_WINDOW:
-        session?.onStdinCredit(decodeBytes(frame.payload));
+        session?.onStdinCredit?.(decodeBytes(frame.payload));
         return;
       case FrameType.EXIT:
-        session?.onExit(decodeExit(frame.payload));
+        session?.onExit?.(decodeExit(frame.payload));
+        return;
+      case FrameType.FS_ENTRIES:
+        session?.onEntries?.(decodeEntries(frame.payload));
+        return;
+      case FrameType.FS_DONE:
+        session?.onFsDone?.(decodeFsDone(frame.payload));
         return;
       case FrameType.ERROR: {
         const { code, message } = decodeError(frame.payload);
@@ -204,13 +234,15 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
     const session = this.sessions.get(sessionId);
     // An error naming a live session ends it; anything else is reported, and the channel carries on.
     if (session && code !== ErrorCode.UNKNOWN_SESSION) session.fail(error);
+    // Frames that were in flight when a session ended are answered with UNKNOWN_SESSION: nothing is wrong.
+    else if (code === ErrorCode.UNKNOWN_SESSION && !session) return;
     else if (code === ErrorCode.UNSUPPORTED_VERSION) for (const w of this.helloWaiters.splice(0)) w.reject(error);
     else if (this.listenerCount("protocol-error")) this.emit("protocol-error", error);
   }
 
   /** A new agent process said hello: whatever the old one was running is lost to us. */
   private agentRestarted(): void {
-    const error = new AgentDisconnectedError("the guest agent restarted; commands it was running are lost", {
+    const error = new AgentRestartedError("the guest agent restarted; commands it was running are lost", {
       hint: "the agent crashed or was killed inside the guest; mvm-init restarted it and the VM is still up",
     });
     for (const s of [...this.sessions.values()]) s.fail(error);
@@ -219,7 +251,7 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
 
   private onClose(cause?: Error): void {
     if (this.closedError) return;
-    this.closedError = new AgentDisconnectedError("the channel to the guest agent closed", {
+    this.closedError = new AgentDisconnectedError("the VM went away: the channel to its guest agent closed", {
       cause,
       hint: "the VM stopped or crashed; its console log says why",
     });

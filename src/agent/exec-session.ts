@@ -1,9 +1,11 @@
 // One command running in the guest: its pid, streamed output, stdin with flow control, and its result.
 
 import { AbortError, AgentProtocolError } from "../errors.js";
+import { CreditedReceiver, CreditedSender } from "./credit.js";
 import type { ExecRequest, ExitMessage } from "./messages.js";
-import { encodeSignal } from "./messages.js";
+import { encodeResize, encodeSignal, encodeWindow } from "./messages.js";
 import { FrameType } from "./protocol.js";
+import type { ChannelSession, SessionChannel, SessionLimits } from "./session.js";
 
 export interface ExecOptions extends ExecRequest {
   onStdout?: (chunk: Buffer) => void;
@@ -27,12 +29,7 @@ export interface ExecResult {
   durationMs: number;
 }
 
-interface Channel {
-  send(type: number, payload?: Buffer): void;
-  done(): void;
-}
-
-export class ExecSession {
+export class ExecSession implements ChannelSession {
   /** Resolves with the command's pid once it runs, or undefined if it never started. */
   readonly started: Promise<number | undefined>;
   /** Resolves when the command ends; rejects if the session failed (channel closed, refused, aborted). */
@@ -44,19 +41,18 @@ export class ExecSession {
   private readonly startedAt = performance.now();
   private pid?: number;
   private finished = false;
-  private stdinCredit: number;
-  private creditWaiters: Array<() => void> = [];
-  private writeChain: Promise<void> = Promise.resolve();
-  private unacked = 0;
+  private readonly stdin: CreditedSender;
+  private readonly output: CreditedReceiver;
   private readonly abortListener?: () => void;
 
   constructor(
     readonly id: number,
     private readonly options: ExecOptions,
-    private readonly limits: { maxPayload: number; window: number },
-    private readonly channel: Channel,
+    limits: SessionLimits,
+    private readonly channel: SessionChannel,
   ) {
-    this.stdinCredit = limits.window;
+    this.stdin = new CreditedSender(limits.window, limits.maxPayload, (b) => channel.send(FrameType.STDIN, b), () => this.ensureLive());
+    this.output = new CreditedReceiver(limits.window, (n) => channel.send(FrameType.WINDOW, encodeWindow(n)));
     this.started = new Promise((r) => (this.resolveStarted = r));
     this.result = new Promise((resolve, reject) => {
       this.resolveResult = resolve;
@@ -77,10 +73,10 @@ export class ExecSession {
 
   /** Sends bytes to the command's stdin (it must have been started with `stdin: true`). */
   write(data: Buffer | string): Promise<void> {
-    const buf = typeof data === "string" ? Buffer.from(data) : data;
-    const job = this.writeChain.then(() => this.writeNow(buf));
-    this.writeChain = job.catch(() => undefined);
-    return job;
+    if (!this.options.stdin && !this.options.tty) {
+      return Promise.reject(new AgentProtocolError("this command was started without stdin", { hint: "pass stdin: true to exec()" }));
+    }
+    return this.stdin.write(typeof data === "string" ? Buffer.from(data) : data);
   }
 
   /** Closes the command's stdin once everything written so far has been sent. */
@@ -93,48 +89,36 @@ export class ExecSession {
     if (!this.finished) this.channel.send(FrameType.SIGNAL, encodeSignal(signo));
   }
 
-  private async writeNow(buf: Buffer): Promise<void> {
-    if (!this.options.stdin) throw new AgentProtocolError("this command was started without stdin", { hint: "pass stdin: true to exec()" });
-    if (buf.length === 0) {
-      this.ensureLive();
-      this.channel.send(FrameType.STDIN);
-      return;
-    }
-    for (let at = 0; at < buf.length; ) {
-      this.ensureLive();
-      if (this.stdinCredit === 0) {
-        await new Promise<void>((r) => this.creditWaiters.push(r));
-        continue;
-      }
-      const n = Math.min(buf.length - at, this.stdinCredit, this.limits.maxPayload);
-      this.stdinCredit -= n;
-      this.channel.send(FrameType.STDIN, buf.subarray(at, at + n));
-      at += n;
-    }
+  /** A pty session's new window size (the command gets SIGWINCH). */
+  resize(rows: number, cols: number): void {
+    if (!this.finished && this.options.tty) this.channel.send(FrameType.RESIZE, encodeResize(rows, cols));
+  }
+
+  /** Stops (and restarts) taking output: the command blocks once the guest's credit is used up. */
+  pause(): void {
+    this.output.pause();
+  }
+
+  resume(): void {
+    this.output.resume();
   }
 
   private ensureLive(): void {
     if (this.finished) throw new AgentProtocolError("the command has already ended; its stdin is closed");
   }
 
-  onStarted(pid: number): void {
+  onStarted(pid: number | undefined): void {
     this.pid = pid;
     this.resolveStarted(pid);
   }
 
-  onOutput(stream: "stdout" | "stderr", data: Buffer, grant: (n: number) => void): void {
+  onOutput(stream: "stdout" | "stderr", data: Buffer): void {
     if (!this.finished) (stream === "stdout" ? this.options.onStdout : this.options.onStderr)?.(data);
-    // Credit goes back in quarters of the window, so a steady stream never stalls on round trips.
-    this.unacked += data.length;
-    if (this.unacked >= this.limits.window / 4) {
-      grant(this.unacked);
-      this.unacked = 0;
-    }
+    this.output.consumed(data.length);
   }
 
   onStdinCredit(n: number): void {
-    this.stdinCredit += n;
-    for (const w of this.creditWaiters.splice(0)) w();
+    this.stdin.grant(n);
   }
 
   onExit(exit: ExitMessage): void {
@@ -164,7 +148,7 @@ export class ExecSession {
   private settle(): void {
     this.finished = true;
     this.resolveStarted(this.pid);
-    for (const w of this.creditWaiters.splice(0)) w();
+    this.stdin.wake();
     if (this.abortListener) this.options.signal?.removeEventListener("abort", this.abortListener);
   }
 }

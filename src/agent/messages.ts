@@ -1,6 +1,6 @@
 // Typed messages on top of frames and fields: what the host sends and what it reads back.
 
-import { Field } from "./protocol.js";
+import { Field, FsFlag } from "./protocol.js";
 import { FieldWriter, Fields } from "./fields.js";
 
 export interface ExecRequest {
@@ -12,6 +12,8 @@ export interface ExecRequest {
   stdin?: boolean;
   /** Kill the command and everything it started (its cgroup) after this long. */
   timeoutMs?: number;
+  /** Run it on a pseudo-terminal of this size (stdout and stderr become one stream). */
+  tty?: { rows: number; cols: number };
 }
 
 export function encodeExec(req: ExecRequest): Buffer {
@@ -22,7 +24,90 @@ export function encodeExec(req: ExecRequest): Buffer {
   if (req.user !== undefined) w.str(Field.USER, req.user);
   w.u8(Field.STDIN, req.stdin ? 1 : 0);
   if (req.timeoutMs !== undefined) w.u32(Field.TIMEOUT_MS, Math.max(1, Math.min(Math.round(req.timeoutMs), 0xffffffff)));
+  if (req.tty) w.u8(Field.TTY, 1).u32(Field.ROWS, req.tty.rows).u32(Field.COLS, req.tty.cols);
   return w.build();
+}
+
+export const encodeResize = (rows: number, cols: number): Buffer => new FieldWriter().u32(Field.ROWS, rows).u32(Field.COLS, cols).build();
+
+/** A file operation (FS, READ or WRITE frames). */
+export interface FsRequest {
+  op?: "stat" | "list" | "mkdir" | "rename" | "remove" | "chmod" | "chown" | "symlink";
+  path: string;
+  /** rename: the new path; symlink: the link's target. */
+  path2?: string;
+  /** list: how deep (1 = the directory's own entries, 0 = everything below). */
+  depth?: number;
+  mode?: number;
+  /** "uid:gid", "user:group", or "user" (with its primary group). */
+  owner?: string;
+  parents?: boolean;
+  recursive?: boolean;
+  exclusive?: boolean;
+}
+
+export function encodeFs(req: FsRequest): Buffer {
+  const w = new FieldWriter();
+  if (req.op) w.str(Field.OP, req.op);
+  w.str(Field.PATH, req.path);
+  if (req.path2 !== undefined) w.str(Field.PATH2, req.path2);
+  if (req.depth !== undefined) w.u32(Field.DEPTH, req.depth);
+  if (req.mode !== undefined) w.u32(Field.MODE, req.mode);
+  if (req.owner !== undefined) w.str(Field.OWNER, req.owner);
+  const flags = (req.parents ? FsFlag.PARENTS : 0) | (req.recursive ? FsFlag.RECURSIVE : 0) | (req.exclusive ? FsFlag.EXCLUSIVE : 0);
+  if (flags) w.u32(Field.FLAGS, flags);
+  return w.build();
+}
+
+export type FileType = "file" | "dir" | "symlink" | "other";
+
+export interface FileEntry {
+  /** The path asked about (stat, read), or the path relative to the listed directory (list). */
+  name: string;
+  type: FileType;
+  /** Permission bits (0o7777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtimeMs: number;
+  /** Where a symlink points (never followed). */
+  target?: string;
+}
+
+const KINDS: FileType[] = ["file", "dir", "symlink", "other"];
+
+/** ENTRY fields: kind u8, mode u32, uid u32, gid u32, size u64, mtime i64 (ms), name length u16, name, target. */
+export function decodeEntries(payload: Buffer): FileEntry[] {
+  return new Fields(payload).all(Field.ENTRY).map((v) => {
+    if (v.length < 31) throw new Error(`file entry of ${v.length} bytes is too short`);
+    const nameLen = v.readUInt16LE(29);
+    if (31 + nameLen > v.length) throw new Error("file entry name runs past its field");
+    const target = v.subarray(31 + nameLen).toString("utf8");
+    return {
+      name: v.subarray(31, 31 + nameLen).toString("utf8"),
+      type: KINDS[v[0]!] ?? "other",
+      mode: v.readUInt32LE(1) & 0o7777,
+      uid: v.readUInt32LE(5),
+      gid: v.readUInt32LE(9),
+      size: Number(v.readBigUInt64LE(13)),
+      mtimeMs: Number(v.readBigInt64LE(21)),
+      ...(target ? { target } : {}),
+    };
+  });
+}
+
+export interface FsDone {
+  errno?: number;
+  message?: string;
+  sha256?: string;
+  size?: number;
+}
+
+export function decodeFsDone(payload: Buffer): FsDone {
+  const f = new Fields(payload);
+  const sum = f.all(Field.SHA256)[0];
+  return { errno: f.u32(Field.ERRNO), message: f.str(Field.MESSAGE), sha256: sum?.length === 32 ? sum.toString("hex") : undefined, size: f.u64(Field.SIZE) };
 }
 
 export const encodeSignal = (signo: number): Buffer => new FieldWriter().u32(Field.SIGNO, signo).build();

@@ -18,6 +18,10 @@ export const FrameType = {
   SIGNAL: 0x04,
   WINDOW: 0x05,
   POWEROFF: 0x06,
+  FS: 0x07,
+  READ: 0x08,
+  WRITE: 0x09,
+  RESIZE: 0x0a,
   // guest -> host
   HELLO: 0x81,
   STARTED: 0x82,
@@ -27,6 +31,8 @@ export const FrameType = {
   STDIN_WINDOW: 0x86,
   ERROR: 0x87,
   POWEROFF_ACK: 0x88,
+  FS_ENTRIES: 0x89,
+  FS_DONE: 0x8a,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -56,6 +62,27 @@ export const Field = {
   AGENT_PID: 23,
   TIMEOUT_MS: 24,
   TIMED_OUT: 25,
+  TTY: 26,
+  ROWS: 27,
+  COLS: 28,
+  OP: 29,
+  PATH: 30,
+  PATH2: 31,
+  DEPTH: 32,
+  MODE: 33,
+  OWNER: 34,
+  FLAGS: 35,
+  ENTRY: 36,
+  ERRNO: 37,
+  SHA256: 38,
+  SIZE: 39,
+} as const;
+
+/** Bits of the FLAGS field of file operations. */
+export const FsFlag = {
+  PARENTS: 1,
+  RECURSIVE: 2,
+  EXCLUSIVE: 4,
 } as const;
 
 export const ErrorCode = {

@@ -15,8 +15,12 @@ import { startDaemon } from "./daemon-process.js";
 import { createInterface } from "node:readline";
 import type { Duplex } from "node:stream";
 import { openUpgrade, requestJson, requestStream, requestText, type HttpOptions } from "./http.js";
+import { Command, type SessionInfo } from "./command.js";
+import { checkResult } from "./exec-errors.js";
+import { GuestFiles } from "./files.js";
 
-export type { VmView, VmSpecInput, ExitEvent, AttachEvent };
+export type { VmView, VmSpecInput, ExitEvent, AttachEvent, SessionInfo };
+export { Command, GuestFiles };
 
 export interface ConnectOptions {
   /** $MVM_HOME; defaults as the daemon's. */
@@ -39,6 +43,18 @@ export interface ExecRequestOptions {
   onSession?: (control: { id: string; signal: (signo: number) => Promise<void> }) => void;
   /** Aborting disconnects, which kills the command. */
   signal?: AbortSignal;
+  /** Reject with COMMAND_FAILED (non-zero status) or COMMAND_TIMED_OUT instead of resolving. */
+  check?: boolean;
+}
+
+export interface SpawnOptions {
+  env?: Record<string, string>;
+  timeoutMs?: number;
+  cwd?: string;
+  user?: string;
+  /** Keep stdin open for Command.write() / closeStdin(); otherwise it reads /dev/null. */
+  stdin?: boolean;
+  signal?: AbortSignal;
 }
 
 export interface ExecStream {
@@ -46,6 +62,8 @@ export interface ExecStream {
   write(data: Buffer | string): void;
   end(): void;
   signal(signo: number): void;
+  /** A pty session's new window size. */
+  resize(rows: number, cols: number): void;
   close(): void;
 }
 
@@ -134,7 +152,11 @@ export class MvmClient {
     return requestJson(this.http(signal), "POST", `/v1/vms/${enc(ref)}/wait`);
   }
 
-  /** Runs a command in a running VM; output streams to the callbacks, stdout and stderr apart. */
+  /**
+   * Runs a command in a running VM; output streams to the callbacks, stdout and stderr apart. Resolves
+   * with the result (exit code, signal, status, durationMs, timedOut); rejects with VM_GONE when the VM
+   * went away meanwhile, and with check, COMMAND_FAILED / COMMAND_TIMED_OUT.
+   */
   async exec(ref: string, argv: string[], o: ExecRequestOptions = {}): Promise<ExecResult> {
     let result: ExecResult | undefined;
     const input = o.input === undefined ? undefined : Buffer.from(o.input).toString("base64");
@@ -146,7 +168,33 @@ export class MvmClient {
       else if (v.type === "error") throw Object.assign(new MvmError(String(v.message), { hint: v.hint as string }), { code: v.error });
     });
     if (!result) throw new MvmError("the daemon closed the stream before the command ended", { hint: "the VM may have stopped; mvm ps shows its state" });
-    return result;
+    return o.check ? checkResult(argv, result) : result;
+  }
+
+  /**
+   * Starts a command in the background: it keeps running when this client goes away. The handle waits,
+   * kills, writes stdin and reads output (async iterators); client.command(vm, id) finds it again.
+   */
+  async spawn(ref: string, argv: string[], o: SpawnOptions = {}): Promise<Command> {
+    const info = await requestJson<SessionInfo>(this.http(o.signal), "POST", `/v1/vms/${enc(ref)}/exec`, {
+      argv, env: o.env, cwd: o.cwd, user: o.user, timeoutMs: o.timeoutMs, background: true, stdin: o.stdin,
+    });
+    return new Command((s) => this.http(s), ref, info.id);
+  }
+
+  /** A handle on a command by its session id (from spawn, or mvm session ls). */
+  command(ref: string, id: string): Command {
+    return new Command((s) => this.http(s), ref, id);
+  }
+
+  /** The VM's commands: running ones, and background ones that ended and were not removed. */
+  sessions(ref: string, signal?: AbortSignal): Promise<SessionInfo[]> {
+    return requestJson(this.http(signal), "GET", `/v1/vms/${enc(ref)}/sessions`);
+  }
+
+  /** The files of a running VM: read, write, list, stat, mkdir, rename, remove, chmod, chown, symlink. */
+  files(ref: string): GuestFiles {
+    return new GuestFiles((s) => this.http(s), ref);
   }
 
   /** The serial console log, or the command's output log (NDJSON events) when console is false. */
@@ -160,10 +208,10 @@ export class MvmClient {
    * Runs a command with stdin streamed as it comes (an upgraded connection): write() and end() feed its
    * stdin, signal() sends it signals; output goes to the callbacks; `result` settles when it ends.
    */
-  async execStream(ref: string, argv: string[], o: Omit<ExecRequestOptions, "input"> = {}): Promise<ExecStream> {
+  async execStream(ref: string, argv: string[], o: Omit<ExecRequestOptions, "input" | "check"> & { tty?: { rows: number; cols: number } } = {}): Promise<ExecStream> {
     const socket = await openUpgrade(this.socketPath, `/v1/vms/${enc(ref)}/exec`, "mvm-exec", o.signal);
     const send = (v: unknown) => socket.writable && socket.write(`${JSON.stringify(v)}\n`);
-    send({ argv, env: o.env, cwd: o.cwd, user: o.user, timeoutMs: o.timeoutMs });
+    send({ argv, env: o.env, cwd: o.cwd, user: o.user, timeoutMs: o.timeoutMs, tty: o.tty });
     const result = new Promise<ExecResult>((resolve, reject) => {
       let settled = false;
       createInterface({ input: socket }).on("line", (line) => {
@@ -185,6 +233,7 @@ export class MvmClient {
       write: (data) => void send({ type: "stdin", data: Buffer.from(data).toString("base64") }),
       end: () => void send({ type: "eof" }),
       signal: (signo) => void send({ type: "signal", signal: signo }),
+      resize: (rows, cols) => void send({ type: "resize", rows, cols }),
       close: () => socket.destroy(),
     };
   }
@@ -262,6 +311,14 @@ export class VmHandle implements AsyncDisposable {
 
   exec(argv: string[], o?: ExecRequestOptions): Promise<ExecResult> {
     return this.client.exec(this.id, argv, o);
+  }
+
+  spawn(argv: string[], o?: SpawnOptions): Promise<Command> {
+    return this.client.spawn(this.id, argv, o);
+  }
+
+  get files(): GuestFiles {
+    return this.client.files(this.id);
   }
 
   inspect(signal?: AbortSignal): Promise<VmView> {

@@ -46,6 +46,41 @@ async function failIfError(res: IncomingMessage): Promise<void> {
   throw errorFromBody(res.statusCode ?? 500, body);
 }
 
+/**
+ * Sends a raw body (a file, stdin) as application/octet-stream, streaming it with backpressure, and
+ * returns the JSON answer.
+ */
+export function requestUpload<T>(o: HttpOptions, method: string, path: string, body: AsyncIterable<Buffer>, onChunk?: (chunk: Buffer) => void): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: o.socketPath, method, path, signal: o.signal, headers: { "content-type": "application/octet-stream", "transfer-encoding": "chunked" } }, (res) => {
+      failIfError(res)
+        .then(() => readAll(res))
+        .then((text) => resolve((text ? JSON.parse(text) : undefined) as T), reject);
+    });
+    req.on("error", reject);
+    void (async () => {
+      try {
+        for await (const chunk of body) {
+          onChunk?.(chunk);
+          if (!req.write(chunk)) await new Promise<void>((r) => req.once("drain", () => r()));
+        }
+        req.end();
+      } catch (e) {
+        const error = e instanceof Error ? e : new Error(String(e));
+        req.destroy(error);
+        reject(error);
+      }
+    })();
+  });
+}
+
+/** A response body to read as bytes (file contents), after the HTTP status was checked. */
+export async function requestBody(o: HttpOptions, path: string): Promise<IncomingMessage> {
+  const res = await send(o, "GET", path);
+  await failIfError(res);
+  return res;
+}
+
 export async function requestJson<T>(o: HttpOptions, method: string, path: string, body?: unknown): Promise<T> {
   const res = await send(o, method, path, body);
   await failIfError(res);
@@ -58,6 +93,13 @@ export async function requestStream(o: HttpOptions, method: string, path: string
   const res = await send(o, method, path, body);
   await failIfError(res);
   for await (const l of createInterface({ input: res })) if (l) onLine(JSON.parse(l) as Record<string, unknown>);
+}
+
+/** The NDJSON lines of a response as an async iterator (ends with the response). */
+export async function* streamLines(o: HttpOptions, method: string, path: string, body?: unknown): AsyncGenerator<Record<string, unknown>> {
+  const res = await send(o, method, path, body);
+  await failIfError(res);
+  for await (const l of createInterface({ input: res })) if (l) yield JSON.parse(l) as Record<string, unknown>;
 }
 
 /** Pipes a plain-text response to onData. */

@@ -21,6 +21,13 @@ const STATUS: Record<string, number> = {
   WRONG_STATE: 409,
   TIMEOUT: 504,
   ABORTED: 499,
+  FILE_NOT_FOUND: 404,
+  FILE_EXISTS: 409,
+  FILE_ERROR: 400,
+  GUEST_DISK_FULL: 507,
+  INTEGRITY: 502,
+  VM_GONE: 502,
+  AGENT_RESTARTED: 502,
 };
 
 export class BadRequestError extends MvmError {

@@ -4,10 +4,12 @@
 import { createReadStream, statSync, watch } from "node:fs";
 import type { ServerResponse } from "node:http";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
-import type { ExecResult } from "../agent/exec-session.js";
 import { vmFiles } from "../guest/launch.js";
 import { chooseAccel, readHostFacts } from "../host/accel.js";
 import { BadRequestError, errorResponse } from "./http-errors.js";
+import { registerExecRoutes } from "./exec-routes.js";
+import { registerFileRoutes } from "./file-routes.js";
+import { line, ndjson } from "./ndjson.js";
 import { serveUpgrades } from "./upgrades.js";
 import type { AttachEvent, VmManager } from "./vm-manager.js";
 import { vmView } from "./views.js";
@@ -15,27 +17,11 @@ import { join } from "node:path";
 
 type Ref = { Params: { ref: string } };
 
-interface ExecBody {
-  argv: string[];
-  timeoutMs?: number;
-  env?: Record<string, string>;
-  cwd?: string;
-  user?: string;
-  /** base64 stdin, sent whole and then closed. */
-  input?: string;
-}
-
-function ndjson(reply: FastifyReply): ServerResponse {
-  reply.hijack();
-  const raw = reply.raw;
-  raw.writeHead(200, { "content-type": "application/x-ndjson" });
-  return raw;
-}
-
-const line = (raw: ServerResponse, value: unknown) => raw.writable && raw.write(`${JSON.stringify(value)}\n`);
-
 export function buildServer(manager: VmManager, info: { version: string; home: string }): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
+
+  // File contents and stdin stream through as they arrive, never buffered whole.
+  app.addContentTypeParser("application/octet-stream", (_req, payload, done) => done(null, payload));
 
   app.setErrorHandler((error, _req, reply) => {
     const { status, body } = errorResponse(error);
@@ -144,47 +130,10 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
 
   app.post("/v1/prune", async () => ({ removed: await manager.prune() }));
 
-  app.post<{ Params: { ref: string; session: string }; Body: { signal?: number } }>("/v1/vms/:ref/sessions/:session/signal", (req, reply) => {
-    manager.signal(req.params.ref, req.params.session, Number(req.body?.signal ?? 15));
-    return reply.status(204).send();
-  });
-
   app.post<Ref>("/v1/vms/:ref/wait", async (req) => manager.wait(req.params.ref));
 
-  app.post<Ref & { Body: ExecBody }>("/v1/vms/:ref/exec", (req, reply) => {
-    const body = req.body;
-    if (!body || !Array.isArray(body.argv) || body.argv.length === 0 || !body.argv.every((a) => typeof a === "string")) {
-      throw new BadRequestError("exec needs argv: a non-empty list of strings", { hint: "send {\"argv\": [\"echo\", \"hi\"]}" });
-    }
-    const session = manager.exec(req.params.ref, {
-      argv: body.argv,
-      env: body.env,
-      cwd: body.cwd,
-      user: body.user,
-      timeoutMs: typeof body.timeoutMs === "number" && body.timeoutMs > 0 ? body.timeoutMs : undefined,
-      stdin: body.input !== undefined,
-      onStdout: (b) => line(raw, { type: "stdout", data: b.toString("base64") }),
-      onStderr: (b) => line(raw, { type: "stderr", data: b.toString("base64") }),
-    });
-    const raw = ndjson(reply);
-    line(raw, { type: "session", id: String(session.id) });
-    // A client that goes away takes its command with it: nothing is left running unseen.
-    raw.on("close", () => session.kill(9));
-    if (body.input !== undefined) {
-      void session.write(Buffer.from(body.input, "base64")).then(() => session.end()).catch(() => undefined);
-    }
-    void session.started.then((pid) => pid !== undefined && line(raw, { type: "started", pid }));
-    session.result.then(
-      (r: ExecResult) => {
-        line(raw, { type: "exit", ...r });
-        raw.end();
-      },
-      (e: unknown) => {
-        line(raw, { type: "error", ...errorResponse(e).body });
-        raw.end();
-      },
-    );
-  });
+  registerExecRoutes(app, manager);
+  registerFileRoutes(app, manager);
 
   app.get<Ref & { Querystring: { console?: string; follow?: string } }>("/v1/vms/:ref/logs", (req, reply) => {
     const rec = manager.get(req.params.ref);

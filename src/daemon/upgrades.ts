@@ -1,22 +1,26 @@
 // Connections that become raw two-way streams after an HTTP Upgrade:
 //   GET /v1/vms/:ref/console  (Upgrade: mvm-console): the serial console, bytes both ways.
 //   GET /v1/vms/:ref/exec     (Upgrade: mvm-exec): an interactive command. NDJSON both ways: the client
-//     sends the request ({argv, env, cwd, user}) first, then {type:"stdin",data}, {type:"eof"},
-//     {type:"signal",signal}; the daemon sends session, started, stdout, stderr, then exit (or error).
+//     sends the request ({argv, env, cwd, user, timeoutMs, tty: {rows, cols}}) first, then
+//     {type:"stdin",data}, {type:"eof"}, {type:"signal",signal}, {type:"resize",rows,cols}; the daemon
+//     sends session, started, stdout, stderr, then exit (or error). With tty, all output is stdout.
 // A client that goes away takes its command with it.
 
 import type { IncomingMessage, Server } from "node:http";
 import { createInterface } from "node:readline";
 import type { Duplex } from "node:stream";
-import { errorResponse } from "./http-errors.js";
+import { BadRequestError, errorResponse } from "./http-errors.js";
+import { execOptions } from "./exec-routes.js";
+import { followSession } from "./ndjson.js";
+import type { TrackedSession } from "./session-registry.js";
 import type { VmManager } from "./vm-manager.js";
 
-interface ExecStreamRequest {
-  argv?: unknown;
-  env?: Record<string, string>;
-  cwd?: string;
-  user?: string;
-  timeoutMs?: number;
+/** A terminal size from a client: whole rows and columns, 1-65535 each. */
+function ttySize(v: unknown): { rows: number; cols: number } {
+  const t = v as { rows?: unknown; cols?: unknown };
+  const ok = (n: unknown) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 65535;
+  if (!t || !ok(t.rows) || !ok(t.cols)) throw new BadRequestError(`a terminal size needs rows and cols (1-65535), not ${JSON.stringify(v)}`);
+  return { rows: t.rows as number, cols: t.cols as number };
 }
 
 function refuse(socket: Duplex, status: number, body: Record<string, unknown>): void {
@@ -53,48 +57,28 @@ function serveExec(ref: string, socket: Duplex, manager: VmManager): void {
     socket.end();
   };
   const lines = createInterface({ input: socket });
-  let session: ReturnType<VmManager["exec"]> | undefined;
+  let t: TrackedSession | undefined;
   socket.on("error", () => undefined);
-  socket.on("close", () => session?.kill(9));
+  socket.on("close", () => t?.result || t?.session.kill(9));
   lines.on("line", (line) => {
     let msg: Record<string, unknown>;
     try {
       msg = JSON.parse(line) as Record<string, unknown>;
     } catch {
-      return fail(new Error("the exec stream carries one JSON object per line"));
+      return fail(new BadRequestError("the exec stream carries one JSON object per line"));
     }
-    if (!session) {
-      const req = msg as ExecStreamRequest;
-      if (!Array.isArray(req.argv) || req.argv.length === 0 || !req.argv.every((a) => typeof a === "string")) {
-        return fail(new Error("the first line must be the request: {\"argv\": [...]}"));
-      }
+    if (!t) {
       try {
-        session = manager.exec(ref, {
-          argv: req.argv,
-          env: req.env,
-          cwd: req.cwd,
-          user: req.user,
-          timeoutMs: typeof req.timeoutMs === "number" && req.timeoutMs > 0 ? req.timeoutMs : undefined,
-          stdin: true,
-          onStdout: (b) => send({ type: "stdout", data: b.toString("base64") }),
-          onStderr: (b) => send({ type: "stderr", data: b.toString("base64") }),
-        });
+        const tty = msg.tty === undefined ? undefined : ttySize(msg.tty);
+        t = manager.exec(ref, { ...execOptions(msg), background: false, stdin: true, tty });
       } catch (e) {
         return fail(e);
       }
-      const s = session;
-      send({ type: "session", id: String(s.id) });
-      void s.started.then((pid) => pid !== undefined && send({ type: "started", pid }));
-      s.result.then(
-        (r) => {
-          send({ type: "exit", ...r });
-          socket.end();
-        },
-        (e: unknown) => fail(e),
-      );
+      send({ type: "session", id: t.id });
+      followSession(t, socket, false);
       return;
     }
-    const s = session;
+    const s = t.session;
     if (msg.type === "stdin" && typeof msg.data === "string") {
       // Hold further input until the guest took this chunk: the agent's window is the backpressure.
       lines.pause();
@@ -103,6 +87,13 @@ function serveExec(ref: string, socket: Duplex, manager: VmManager): void {
       void s.end().catch(() => undefined);
     } else if (msg.type === "signal" && typeof msg.signal === "number") {
       s.kill(msg.signal);
+    } else if (msg.type === "resize") {
+      try {
+        const { rows, cols } = ttySize(msg);
+        s.resize(rows, cols);
+      } catch {
+        /* a bad size from a terminal is ignored, as a terminal would */
+      }
     }
   });
 }

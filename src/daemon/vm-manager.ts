@@ -5,7 +5,8 @@
 import { readFileSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { ExecOptions, ExecSession } from "../agent/exec-session.js";
+import type { AgentClient } from "../agent/client.js";
+import type { ExecOptions } from "../agent/exec-session.js";
 import { MvmError } from "../errors.js";
 import type { GuestArtifacts } from "../guest/artifacts.js";
 import { adoptGuest, launchGuest, readTail, vmFiles, type Guest, type QemuExit } from "../guest/launch.js";
@@ -26,6 +27,7 @@ import { ImageExistsError, type ImageRecord, type ImageStore } from "../store/im
 import { NotFoundError, type VmExit, type VmRecord, type VmStore } from "../store/vm-store.js";
 import { OPERATIONS, StateError, isLive, requireState } from "../vm/state.js";
 import { JobLog, type OutputEvent } from "./job-log.js";
+import { SessionRegistry, type SessionInfo, type TrackedSession } from "./session-registry.js";
 
 export interface ManagerOptions {
   store: VmStore;
@@ -95,23 +97,27 @@ export class VmManager {
   /** Per live VM: resolves once its QEMU's exit has been written to the record. */
   private readonly exitRecorded = new Map<string, Promise<void>>();
   private readonly probes = new Map<string, Promise<QemuBinaryInfo | undefined>>();
-  /** Running commands by VM id: the VM's own command ("job") and exec sessions by their id. */
-  private readonly sessions = new Map<string, Map<string, ExecSession>>();
-
-  private track(vmId: string, key: string, session: ExecSession): void {
-    let m = this.sessions.get(vmId);
-    if (!m) this.sessions.set(vmId, (m = new Map<string, ExecSession>()));
-    m.set(key, session);
-    void session.result.catch(() => undefined).finally(() => m.delete(key));
-  }
+  /** Running commands: the VM's own command ("job"), exec sessions, background commands. */
+  private readonly sessions = new SessionRegistry();
 
   /** Sends a signal to the VM's command (session "job") or to one exec session. */
   signal(ref: string, session: string, signo: number): void {
     const rec = this.o.store.get(ref);
-    const s = this.sessions.get(rec.id)?.get(session);
-    if (!s) throw new NotFoundError(`VM ${rec.name} has no running command ${session}`, { hint: "it may have ended already" });
-    if (!Number.isInteger(signo) || signo < 1 || signo > 64) throw new MvmError(`invalid signal ${signo}`, { hint: "give a signal number between 1 and 64" });
-    s.kill(signo);
+    this.sessions.signal(rec.id, rec.name, session, signo);
+  }
+
+  listSessions(ref: string): SessionInfo[] {
+    return this.sessions.list(this.o.store.get(ref).id);
+  }
+
+  session(ref: string, id: string): TrackedSession {
+    const rec = this.o.store.get(ref);
+    return this.sessions.get(rec.id, rec.name, id);
+  }
+
+  removeSession(ref: string, id: string): void {
+    const rec = this.o.store.get(ref);
+    this.sessions.remove(rec.id, rec.name, id);
   }
 
   constructor(private readonly o: ManagerOptions) {}
@@ -353,15 +359,20 @@ export class VmManager {
   private runCommand(rec: VmRecord, guest: Guest): void {
     const log = this.jobLog(rec.id);
     const spec = rec.spec;
-    const session = guest.agent!.exec({
-      argv: spec.command!,
-      env: spec.env,
-      cwd: spec.workdir,
-      user: spec.user,
-      onStdout: (b) => log.write("stdout", b),
-      onStderr: (b) => log.write("stderr", b),
-    });
-    this.track(rec.id, "job", session);
+    const agent = guest.agent!;
+    const { session } = this.sessions.start(
+      rec.id,
+      (o) => agent.exec(o),
+      {
+        argv: spec.command!,
+        env: spec.env,
+        cwd: spec.workdir,
+        user: spec.user,
+        onStdout: (b) => log.write("stdout", b),
+        onStderr: (b) => log.write("stderr", b),
+      },
+      "job",
+    );
     void session.result
       .then(
         (r): VmExit => ({ exitCode: r.exitCode, signal: r.signal, status: r.status, at: new Date().toISOString(), reason: r.message ?? "the command ended" }),
@@ -479,14 +490,19 @@ export class VmManager {
     return { name: rec.name, ...this.guestOf(rec).openConsole(onData) };
   }
 
-  exec(ref: string, options: ExecOptions): ExecSession {
+  /** Starts a command; a background one outlives the client (see SessionRegistry). */
+  exec(ref: string, options: ExecOptions & { background?: boolean }): TrackedSession {
+    const { rec, agent } = this.agentFor(ref, "exec");
+    return this.sessions.start(rec.id, (o) => agent.exec(o), options);
+  }
+
+  /** The agent channel of a running VM, for commands and file operations. */
+  agentFor(ref: string, operation: "exec" | "files" = "exec"): { rec: VmRecord; agent: AgentClient } {
     const rec = this.o.store.get(ref);
-    requireState(rec.name, "exec", rec.state);
+    requireState(rec.name, operation, rec.state);
     const agent = this.guestOf(rec).agent;
     if (!agent || agent.closed) throw new MvmError(`the agent of VM ${rec.name} is not connected`, { hint: "the VM may be stopping; check mvm ps" });
-    const session = agent.exec(options);
-    this.track(rec.id, String(session.id), session);
-    return session;
+    return { rec, agent };
   }
 
   async remove(ref: string, force = false): Promise<void> {
@@ -497,6 +513,7 @@ export class VmManager {
     this.o.networks.release(rec.id);
     if (rec.bridged) await deleteLink(rec.bridged.tap).catch(() => undefined);
     this.jobs.delete(rec.id);
+    this.sessions.dropVm(rec.id);
     await rm(this.dirOf(rec.id), { recursive: true, force: true });
   }
 

@@ -20,6 +20,7 @@ export const OPERATIONS = {
   pause: ["running"],
   resume: ["paused"],
   exec: ["running"],
+  files: ["running"],
   remove: ["created", "stopped", "crashed"],
   forceRemove: VM_STATES as unknown as VmState[],
 } satisfies Record<string, VmState[]>;
@@ -40,7 +41,7 @@ export function requireState(name: string, operation: Operation, current: VmStat
     hint:
       current === "running" && operation === "remove"
         ? `stop it first (mvm stop ${name}) or remove it by force (mvm rm -f ${name})`
-        : current === "paused" && operation === "exec"
+        : current === "paused" && (operation === "exec" || operation === "files")
           ? `resume it first (mvm resume ${name})`
           : `check its state with mvm ps -a`,
     details: { vm: name, operation, state: current, allowed },

@@ -1,0 +1,209 @@
+// File operations on the guest through the agent. One-shot operations collect entries until FS_DONE;
+// reads stream the file's bytes under flow control; writes send them under the guest's credit. Both
+// kinds of transfer hash every byte on the host and compare with the SHA-256 the agent reports, so a copy
+// is checked end to end.
+
+import { createHash } from "node:crypto";
+import { AbortError, GuestFileError, IntegrityError } from "../errors.js";
+import { CreditedReceiver, CreditedSender } from "./credit.js";
+import { encodeWindow, type FileEntry, type FsDone } from "./messages.js";
+import { FrameType } from "./protocol.js";
+import type { ChannelSession, SessionChannel, SessionLimits } from "./session.js";
+
+export interface TransferResult {
+  size: number;
+  sha256: string;
+}
+
+/** What a guest errno means to someone holding a path. */
+function guestError(done: FsDone, fallback: string): GuestFileError {
+  return new GuestFileError(done.message ?? fallback, done.errno, {
+    hint:
+      done.errno === 2 ? "check the path inside the VM (mvm exec NAME -- ls -la DIR)"
+      : done.errno === 28 ? "the VM's disk is full; give it a bigger one (--disk-size) or free space; nothing was left half-written"
+      : done.errno === 17 ? "the path exists already"
+      : undefined,
+  });
+}
+
+abstract class FileSessionBase implements ChannelSession {
+  protected finished = false;
+  protected resolveDone!: (v: FsDone) => void;
+  protected rejectDone!: (e: Error) => void;
+  /** Settles with the agent's FS_DONE; rejects with GuestFileError when the guest reported an error. */
+  readonly done: Promise<FsDone>;
+
+  constructor(
+    readonly id: number,
+    protected readonly channel: SessionChannel,
+  ) {
+    this.done = new Promise((resolve, reject) => {
+      this.resolveDone = resolve;
+      this.rejectDone = reject;
+    });
+    this.done.catch(() => undefined);
+  }
+
+  onFsDone(done: FsDone): void {
+    this.channel.done();
+    if (this.finished) return;
+    this.finished = true;
+    const error = done.errno !== undefined ? guestError(done, "the file operation failed in the guest") : undefined;
+    this.settled(error);
+    if (error) this.rejectDone(error);
+    else this.resolveDone(done);
+  }
+
+  fail(error: Error): void {
+    this.channel.done();
+    if (this.finished) return;
+    this.finished = true;
+    this.settled(error);
+    this.rejectDone(error);
+  }
+
+  /** Called once, as the session ends (with the error when it failed). */
+  protected settled(_error?: Error): void {}
+}
+
+/** stat, list, mkdir, rename, remove, chmod, chown, symlink. */
+export class FsOpSession extends FileSessionBase {
+  readonly entries: FileEntry[] = [];
+
+  onEntries(entries: FileEntry[]): void {
+    this.entries.push(...entries);
+  }
+}
+
+/** A file streamed out of the guest. */
+export class FileReadSession extends FileSessionBase {
+  /** The file's stat, before any data. */
+  readonly info: Promise<FileEntry>;
+  /** Resolves after the last byte, once the checksums agree. */
+  readonly result: Promise<TransferResult>;
+  private resolveInfo!: (e: FileEntry) => void;
+  private rejectInfo!: (e: Error) => void;
+  private readonly hash = createHash("sha256");
+  private received = 0;
+  private readonly receiver: CreditedReceiver;
+
+  constructor(id: number, channel: SessionChannel, limits: SessionLimits, private readonly onData: (chunk: Buffer) => void) {
+    super(id, channel);
+    this.receiver = new CreditedReceiver(limits.window, (n) => channel.send(FrameType.WINDOW, encodeWindow(n)));
+    this.info = new Promise((resolve, reject) => {
+      this.resolveInfo = resolve;
+      this.rejectInfo = reject;
+    });
+    this.info.catch(() => undefined);
+    this.result = this.done.then((d) => {
+      const sha256 = this.hash.digest("hex");
+      if (d.sha256 !== sha256 || d.size !== this.received) {
+        throw new IntegrityError(`the file arrived damaged: ${this.received} bytes with sha256 ${sha256}, the guest sent ${d.size} bytes with ${d.sha256}`, {
+          hint: "copy it again; if this repeats, report it as a bug",
+        });
+      }
+      return { size: this.received, sha256 };
+    });
+    this.result.catch(() => undefined);
+  }
+
+  onEntries(entries: FileEntry[]): void {
+    if (entries[0]) this.resolveInfo(entries[0]);
+  }
+
+  onOutput(_stream: "stdout" | "stderr", data: Buffer): void {
+    if (this.finished) return;
+    this.hash.update(data);
+    this.received += data.length;
+    this.onData(data);
+    this.receiver.consumed(data.length);
+  }
+
+  /** Backpressure: stop granting credit until resume(). */
+  pause(): void {
+    this.receiver.pause();
+  }
+
+  resume(): void {
+    this.receiver.resume();
+  }
+
+  /** Stops the transfer; the result rejects with AbortError. */
+  cancel(reason?: unknown): void {
+    if (this.finished) return;
+    this.channel.send(FrameType.SIGNAL);
+    this.fail(new AbortError("the file read was cancelled", { cause: reason }));
+  }
+
+  protected override settled(error?: Error): void {
+    if (error) this.rejectInfo(error); // no effect once the stat has arrived
+  }
+}
+
+/** A file streamed into the guest: written to a temporary file, renamed into place when complete. */
+export class FileWriteSession extends FileSessionBase {
+  /** Resolves when the guest has opened the file and is ready for data. */
+  readonly ready: Promise<void>;
+  private resolveReady!: () => void;
+  private rejectReady!: (e: Error) => void;
+  private readonly hash = createHash("sha256");
+  private sent = 0;
+  private readonly sender: CreditedSender;
+  private failure?: Error;
+
+  constructor(id: number, channel: SessionChannel, limits: SessionLimits) {
+    super(id, channel);
+    this.sender = new CreditedSender(limits.window, limits.maxPayload, (b) => channel.send(FrameType.STDIN, b), () => {
+      if (this.finished) throw this.failure ?? new AbortError("the file write has ended");
+    });
+    this.ready = new Promise((resolve, reject) => {
+      this.resolveReady = resolve;
+      this.rejectReady = reject;
+    });
+    this.ready.catch(() => undefined);
+  }
+
+  onStarted(): void {
+    this.resolveReady();
+  }
+
+  onStdinCredit(n: number): void {
+    this.sender.grant(n);
+  }
+
+  /** Sends bytes once the guest grants credit for them. */
+  async write(data: Buffer): Promise<void> {
+    if (data.length === 0) return;
+    await this.ready;
+    this.hash.update(data);
+    this.sent += data.length;
+    await this.sender.write(data);
+  }
+
+  /** Ends the file: resolves once it is in place and the guest's checksum matches what was sent. */
+  async end(): Promise<TransferResult> {
+    await this.ready;
+    await this.sender.write(Buffer.alloc(0));
+    const done = await this.done;
+    const sha256 = this.hash.digest("hex");
+    if (done.sha256 !== sha256 || done.size !== this.sent) {
+      throw new IntegrityError(`the guest wrote ${done.size} bytes with sha256 ${done.sha256}; ${this.sent} bytes with ${sha256} were sent`, {
+        hint: "the file in the VM is damaged; copy it again",
+      });
+    }
+    return { size: this.sent, sha256 };
+  }
+
+  /** Drops the transfer; the guest removes its temporary file and the destination is left as it was. */
+  cancel(reason?: unknown): void {
+    if (this.finished) return;
+    this.channel.send(FrameType.SIGNAL);
+    this.fail(new AbortError("the file write was cancelled", { cause: reason }));
+  }
+
+  protected override settled(error?: Error): void {
+    this.failure = error;
+    if (error) this.rejectReady(error);
+    this.sender.wake();
+  }
+}

@@ -1,0 +1,25 @@
+// What AgentClient needs from anything that owns a session id: the frames for that id are handed to it.
+
+import type { ExitMessage, FileEntry, FsDone } from "./messages.js";
+
+export interface ChannelSession {
+  onStarted?(pid: number | undefined): void;
+  onOutput?(stream: "stdout" | "stderr", data: Buffer): void;
+  onStdinCredit?(n: number): void;
+  onExit?(exit: ExitMessage): void;
+  onEntries?(entries: FileEntry[]): void;
+  onFsDone?(done: FsDone): void;
+  /** The session ended abnormally (channel closed, agent refused it or restarted). */
+  fail(error: Error): void;
+}
+
+/** How a session talks back: frames for its own id, and telling the client it is over. */
+export interface SessionChannel {
+  send(type: number, payload?: Buffer): void;
+  done(): void;
+}
+
+export interface SessionLimits {
+  maxPayload: number;
+  window: number;
+}

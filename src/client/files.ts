@@ -1,0 +1,152 @@
+// Files in a running VM, for library users: vm.files.read/write/list/stat/mkdir/rename/remove/... Every
+// transfer is hashed here and compared with the guest's SHA-256, so a copy that arrives is the copy sent.
+
+import { createHash } from "node:crypto";
+import type { Readable } from "node:stream";
+import type { FileEntry } from "../agent/messages.js";
+import type { TransferResult } from "../agent/file-session.js";
+import { IntegrityError, MvmError } from "../errors.js";
+import { errorFromBody } from "../daemon/http-errors.js";
+import { requestBody, requestJson, requestUpload, type HttpOptions } from "./http.js";
+
+export type { FileEntry, TransferResult };
+
+export interface WriteOptions {
+  /** Permission bits for the file (default: kept when replacing a file, else 0644). */
+  mode?: number;
+  /** "user[:group]" by name or number (default: kept when replacing, else root). */
+  owner?: string;
+  /** Make missing parent directories. */
+  parents?: boolean;
+  /** Fail with FILE_EXISTS rather than replace an existing file. */
+  exclusive?: boolean;
+  /** Called with each chunk's size as it is sent, for progress. */
+  onProgress?: (bytes: number) => void;
+  signal?: AbortSignal;
+}
+
+export type WriteData = Buffer | string | Uint8Array | Readable | AsyncIterable<Buffer>;
+
+const enc = encodeURIComponent;
+
+export async function* chunks(data: WriteData): AsyncIterable<Buffer> {
+  if (typeof data === "string") yield Buffer.from(data);
+  else if (data instanceof Uint8Array) yield Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  else for await (const c of data as AsyncIterable<Buffer | string>) yield typeof c === "string" ? Buffer.from(c) : c;
+}
+
+export class GuestFiles {
+  constructor(
+    private readonly http: (signal?: AbortSignal) => HttpOptions,
+    private readonly ref: string,
+  ) {}
+
+  private op(op: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<{ entries: FileEntry[] }> {
+    return requestJson(this.http(signal), "POST", `/v1/vms/${enc(this.ref)}/files/${op}`, body);
+  }
+
+  /** The entry at a path, not following a final symlink; FILE_NOT_FOUND if there is none. */
+  async stat(path: string, signal?: AbortSignal): Promise<FileEntry> {
+    return (await this.op("stat", { path }, signal)).entries[0]!;
+  }
+
+  async exists(path: string, signal?: AbortSignal): Promise<boolean> {
+    try {
+      await this.stat(path, signal);
+      return true;
+    } catch (e) {
+      if ((e as MvmError).code === "FILE_NOT_FOUND") return false;
+      throw e;
+    }
+  }
+
+  /** A directory's entries, names relative to it; depth 1 (default) is its own, 0 is everything below. Symlinks are not followed. */
+  async list(path: string, o: { depth?: number; signal?: AbortSignal } = {}): Promise<FileEntry[]> {
+    return (await this.op("list", { path, depth: o.depth }, o.signal)).entries;
+  }
+
+  async mkdir(path: string, o: { parents?: boolean; mode?: number; owner?: string; signal?: AbortSignal } = {}): Promise<void> {
+    await this.op("mkdir", { path, parents: o.parents, mode: o.mode, owner: o.owner }, o.signal);
+  }
+
+  async rename(from: string, to: string, o: { parents?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+    await this.op("rename", { path: from, to, parents: o.parents }, o.signal);
+  }
+
+  /** Removes a file, a symlink, or an empty directory; with recursive, a directory and all below it. */
+  async remove(path: string, o: { recursive?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+    await this.op("remove", { path, recursive: o.recursive }, o.signal);
+  }
+
+  async chmod(path: string, mode: number, signal?: AbortSignal): Promise<void> {
+    await this.op("chmod", { path, mode }, signal);
+  }
+
+  async chown(path: string, owner: string, signal?: AbortSignal): Promise<void> {
+    await this.op("chown", { path, owner }, signal);
+  }
+
+  async symlink(path: string, target: string, o: { parents?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+    await this.op("symlink", { path, target, parents: o.parents }, o.signal);
+  }
+
+  /**
+   * Streams a file's bytes to onData (e.g. a host file), and resolves once the last byte arrived and
+   * its SHA-256 matches the guest's. The whole file never sits in memory.
+   */
+  async readTo(path: string, onData: (chunk: Buffer) => void | Promise<void>, signal?: AbortSignal): Promise<TransferResult & { mode: number }> {
+    const res = await requestBody(this.http(signal), `/v1/vms/${enc(this.ref)}/files/content?path=${enc(path)}`);
+    const hash = createHash("sha256");
+    let size = 0;
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      size += chunk.length;
+      await onData(chunk);
+    }
+    const error = res.trailers["x-mvm-error"];
+    if (error) throw errorFromBody(502, JSON.parse(error) as Record<string, string>);
+    const sha256 = hash.digest("hex");
+    const theirs = res.trailers["x-mvm-sha256"];
+    if (!res.complete || theirs !== sha256) {
+      throw new IntegrityError(`${path} arrived damaged or cut short: ${size} bytes with sha256 ${sha256}, the guest sent ${theirs ?? "no checksum"}`, {
+        hint: "copy it again; the daemon may have restarted or the VM stopped",
+      });
+    }
+    return { size, sha256, mode: parseInt(String(res.headers["x-mvm-mode"] ?? "644"), 8) };
+  }
+
+  /** A whole file as a Buffer (use readTo for big ones). */
+  async read(path: string, signal?: AbortSignal): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    await this.readTo(path, (c) => void parts.push(c), signal);
+    return Buffer.concat(parts);
+  }
+
+  async readText(path: string, signal?: AbortSignal): Promise<string> {
+    return (await this.read(path, signal)).toString("utf8");
+  }
+
+  /**
+   * Writes a file from a buffer, a string or a stream. The guest writes a temporary file beside it and
+   * renames it into place once complete and checked, so readers never see half a file.
+   */
+  async write(path: string, data: WriteData, o: WriteOptions = {}): Promise<TransferResult> {
+    const q = new URLSearchParams({ path });
+    if (o.mode !== undefined) q.set("mode", o.mode.toString(8));
+    if (o.owner !== undefined) q.set("owner", o.owner);
+    if (o.parents) q.set("parents", "true");
+    if (o.exclusive) q.set("exclusive", "true");
+    const hash = createHash("sha256");
+    let size = 0;
+    const r = await requestUpload<TransferResult>(this.http(o.signal), "PUT", `/v1/vms/${enc(this.ref)}/files/content?${q.toString()}`, chunks(data), (c) => {
+      hash.update(c);
+      size += c.length;
+      o.onProgress?.(c.length);
+    });
+    const sha256 = hash.digest("hex");
+    if (r.sha256 !== sha256 || r.size !== size) {
+      throw new IntegrityError(`the guest stored ${r.size} bytes with sha256 ${r.sha256}; ${size} bytes with ${sha256} were sent`, { hint: "write it again" });
+    }
+    return r;
+  }
+}
