@@ -1,11 +1,10 @@
 /* File operations for the host. One-shot ones (FS: stat, list, mkdir, rename, remove, chmod, chown,
  * symlink) answer with FS_ENTRIES and FS_DONE at once. Transfers (READ, WRITE) stream a file with the
- * same flow control as a command's output and stdin, and end with the SHA-256 of every byte, so the host
+ * same flow control as a command's output and stdin, and end with the CRC-32 of every byte, so the host
  * can check the copy end to end. A write goes to a temporary file renamed into place only when complete:
  * a failed write (a full disk) never leaves half a file at the destination. */
 #include "agent.h"
 #include "proto.h"
-#include "sha256.h"
 #include "wire.h"
 #include <dirent.h>
 #include <errno.h>
@@ -35,7 +34,7 @@ struct transfer {
   int used, writing, fd;
   uint32_t id, credit, consumed;
   uint64_t bytes;
-  struct sha256 sum;
+  uint32_t crc;
   char path[PATH_MAX], tmp[PATH_MAX];
   int have_mode, have_owner;
   mode_t mode;
@@ -65,13 +64,11 @@ static void done_error(uint32_t id, int err, const char *what, const char *path)
   port_send(T_FS_DONE, id, t.buf, t.len);
 }
 
-static void done_ok(uint32_t id, struct sha256 *sum, uint64_t bytes) {
+static void done_ok(uint32_t id, const struct transfer *tr) {
   struct tlv_out t = {0};
-  if (sum) {
-    uint8_t digest[32];
-    sha256_final(sum, digest);
-    tlv_bytes(&t, F_SHA256, digest, sizeof digest);
-    tlv_u64(&t, F_SIZE, bytes);
+  if (tr) {
+    tlv_u32(&t, F_CRC32, tr->crc);
+    tlv_u64(&t, F_SIZE, tr->bytes);
   }
   port_send(T_FS_DONE, id, t.buf, t.len);
 }
@@ -255,7 +252,7 @@ void files_fs(uint32_t id, const uint8_t *payload, uint32_t len) {
     return;
   }
   if (ok < 0) done_error(id, errno, what, r.path);
-  else done_ok(id, NULL, 0);
+  else done_ok(id, NULL);
 }
 
 static struct transfer *new_transfer(uint32_t id) {
@@ -266,7 +263,6 @@ static struct transfer *new_transfer(uint32_t id) {
     transfers[i].used = 1;
     transfers[i].id = id;
     transfers[i].fd = -1;
-    sha256_init(&transfers[i].sum);
     return &transfers[i];
   }
   send_error(id, E_TOO_MANY_SESSIONS, "at most %d file transfers may run at once", MAX_TRANSFERS);
@@ -358,7 +354,7 @@ void files_data(uint32_t id, const uint8_t *data, uint32_t len) {
   if (!t || !t->writing) { send_error(id, E_BAD_MESSAGE, "session %u is not a file being written", id); return; }
   if (len == 0) {
     if (finish_write(t) < 0) done_error(id, errno, "cannot write", t->path);
-    else done_ok(id, &t->sum, t->bytes);
+    else done_ok(id, t);
     end_transfer(t);
     return;
   }
@@ -372,7 +368,7 @@ void files_data(uint32_t id, const uint8_t *data, uint32_t len) {
     }
     at += (uint32_t)w;
   }
-  sha256_update(&t->sum, data, len);
+  t->crc = crc32_update(t->crc, data, len);
   t->bytes += len;
   t->consumed += len;
   grant(t, 0);
@@ -392,8 +388,8 @@ int files_pump(void) {
     ssize_t r = read(t->fd, chunk, t->credit < READ_CHUNK ? t->credit : READ_CHUNK);
     if (r < 0 && errno == EINTR) { more = 1; continue; }
     if (r < 0) { done_error(t->id, errno, "cannot read", t->path); end_transfer(t); continue; }
-    if (r == 0) { done_ok(t->id, &t->sum, t->bytes); end_transfer(t); continue; }
-    sha256_update(&t->sum, chunk, (size_t)r);
+    if (r == 0) { done_ok(t->id, t); end_transfer(t); continue; }
+    t->crc = crc32_update(t->crc, chunk, (size_t)r);
     t->bytes += (uint64_t)r;
     t->credit -= (uint32_t)r;
     port_send(T_STDOUT, t->id, chunk, (uint32_t)r);

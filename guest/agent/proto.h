@@ -34,7 +34,7 @@
 #define T_ERROR 0x87
 #define T_POWEROFF_ACK 0x88
 #define T_FS_ENTRIES 0x89 /* file entries: a stat, a listing, the file being read */
-#define T_FS_DONE 0x8a    /* a file operation ended: ERRNO+MESSAGE when it failed, SHA256+SIZE after a transfer */
+#define T_FS_DONE 0x8a    /* a file operation ended: ERRNO+MESSAGE when it failed, CRC32+SIZE after a transfer */
 
 /* Field tags of TLV payloads. */
 #define F_ARG 1
@@ -74,7 +74,7 @@
 #define F_FLAGS 35
 #define F_ENTRY 36
 #define F_ERRNO 37
-#define F_SHA256 38
+#define F_CRC32 38
 #define F_SIZE 39
 
 /* F_FLAGS bits. */

@@ -10,6 +10,8 @@ struct frame_header {
 };
 
 uint32_t crc32_ieee(const uint8_t *p, size_t n);
+/* Continues a CRC-32 (start with 0) over more bytes; the same value as zlib's crc32(). */
+uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n);
 void header_encode(uint8_t out[16], uint8_t type, uint32_t session, uint32_t length);
 /* Returns 0 when the 16 bytes are a valid header (magic, CRC), -1 otherwise. */
 int header_decode(const uint8_t in[16], struct frame_header *h);

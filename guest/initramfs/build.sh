@@ -22,7 +22,7 @@ trap 'rm -rf "$work"' EXIT
 root="$work/root"
 
 say "initramfs: compiling mvm-init and mvm-agent (musl, static)"
-bash "$GUEST_DIR/agent/sha256-test.sh" >&2 # transfers are checked with it: it must agree with coreutils
+bash "$GUEST_DIR/agent/crc32-test.sh" >&2 # transfers are checked with it: it must agree with zlib
 make -s -C "$GUEST_DIR/agent" OUT="$work" >&2
 make -s -C "$GUEST_DIR/init" OUT="$work" >&2
 

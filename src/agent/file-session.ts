@@ -1,9 +1,9 @@
 // File operations on the guest through the agent. One-shot operations collect entries until FS_DONE;
 // reads stream the file's bytes under flow control; writes send them under the guest's credit. Both
-// kinds of transfer hash every byte on the host and compare with the SHA-256 the agent reports, so a copy
-// is checked end to end.
+// kinds of transfer checksum every byte on the host and compare with the CRC-32 the agent reports, so a
+// copy is checked end to end.
 
-import { createHash } from "node:crypto";
+import { crc32, crc32Hex } from "./crc32.js";
 import { AbortError, GuestFileError, IntegrityError } from "../errors.js";
 import { CreditedReceiver, CreditedSender } from "./credit.js";
 import { encodeWindow, type FileEntry, type FsDone } from "./messages.js";
@@ -12,7 +12,8 @@ import type { ChannelSession, SessionChannel, SessionLimits } from "./session.js
 
 export interface TransferResult {
   size: number;
-  sha256: string;
+  /** CRC-32 (zlib's) of the bytes, 8 hex digits: the same on both ends, or the transfer failed. */
+  crc32: string;
 }
 
 /** What a guest errno means to someone holding a path. */
@@ -83,7 +84,7 @@ export class FileReadSession extends FileSessionBase {
   readonly result: Promise<TransferResult>;
   private resolveInfo!: (e: FileEntry) => void;
   private rejectInfo!: (e: Error) => void;
-  private readonly hash = createHash("sha256");
+  private crc = 0;
   private received = 0;
   private readonly receiver: CreditedReceiver;
 
@@ -96,13 +97,13 @@ export class FileReadSession extends FileSessionBase {
     });
     this.info.catch(() => undefined);
     this.result = this.done.then((d) => {
-      const sha256 = this.hash.digest("hex");
-      if (d.sha256 !== sha256 || d.size !== this.received) {
-        throw new IntegrityError(`the file arrived damaged: ${this.received} bytes with sha256 ${sha256}, the guest sent ${d.size} bytes with ${d.sha256}`, {
+      const mine = crc32Hex(this.crc);
+      if (d.crc32 !== mine || d.size !== this.received) {
+        throw new IntegrityError(`the file arrived damaged: ${this.received} bytes with CRC-32 ${mine}, the guest sent ${d.size} bytes with ${d.crc32}`, {
           hint: "copy it again; if this repeats, report it as a bug",
         });
       }
-      return { size: this.received, sha256 };
+      return { size: this.received, crc32: mine };
     });
     this.result.catch(() => undefined);
   }
@@ -113,7 +114,7 @@ export class FileReadSession extends FileSessionBase {
 
   onOutput(_stream: "stdout" | "stderr", data: Buffer): void {
     if (this.finished) return;
-    this.hash.update(data);
+    this.crc = crc32(data, this.crc);
     this.received += data.length;
     this.onData(data);
     this.receiver.consumed(data.length);
@@ -146,7 +147,7 @@ export class FileWriteSession extends FileSessionBase {
   readonly ready: Promise<void>;
   private resolveReady!: () => void;
   private rejectReady!: (e: Error) => void;
-  private readonly hash = createHash("sha256");
+  private crc = 0;
   private sent = 0;
   private readonly sender: CreditedSender;
   private failure?: Error;
@@ -175,7 +176,7 @@ export class FileWriteSession extends FileSessionBase {
   async write(data: Buffer): Promise<void> {
     if (data.length === 0) return;
     await this.ready;
-    this.hash.update(data);
+    this.crc = crc32(data, this.crc);
     this.sent += data.length;
     await this.sender.write(data);
   }
@@ -185,13 +186,13 @@ export class FileWriteSession extends FileSessionBase {
     await this.ready;
     await this.sender.write(Buffer.alloc(0));
     const done = await this.done;
-    const sha256 = this.hash.digest("hex");
-    if (done.sha256 !== sha256 || done.size !== this.sent) {
-      throw new IntegrityError(`the guest wrote ${done.size} bytes with sha256 ${done.sha256}; ${this.sent} bytes with ${sha256} were sent`, {
+    const mine = crc32Hex(this.crc);
+    if (done.crc32 !== mine || done.size !== this.sent) {
+      throw new IntegrityError(`the guest wrote ${done.size} bytes with CRC-32 ${done.crc32}; ${this.sent} bytes with ${mine} were sent`, {
         hint: "the file in the VM is damaged; copy it again",
       });
     }
-    return { size: this.sent, sha256 };
+    return { size: this.sent, crc32: mine };
   }
 
   /** Drops the transfer; the guest removes its temporary file and the destination is left as it was. */

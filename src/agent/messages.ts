@@ -1,5 +1,6 @@
 // Typed messages on top of frames and fields: what the host sends and what it reads back.
 
+import { crc32Hex } from "./crc32.js";
 import { Field, FsFlag } from "./protocol.js";
 import { FieldWriter, Fields } from "./fields.js";
 
@@ -100,14 +101,15 @@ export function decodeEntries(payload: Buffer): FileEntry[] {
 export interface FsDone {
   errno?: number;
   message?: string;
-  sha256?: string;
+  /** CRC-32 of every byte of a transfer, as 8 hex digits. */
+  crc32?: string;
   size?: number;
 }
 
 export function decodeFsDone(payload: Buffer): FsDone {
   const f = new Fields(payload);
-  const sum = f.all(Field.SHA256)[0];
-  return { errno: f.u32(Field.ERRNO), message: f.str(Field.MESSAGE), sha256: sum?.length === 32 ? sum.toString("hex") : undefined, size: f.u64(Field.SIZE) };
+  const crc = f.u32(Field.CRC32);
+  return { errno: f.u32(Field.ERRNO), message: f.str(Field.MESSAGE), crc32: crc === undefined ? undefined : crc32Hex(crc), size: f.u64(Field.SIZE) };
 }
 
 export const encodeSignal = (signo: number): Buffer => new FieldWriter().u32(Field.SIGNO, signo).build();

@@ -74,7 +74,7 @@ export const Field = {
   FLAGS: 35,
   ENTRY: 36,
   ERRNO: 37,
-  SHA256: 38,
+  CRC32: 38,
   SIZE: 39,
 } as const;
 

@@ -10,6 +10,8 @@ import { doctorCommand } from "./commands/doctor.js";
 import { networkCreateCommand, networkLsCommand, networkRmCommand } from "./commands/network.js";
 import { imageBuildCommand, imageImportCommand, imageLsCommand, imageRmCommand } from "./commands/image.js";
 import { execCommand, type ExecFlags } from "./commands/exec.js";
+import { cpCommand } from "./commands/cp.js";
+import { sessionAttachCommand, sessionKillCommand, sessionLsCommand, sessionRmCommand, sessionStdinCommand, sessionWaitCommand } from "./commands/session.js";
 import { inspectCommand, logsCommand, psCommand } from "./commands/inspect.js";
 import { lifecycleCommand, pruneCommand, removeCommand, waitCommand } from "./commands/lifecycle.js";
 import { createCommand, runCommand, type RunFlags } from "./commands/run.js";
@@ -33,7 +35,8 @@ addVmFlags(
     .argument("[command...]", "the command and its arguments (put -- before it)")
     .option("--rm", "remove the VM when its command ends")
     .option("-d, --detach", "start it and print its name; the VM keeps running")
-    .option("-i, --interactive", "pass stdin to the command"),
+    .option("-i, --interactive", "pass stdin to the command")
+    .option("-t, --tty", "give the command a terminal (with -i: an interactive shell, e.g. mvm run -it -- sh)"),
 ).action((command: string[], flags: RunFlags) => done(runCommand(command, flags)));
 
 addVmFlags(program.command("create").description("create a VM without starting it").argument("[command...]", "its command")).action(
@@ -89,12 +92,37 @@ program
   .argument("<vm>")
   .argument("<command...>", "the command (put -- before it)")
   .option("-i, --interactive", "pass stdin to the command")
+  .option("-t, --tty", "give the command a terminal of this one's size (mvm exec -it VM -- sh)")
+  .option("-d, --detach", "run it in the background and print its session id (see mvm session)")
   .option("--timeout <duration>", "kill the command and everything it started after this long (1500, 30s, 2m); status 124")
   .option("-e, --env <NAME=VALUE>", "an environment variable (repeatable)", collect, [])
   .option("-w, --workdir <dir>", "working directory")
   .option("-u, --user <user>", "user (name or uid)")
   .option("--json", "print the result as JSON on stdout")
   .action((ref: string, argv: string[], flags: ExecFlags) => done(execCommand(ref, argv, flags)));
+
+const session = program.command("session").description("commands running in a VM: background ones (mvm exec -d) by their id");
+session.command("ls").description("list a VM's commands").argument("<vm>").option("--json", "print JSON on stdout").action((vm: string, flags: { json?: boolean }) => done(sessionLsCommand(vm, flags)));
+session.command("attach").description("print a command's output (from what was kept) until it ends; exit with its status").argument("<vm>").argument("<id>").action((vm: string, id: string) => done(sessionAttachCommand(vm, id)));
+session.command("wait").description("wait for a command to end; print its status").argument("<vm>").argument("<id>").option("--json", "print JSON on stdout").action((vm: string, id: string, flags: { json?: boolean }) => done(sessionWaitCommand(vm, id, flags)));
+session.command("kill").description("send a signal to a command").argument("<vm>").argument("<id>").option("-s, --signal <signal>", "name or number", "TERM").action((vm: string, id: string, flags: { signal: string }) => done(sessionKillCommand(vm, id, flags)));
+session
+  .command("stdin")
+  .description("send our stdin to a command's stdin (it must have been started with stdin open), then close it")
+  .argument("<vm>")
+  .argument("<id>")
+  .option("--keep-open", "leave the command's stdin open at our end of input")
+  .action((vm: string, id: string, flags: { keepOpen?: boolean }) => done(sessionStdinCommand(vm, id, flags)));
+session.command("rm").description("kill (if running) and forget commands").argument("<vm>").argument("<id...>").option("--json", "print JSON on stdout").action((vm: string, ids: string[], flags: { json?: boolean }) => done(sessionRmCommand(vm, ids, flags)));
+
+program
+  .command("cp")
+  .description("copy files and directories between the host and a VM (docker cp syntax: VM:PATH on one side)")
+  .argument("<src>")
+  .argument("<dst>")
+  .option("-q, --quiet", "no progress or summary")
+  .option("--json", "print the totals as JSON on stdout")
+  .action((src: string, dst: string, flags: { json?: boolean; quiet?: boolean }) => done(cpCommand(src, dst, flags)));
 
 program.command("console").description("the VM's serial console, interactive (a root shell); Ctrl-] detaches").argument("<vm>").action((ref: string) => done(consoleCommand(ref)));
 

@@ -1,7 +1,7 @@
 // Files in a running VM, for library users: vm.files.read/write/list/stat/mkdir/rename/remove/... Every
-// transfer is hashed here and compared with the guest's SHA-256, so a copy that arrives is the copy sent.
+// transfer is checksummed here and compared with the guest's CRC-32, so a copy that arrives is the copy sent.
 
-import { createHash } from "node:crypto";
+import { crc32, crc32Hex } from "../agent/crc32.js";
 import type { Readable } from "node:stream";
 import type { FileEntry } from "../agent/messages.js";
 import type { TransferResult } from "../agent/file-session.js";
@@ -92,27 +92,27 @@ export class GuestFiles {
 
   /**
    * Streams a file's bytes to onData (e.g. a host file), and resolves once the last byte arrived and
-   * its SHA-256 matches the guest's. The whole file never sits in memory.
+   * its CRC-32 matches the guest's. The whole file never sits in memory.
    */
   async readTo(path: string, onData: (chunk: Buffer) => void | Promise<void>, signal?: AbortSignal): Promise<TransferResult & { mode: number }> {
     const res = await requestBody(this.http(signal), `/v1/vms/${enc(this.ref)}/files/content?path=${enc(path)}`);
-    const hash = createHash("sha256");
+    let crc = 0;
     let size = 0;
     for await (const chunk of res as AsyncIterable<Buffer>) {
-      hash.update(chunk);
+      crc = crc32(chunk, crc);
       size += chunk.length;
       await onData(chunk);
     }
     const error = res.trailers["x-mvm-error"];
     if (error) throw errorFromBody(502, JSON.parse(error) as Record<string, string>);
-    const sha256 = hash.digest("hex");
-    const theirs = res.trailers["x-mvm-sha256"];
-    if (!res.complete || theirs !== sha256) {
-      throw new IntegrityError(`${path} arrived damaged or cut short: ${size} bytes with sha256 ${sha256}, the guest sent ${theirs ?? "no checksum"}`, {
+    const mine = crc32Hex(crc);
+    const theirs = res.trailers["x-mvm-crc32"];
+    if (!res.complete || theirs !== mine) {
+      throw new IntegrityError(`${path} arrived damaged or cut short: ${size} bytes with CRC-32 ${mine}, the guest sent ${theirs ?? "no checksum"}`, {
         hint: "copy it again; the daemon may have restarted or the VM stopped",
       });
     }
-    return { size, sha256, mode: parseInt(String(res.headers["x-mvm-mode"] ?? "644"), 8) };
+    return { size, crc32: mine, mode: parseInt(String(res.headers["x-mvm-mode"] ?? "644"), 8) };
   }
 
   /** A whole file as a Buffer (use readTo for big ones). */
@@ -136,16 +136,16 @@ export class GuestFiles {
     if (o.owner !== undefined) q.set("owner", o.owner);
     if (o.parents) q.set("parents", "true");
     if (o.exclusive) q.set("exclusive", "true");
-    const hash = createHash("sha256");
+    let crc = 0;
     let size = 0;
     const r = await requestUpload<TransferResult>(this.http(o.signal), "PUT", `/v1/vms/${enc(this.ref)}/files/content?${q.toString()}`, chunks(data), (c) => {
-      hash.update(c);
+      crc = crc32(c, crc);
       size += c.length;
       o.onProgress?.(c.length);
     });
-    const sha256 = hash.digest("hex");
-    if (r.sha256 !== sha256 || r.size !== size) {
-      throw new IntegrityError(`the guest stored ${r.size} bytes with sha256 ${r.sha256}; ${size} bytes with ${sha256} were sent`, { hint: "write it again" });
+    const mine = crc32Hex(crc);
+    if (r.crc32 !== mine || r.size !== size) {
+      throw new IntegrityError(`the guest stored ${r.size} bytes with CRC-32 ${r.crc32}; ${size} bytes with ${mine} were sent`, { hint: "write it again" });
     }
     return r;
   }

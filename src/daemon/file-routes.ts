@@ -1,6 +1,6 @@
 // Files in a running VM over HTTP (docs/api.md): one-shot operations as JSON, contents streamed raw both
-// ways. A read sends the guest's SHA-256 in a trailer after the bytes; a write answers with it. Clients
-// compare it with their own hash of what they received or sent, so every copy is checked end to end.
+// ways. A read sends the CRC-32 of the bytes in a trailer after them; a write answers with the guest's.
+// Clients compare it with their own of what they received or sent, so every copy is checked end to end.
 
 import type { FastifyInstance } from "fastify";
 import type { FsRequest } from "../agent/messages.js";
@@ -90,7 +90,7 @@ export function registerFileRoutes(app: FastifyInstance, manager: VmManager): vo
       "content-type": "application/octet-stream",
       "x-mvm-size": String(info.size),
       "x-mvm-mode": info.mode.toString(8).padStart(4, "0"),
-      trailer: "x-mvm-sha256, x-mvm-error",
+      trailer: "x-mvm-crc32, x-mvm-error",
     });
     for (const chunk of pending) raw.write(chunk);
     pending = undefined;
@@ -99,7 +99,7 @@ export function registerFileRoutes(app: FastifyInstance, manager: VmManager): vo
     session.result.then(
       (r) => {
         finished = true;
-        raw.addTrailers({ "x-mvm-sha256": r.sha256 });
+        raw.addTrailers({ "x-mvm-crc32": r.crc32 });
         raw.end();
       },
       (e: unknown) => {

@@ -13,6 +13,7 @@ export interface RunFlags extends VmFlags {
   rm?: boolean;
   detach?: boolean;
   interactive?: boolean;
+  tty?: boolean;
 }
 
 const write = (stream: NodeJS.WriteStream, data: string) => stream.write(Buffer.from(data, "base64"));
@@ -37,7 +38,8 @@ export async function createCommand(command: string[], flags: VmFlags): Promise<
 
 export async function runCommand(command: string[], flags: RunFlags): Promise<number> {
   if (flags.detach && flags.rm) throw new MvmError("--rm and -d cannot be used together", { hint: "a detached VM is removed with mvm rm when you are done" });
-  const spec = specFromFlags(flags, command);
+  // An interactive run without a command is a shell, as with docker run -it.
+  const spec = specFromFlags(flags, command.length === 0 && (flags.interactive || flags.tty) ? ["/bin/sh"] : command);
   if (!flags.detach && !spec.command) throw new MvmError("run needs a command unless it runs detached", { hint: "mvm run -- uname -a, or mvm run -d --name NAME" });
   await guestReady();
   const client = await connect();
@@ -49,17 +51,18 @@ export async function runCommand(command: string[], flags: RunFlags): Promise<nu
     else process.stdout.write(`${vm.name}\n`);
     return 0;
   }
-  // -i: the VM runs without a command of its own, and the command runs through exec with stdin.
-  const vm = await client.create(flags.interactive ? { ...spec, command: undefined } : spec);
+  // -i/-t: the VM runs without a command of its own, and the command runs through exec with stdin.
+  const interactive = flags.interactive || flags.tty;
+  const vm = await client.create(interactive ? { ...spec, command: undefined } : spec);
   // Ctrl-C goes to the command as SIGINT; a second one kills the VM.
   let interrupts = 0;
   const onSigint = () => {
-    if (++interrupts === 1 && !flags.interactive) void client.signal(vm.id, "job", 2).catch(() => client.kill(vm.id).catch(() => undefined));
+    if (++interrupts === 1 && !interactive) void client.signal(vm.id, "job", 2).catch(() => client.kill(vm.id).catch(() => undefined));
     else void client.kill(vm.id).catch(() => undefined);
   };
   process.on("SIGINT", onSigint);
   try {
-    const status = flags.interactive ? await runInteractive(client, vm.id, spec.command!, flags) : await runAttached(client, vm.id, flags);
+    const status = interactive ? await runInteractive(client, vm.id, spec.command!, flags) : await runAttached(client, vm.id, flags);
     return interrupts > 1 ? 130 : status;
   } finally {
     process.off("SIGINT", onSigint);
@@ -84,7 +87,7 @@ async function runAttached(client: MvmClient, id: string, flags: RunFlags): Prom
 
 async function runInteractive(client: MvmClient, id: string, command: string[], flags: RunFlags): Promise<number> {
   await client.start(id);
-  const status = await execInteractive(client, id, command, { cwd: flags.workdir, user: flags.user });
+  const status = await execInteractive(client, id, command, { cwd: flags.workdir, user: flags.user, tty: flags.tty });
   await client.stop(id).catch(() => undefined);
   return status;
 }
