@@ -21,7 +21,8 @@ packages=(
   debootstrap                 # mvm image build debian
   nftables iproute2 procps    # bridged networks: NAT, bridges and taps (sysctl); pgrep in tests
   musl-tools make gcc         # mvm-init and mvm-agent, static
-  g++ python3                 # node-gyp builds better-sqlite3 (no prebuilt binaries are fetched)
+  g++ python3                 # node-gyp builds better-sqlite3 (no prebuilt binaries are fetched); python3 checks the agent CRC
+  tmux                        # the test of mvm exec -it in a real terminal
   flex bison bc libelf-dev libssl-dev  # the guest kernel build
 )
 missing=()
