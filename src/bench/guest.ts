@@ -45,7 +45,8 @@ async function bootOnce(artifacts: GuestArtifacts): Promise<BootSample> {
 
 const median = (xs: number[]) => summarize(xs.filter((x) => !Number.isNaN(x))).p50Ms;
 
-async function throughput(agent: AgentClient, mib: number): Promise<{ guestToHostMBps: number; hostToGuestMBps: number }> {
+/** Raw agent streams: dd output to the host and host data into dd, no files, no daemon. */
+export async function agentThroughput(agent: AgentClient, mib: number): Promise<{ guestToHostMBps: number; hostToGuestMBps: number }> {
   const bytes = mib * 1024 * 1024;
   let received = 0;
   let t = performance.now();
@@ -115,7 +116,7 @@ export async function benchGuest(o: GuestBenchOptions): Promise<GuestBenchResult
       if (r.exitCode !== 0) throw new Error(`exec true failed: ${r.status}`);
       trips.push(performance.now() - t);
     }
-    const stream = await throughput(agent, o.streamMiB);
+    const stream = await agentThroughput(agent, o.streamMiB);
     return {
       boot,
       bootSpeedup: round(boot[1]!.p50Ms / boot[0]!.p50Ms, 2),

@@ -11,6 +11,7 @@ import { networkCreateCommand, networkLsCommand, networkRmCommand } from "./comm
 import { imageBuildCommand, imageImportCommand, imageLsCommand, imageRmCommand } from "./commands/image.js";
 import { execCommand, type ExecFlags } from "./commands/exec.js";
 import { cpCommand } from "./commands/cp.js";
+import { benchExec } from "../bench/exec.js";
 import { sessionAttachCommand, sessionKillCommand, sessionLsCommand, sessionRmCommand, sessionStdinCommand, sessionWaitCommand } from "./commands/session.js";
 import { inspectCommand, logsCommand, psCommand } from "./commands/inspect.js";
 import { lifecycleCommand, pruneCommand, removeCommand, waitCommand } from "./commands/lifecycle.js";
@@ -180,6 +181,20 @@ bench
   .action(async (flags: { boots: string; execs: string; streamMib: string }) => {
     const artifacts = await ensureGuestArtifacts({ onProgress: progress });
     printJson(await benchGuest({ artifacts, boots: Number(flags.boots), execs: Number(flags.execs), streamMiB: Number(flags.streamMib), onProgress: (l) => progress(`bench: ${l}`) }));
+  });
+
+bench
+  .command("exec")
+  .description("exec round trips (library, CLI) and file copy speed through the daemon, beside the raw agent in the same run")
+  .option("--execs <n>", "library and raw exec round trips", "200")
+  .option("--cli-execs <n>", "CLI exec round trips", "20")
+  .option("--copy-mib <n>", "MiB copied each way per round", "128")
+  .option("--rounds <n>", "copy rounds (the median is reported)", "3")
+  .option("--json", "print JSON on stdout (the default)")
+  .action(async (flags: { execs: string; cliExecs: string; copyMib: string; rounds: string }) => {
+    const artifacts = await ensureGuestArtifacts({ onProgress: progress });
+    const n = (v: string) => Number(v);
+    printJson(await benchExec({ artifacts, execs: n(flags.execs), cliExecs: n(flags.cliExecs), copyMiB: n(flags.copyMib), rounds: n(flags.rounds), onProgress: (l) => progress(`bench: ${l}`) }));
   });
 
 bench
