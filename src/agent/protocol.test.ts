@@ -7,7 +7,7 @@ import { ErrorCode, Field, FrameType, FsFlag, HEADER_SIZE, MAX_PAYLOAD, MAX_SESS
 // The guest's C header and this module must never drift apart.
 const header = readFileSync(fileURLToPath(new URL("../../../guest/agent/proto.h", import.meta.url)), "utf8");
 const defines = new Map<string, number>();
-for (const m of header.matchAll(/^#define (\w+) \(?([0-9x]+)(?: \* ([0-9]+))?\)?/gm)) {
+for (const m of header.matchAll(/^#define (\w+) \(?(0x[0-9a-fA-F]+|[0-9]+)(?: \* ([0-9]+))?\)?/gm)) {
   defines.set(m[1]!, Number(m[2]) * (m[3] ? Number(m[3]) : 1));
 }
 
