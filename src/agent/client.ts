@@ -6,7 +6,7 @@
 import { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
 import { AbortError, AgentDisconnectedError, AgentProtocolError, AgentRestartedError, TimeoutError } from "../errors.js";
-import { FrameDecoder, encodeFrame, type Frame } from "./frame.js";
+import { FrameDecoder, encodeFrame, encodeHeader, type Frame } from "./frame.js";
 import {
   decodeBytes,
   decodeEntries,
@@ -157,7 +157,16 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
 
   private send(type: number, session: number, payload?: Buffer): void {
     if (this.closedError) return;
-    this.stream.write(encodeFrame(type, session, payload));
+    if (!payload || payload.length < 4096) {
+      this.stream.write(encodeFrame(type, session, payload));
+      return;
+    }
+    // Bulk data (stdin, file writes) goes out as header + payload in one writev, without copying it.
+    if (payload.length > MAX_PAYLOAD) throw new RangeError(`frame payload of ${payload.length} bytes is over ${MAX_PAYLOAD}`);
+    this.stream.cork();
+    this.stream.write(encodeHeader(type, session, payload.length));
+    this.stream.write(payload);
+    this.stream.uncork();
   }
 
   private onData(chunk: Buffer): void {

@@ -40,8 +40,13 @@ function headerValid(buf: Buffer, at: number): boolean {
   );
 }
 
+/**
+ * Turns a byte stream into frames. Received chunks are kept as they came and joined only when a frame
+ * spans several of them, so bulk data (file transfers) is copied at most once on its way through.
+ */
 export class FrameDecoder {
-  private buf: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private total = 0;
   private discardLeft = 0;
   private resyncing = false;
 
@@ -49,33 +54,37 @@ export class FrameDecoder {
 
   /** Bytes held while waiting for the rest of a frame. */
   get pending(): number {
-    return this.buf.length;
+    return this.total;
   }
 
   push(chunk: Buffer): Decoded[] {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    if (chunk.length) {
+      this.chunks.push(chunk);
+      this.total += chunk.length;
+    }
     const out: Decoded[] = [];
-    let at = 0;
     for (;;) {
       if (this.discardLeft) {
-        const n = Math.min(this.discardLeft, this.buf.length - at);
-        at += n;
+        const n = Math.min(this.discardLeft, this.total);
+        this.take(n);
         this.discardLeft -= n;
         if (this.discardLeft) break;
       }
-      if (this.buf.length - at < HEADER_SIZE) break;
-      if (!headerValid(this.buf, at)) {
+      if (this.total < HEADER_SIZE) break;
+      const head = this.front(HEADER_SIZE);
+      if (!headerValid(head, 0)) {
         if (!this.resyncing) {
           out.push({ kind: "error", code: ErrorCode.BAD_FRAME, session: 0, message: "bad frame header; skipping to the next valid frame" });
         }
         this.resyncing = true;
-        const next = this.buf.indexOf(MAGIC[0]!, at + 1);
-        at = next < 0 ? this.buf.length : next;
+        const all = this.front(this.total);
+        const next = all.indexOf(MAGIC[0]!, 1);
+        this.take(next < 0 ? this.total : next);
         continue;
       }
       this.resyncing = false;
-      const session = this.buf.readUInt32LE(at + 4);
-      const length = this.buf.readUInt32LE(at + 8);
+      const session = head.readUInt32LE(4);
+      const length = head.readUInt32LE(8);
       if (length > this.maxPayload) {
         out.push({
           kind: "error",
@@ -83,24 +92,37 @@ export class FrameDecoder {
           session,
           message: `frame of ${length} bytes is over the limit of ${this.maxPayload}`,
         });
-        at += HEADER_SIZE;
+        this.take(HEADER_SIZE);
         this.discardLeft = length;
         continue;
       }
-      if (this.buf.length - at < HEADER_SIZE + length) break;
-      out.push({
-        kind: "frame",
-        frame: {
-          version: this.buf[at + 2]!,
-          type: this.buf[at + 3]!,
-          session,
-          // A copy, so a consumer may keep it without pinning the whole receive buffer.
-          payload: Buffer.from(this.buf.subarray(at + HEADER_SIZE, at + HEADER_SIZE + length)),
-        },
-      });
-      at += HEADER_SIZE + length;
+      if (this.total < HEADER_SIZE + length) break;
+      const frame = this.take(HEADER_SIZE + length);
+      // A view, not a copy: it pins at most the chunk (or the joined chunks) it came in.
+      out.push({ kind: "frame", frame: { version: frame[2]!, type: frame[3]!, session, payload: frame.subarray(HEADER_SIZE) } });
     }
-    this.buf = at >= this.buf.length ? Buffer.alloc(0) : Buffer.from(this.buf.subarray(at));
+    return out;
+  }
+
+  /** The first n held bytes as one buffer, joining chunks only when the first is too short. */
+  private front(n: number): Buffer {
+    if (this.chunks[0]!.length < n) {
+      let k = 0;
+      let len = 0;
+      while (len < n) len += this.chunks[k++]!.length;
+      this.chunks.splice(0, k, Buffer.concat(this.chunks.slice(0, k), len));
+    }
+    return this.chunks[0]!;
+  }
+
+  /** Removes and returns the first n held bytes. */
+  private take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
+    const first = this.front(n);
+    const out = first.subarray(0, n);
+    if (first.length === n) this.chunks.shift();
+    else this.chunks[0] = first.subarray(n);
+    this.total -= n;
     return out;
   }
 }

@@ -2,7 +2,8 @@
 // raw agent (AgentClient on a bare guest, no daemon) in the same run, interleaved, as the machine is noisy.
 //   exec: `true` round trips through the library (daemon included, CLI start-up excluded), the same
 //   through the CLI (a process per command), and the raw agent's;
-//   copy: a file written into the guest and read back through vm.files, beside raw agent streams (dd).
+//   copy: a file written into the guest and read back through vm.files, beside raw agent streams (dd to
+//   /dev/null, and dd into a file on the same filesystem, which separates the filesystem's cost from mvm's).
 
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -15,7 +16,19 @@ import { round, summarize, type Summary } from "./stats.js";
 
 export interface ExecBenchResult {
   exec: { library: Summary; cli: Summary; rawAgent: Summary; libraryVsRawP50: number };
-  copy: { mib: number; rounds: number; hostToGuestMBps: number; guestToHostMBps: number; rawHostToGuestMBps: number; rawGuestToHostMBps: number; hostToGuestRatio: number; guestToHostRatio: number };
+  copy: {
+    mib: number;
+    rounds: number;
+    hostToGuestMBps: number;
+    guestToHostMBps: number;
+    rawHostToGuestMBps: number;
+    rawGuestToHostMBps: number;
+    /** The raw agent stream into dd writing a file where the files API writes (tmpfs here). */
+    rawHostToGuestFileMBps: number;
+    hostToGuestRatio: number;
+    guestToHostRatio: number;
+    hostToGuestVsRawFileRatio: number;
+  };
   targets: { libraryP50Ms: number; copyRatio: number; met: boolean };
 }
 
@@ -59,6 +72,7 @@ export async function benchExec(o: { artifacts: GuestArtifacts; execs: number; c
     const down: number[] = [];
     const rawUp: number[] = [];
     const rawDown: number[] = [];
+    const rawFile: number[] = [];
     for (let r = 0; r < o.rounds; r++) {
       progress(`copy round ${r + 1}/${o.rounds}: ${o.copyMiB} MiB each way, files API and raw agent`);
       up.push(await time(() => vm.files.write("/root/bench.bin", data)));
@@ -68,6 +82,7 @@ export async function benchExec(o: { artifacts: GuestArtifacts; execs: number; c
       const s = await agentThroughput(agent, o.copyMiB);
       rawUp.push(s.hostToGuestMBps);
       rawDown.push(s.guestToHostMBps);
+      rawFile.push((await agentThroughput(agent, o.copyMiB, "/root/raw.bin")).hostToGuestMBps);
     }
     const mbps = (ms: number) => bytes / 1e6 / (ms / 1000);
     const copy = {
@@ -77,11 +92,14 @@ export async function benchExec(o: { artifacts: GuestArtifacts; execs: number; c
       guestToHostMBps: round(mbps(median(down))),
       rawHostToGuestMBps: round(median(rawUp)),
       rawGuestToHostMBps: round(median(rawDown)),
+      rawHostToGuestFileMBps: round(median(rawFile)),
       hostToGuestRatio: 0,
       guestToHostRatio: 0,
+      hostToGuestVsRawFileRatio: 0,
     };
     copy.hostToGuestRatio = round(copy.hostToGuestMBps / copy.rawHostToGuestMBps, 2);
     copy.guestToHostRatio = round(copy.guestToHostMBps / copy.rawGuestToHostMBps, 2);
+    copy.hostToGuestVsRawFileRatio = round(copy.hostToGuestMBps / copy.rawHostToGuestFileMBps, 2);
     const library = summarize(lib);
     const rawAgent = summarize(raw);
     return {

@@ -46,7 +46,7 @@ async function bootOnce(artifacts: GuestArtifacts): Promise<BootSample> {
 const median = (xs: number[]) => summarize(xs.filter((x) => !Number.isNaN(x))).p50Ms;
 
 /** Raw agent streams: dd output to the host and host data into dd, no files, no daemon. */
-export async function agentThroughput(agent: AgentClient, mib: number): Promise<{ guestToHostMBps: number; hostToGuestMBps: number }> {
+export async function agentThroughput(agent: AgentClient, mib: number, sink = "/dev/null"): Promise<{ guestToHostMBps: number; hostToGuestMBps: number }> {
   const bytes = mib * 1024 * 1024;
   let received = 0;
   let t = performance.now();
@@ -59,10 +59,10 @@ export async function agentThroughput(agent: AgentClient, mib: number): Promise<
   const chunk = Buffer.alloc(256 * 1024, 0x5a);
   t = performance.now();
   let counted = "";
-  const sink = agent.exec({ argv: ["dd", "of=/dev/null", "bs=65536", "iflag=fullblock"], stdin: true, onStderr: (b) => (counted += b.toString()) });
-  for (let sent = 0; sent < bytes; sent += chunk.length) await sink.write(chunk);
-  await sink.end();
-  await sink.result;
+  const dd = agent.exec({ argv: ["dd", `of=${sink}`, "bs=65536", "iflag=fullblock"], stdin: true, onStderr: (b) => (counted += b.toString()) });
+  for (let sent = 0; sent < bytes; sent += chunk.length) await dd.write(chunk);
+  await dd.end();
+  await dd.result;
   const inSeconds = (performance.now() - t) / 1000;
   // With full blocks, dd's "N+0 records in" proves every byte arrived (bytes is a multiple of 64 KiB).
   const m = /^(\d+)\+0 records in/m.exec(counted);

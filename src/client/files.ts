@@ -29,10 +29,14 @@ export type WriteData = Buffer | string | Uint8Array | Readable | AsyncIterable<
 
 const enc = encodeURIComponent;
 
+/** The data as a stream of buffers; big buffers in 1 MiB slices, so sending starts at once and overlaps. */
 export async function* chunks(data: WriteData): AsyncIterable<Buffer> {
-  if (typeof data === "string") yield Buffer.from(data);
-  else if (data instanceof Uint8Array) yield Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  else for await (const c of data as AsyncIterable<Buffer | string>) yield typeof c === "string" ? Buffer.from(c) : c;
+  const SLICE = 1024 * 1024;
+  if (typeof data === "string" || data instanceof Uint8Array) {
+    const b = typeof data === "string" ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    for (let at = 0; at < b.length; at += SLICE) yield b.subarray(at, at + SLICE);
+    if (b.length === 0) yield b;
+  } else for await (const c of data as AsyncIterable<Buffer | string>) yield typeof c === "string" ? Buffer.from(c) : c;
 }
 
 export class GuestFiles {

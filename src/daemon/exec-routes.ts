@@ -2,6 +2,7 @@
 // background ones by id (list, attach, stdin, wait, signal, remove). See docs/api.md.
 
 import type { FastifyInstance } from "fastify";
+import { batches } from "./batches.js";
 import { BadRequestError } from "./http-errors.js";
 import { followSession, ndjson } from "./ndjson.js";
 import type { VmManager } from "./vm-manager.js";
@@ -74,9 +75,9 @@ export function registerExecRoutes(app: FastifyInstance, manager: VmManager): vo
   app.post<RefId & { Querystring: { eof?: string } }>("/v1/vms/:ref/sessions/:id/stdin", async (req, reply) => {
     const t = manager.session(req.params.ref, req.params.id);
     if (t.result) throw new BadRequestError(`command ${t.id} has ended; its stdin is closed`, { hint: "mvm session ls shows how it ended" });
-    const body = req.body as NodeJS.ReadableStream | Buffer | undefined;
+    const body = req.body as AsyncIterable<Buffer> | Buffer | undefined;
     if (Buffer.isBuffer(body)) await t.session.write(body);
-    else if (body) for await (const chunk of body) await t.session.write(chunk);
+    else if (body) for await (const chunk of batches(body)) await t.session.write(chunk);
     if (req.query.eof === "true") await t.session.end();
     return reply.status(204).send();
   });

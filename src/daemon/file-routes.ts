@@ -4,6 +4,7 @@
 
 import type { FastifyInstance } from "fastify";
 import type { FsRequest } from "../agent/messages.js";
+import { batches } from "./batches.js";
 import { BadRequestError, errorResponse } from "./http-errors.js";
 import type { VmManager } from "./vm-manager.js";
 
@@ -121,7 +122,7 @@ export function registerFileRoutes(app: FastifyInstance, manager: VmManager): vo
     const session = agent.writeFile(request);
     try {
       await session.ready;
-      for await (const chunk of req.body as AsyncIterable<Buffer>) await session.write(chunk);
+      for await (const chunk of batches(req.body as AsyncIterable<Buffer>)) await session.write(chunk);
       return await session.end();
     } catch (e) {
       session.cancel(e); // the guest drops its temporary file; the destination is untouched
