@@ -76,6 +76,7 @@ static void dispatch(const struct frame_header *h, const uint8_t *p) {
       }
       break;
     case T_RESIZE: session_resize(h->session, p, h->length); break;
+    case T_LIST: sessions_list(); break;
     case T_FS: files_fs(h->session, p, h->length); break;
     case T_READ: files_read(h->session, p, h->length); break;
     case T_WRITE: files_write(h->session, p, h->length); break;
@@ -169,7 +170,7 @@ int main(int argc, char **argv) {
       sessions_reap();
     }
     if (!port_connected()) {
-      if (read_port() == 0) { port_set_connected(1); send_hello(); }
+      if (read_port() == 0) { port_set_connected(1); sessions_new_host(); send_hello(); }
     } else if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
       if (read_port() < 0) { port_set_connected(0); files_abort_all(); }
     }

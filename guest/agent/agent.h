@@ -33,6 +33,10 @@ void sessions_poll_done(struct pollfd *fds, int n);
 int sessions_next_timeout(void);
 void sessions_tick(void);
 void session_resize(uint32_t id, const uint8_t *payload, uint32_t len);
+/* Answers LIST: every running session with its pid and command. */
+void sessions_list(void);
+/* A new host connected: it knows nothing of the old one's credit, so every session starts afresh. */
+void sessions_new_host(void);
 
 /* files.c: file operations and transfers. */
 int files_owns(uint32_t id);

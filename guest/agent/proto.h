@@ -24,6 +24,7 @@
 #define T_READ 0x08   /* stream a file to the host */
 #define T_WRITE 0x09  /* stream a file from the host */
 #define T_RESIZE 0x0a /* a pty session's window size */
+#define T_LIST 0x0b   /* which sessions are running? (a host that restarted asks) */
 /* Frame types: guest -> host. */
 #define T_HELLO 0x81
 #define T_STARTED 0x82
@@ -35,6 +36,7 @@
 #define T_POWEROFF_ACK 0x88
 #define T_FS_ENTRIES 0x89 /* file entries: a stat, a listing, the file being read */
 #define T_FS_DONE 0x8a    /* a file operation ended: ERRNO+MESSAGE when it failed, CRC32+SIZE after a transfer */
+#define T_SESSIONS 0x8b   /* the running sessions: SESSION* */
 
 /* Field tags of TLV payloads. */
 #define F_ARG 1
@@ -76,6 +78,7 @@
 #define F_ERRNO 37
 #define F_CRC32 38
 #define F_SIZE 39
+#define F_SESSION 40
 
 /* F_FLAGS bits. */
 #define FL_PARENTS 1   /* mkdir -p; WRITE: make missing parent directories */

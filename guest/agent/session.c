@@ -30,6 +30,8 @@ struct session {
   int64_t deadline;        /* 0, or when the command is killed for taking too long */
   int timed_out;
   int tty;                 /* out_fd is a pty master: stdout and stderr in one stream */
+  char command[256];       /* argv, NUL-separated (truncated), for LIST */
+  uint32_t command_len;
   char cgroup[64];         /* the command's own cgroup: killing it reaches every descendant */
   uint32_t out_credit;
   /* stdin bytes received but not yet written to the command; bounded by the window the host honours. */
@@ -260,6 +262,11 @@ spawn:;
   *s = (struct session){.used = 1, .id = id, .pid = pid, .out_fd = out[0], .err_fd = err[0], .in_fd = in[1],
                         .out_credit = MVM_WINDOW, .deadline = timeout_ms ? uptime_ms() + timeout_ms : 0, .tty = want_tty};
   snprintf(s->cgroup, sizeof s->cgroup, "%s", cgroup);
+  for (int i = 0; i < argc && s->command_len < sizeof s->command; i++) {
+    uint32_t n = (uint32_t)strlen(argv[i]) + 1, room = sizeof s->command - s->command_len;
+    memcpy(s->command + s->command_len, argv[i], n < room ? n : room);
+    s->command_len += n < room ? n : room;
+  }
   set_nonblock(s->out_fd);
   if (s->err_fd >= 0) set_nonblock(s->err_fd);
   if (s->in_fd >= 0) set_nonblock(s->in_fd);
@@ -348,6 +355,27 @@ void session_window(uint32_t id, const uint8_t *payload, uint32_t len) {
   while ((r = tlv_next(&it, &tag, &v, &n)) > 0) if (tag == F_BYTES) tlv_as_u32(v, n, &bytes);
   if (r < 0) { send_error(id, E_BAD_MESSAGE, "malformed window frame"); return; }
   s->out_credit = (uint64_t)s->out_credit + bytes > 0x7fffffff ? 0x7fffffff : s->out_credit + bytes;
+}
+
+void sessions_list(void) {
+  /* One SESSION field each: id u32, pid u32, tty u8, then the command's argv, NUL-separated. */
+  static uint8_t buf[MVM_MAX_SESSIONS * (6 + 9 + sizeof(((struct session *)0)->command))];
+  size_t n = 0;
+  for (int i = 0; i < MVM_MAX_SESSIONS; i++) {
+    struct session *s = &sessions[i];
+    if (!s->used || s->exited) continue;
+    uint16_t tag = F_SESSION;
+    uint32_t vlen = 9 + s->command_len, pid = (uint32_t)s->pid;
+    memcpy(buf + n, &tag, 2); memcpy(buf + n + 2, &vlen, 4);
+    memcpy(buf + n + 6, &s->id, 4); memcpy(buf + n + 10, &pid, 4); buf[n + 14] = (uint8_t)s->tty;
+    memcpy(buf + n + 15, s->command, s->command_len);
+    n += 6 + vlen;
+  }
+  port_send(T_SESSIONS, 0, buf, (uint32_t)n);
+}
+
+void sessions_new_host(void) {
+  for (int i = 0; i < MVM_MAX_SESSIONS; i++) sessions[i].out_credit = MVM_WINDOW;
 }
 
 void session_resize(uint32_t id, const uint8_t *payload, uint32_t len) {

@@ -15,12 +15,15 @@ import {
   decodeFsDone,
   decodeHello,
   decodePid,
+  decodeSessions,
   encodeExec,
   encodeFs,
   type ExecRequest,
   type FileEntry,
   type FsRequest,
   type Hello,
+  type ListedSession,
+  type ExitMessage,
 } from "./messages.js";
 import { ErrorCode, FrameType, MAX_PAYLOAD, PROTO_VERSION, WINDOW, errorCodeName } from "./protocol.js";
 import { ExecSession, type ExecOptions, type ExecResult } from "./exec-session.js";
@@ -34,6 +37,17 @@ export interface RunResult extends ExecResult {
   stdout: Buffer;
   stderr: Buffer;
 }
+
+export interface AgentClientOptions {
+  /**
+   * Keep frames of sessions this client does not know (yet), for adopt(): a host that restarted gets
+   * output and exits of the commands its predecessor started before it can ask what they are.
+   */
+  keepOrphans?: boolean;
+}
+
+/** Frames of unknown sessions kept for adoption, at most this many bytes (oldest dropped first). */
+const ORPHAN_BYTES = 16 * 1024 * 1024;
 
 interface Waiter<T> {
   resolve: (v: T) => void;
@@ -49,9 +63,16 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
   private poweroffWaiters: Waiter<void>[] = [];
   private poweroffRequested = false;
   private closedError?: AgentDisconnectedError;
+  private listWaiters: Waiter<ListedSession[]>[] = [];
+  private orphans?: Frame[];
+  private orphanBytes = 0;
 
-  constructor(private readonly stream: Duplex) {
+  constructor(
+    private readonly stream: Duplex,
+    options: AgentClientOptions = {},
+  ) {
     super();
+    if (options.keepOrphans) this.orphans = [];
     stream.on("data", (chunk: Buffer) => this.onData(chunk));
     stream.on("error", (e) => this.onClose(e));
     stream.on("close", () => this.onClose());
@@ -83,6 +104,61 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
   exec(options: ExecOptions): ExecSession {
     const req: ExecRequest = { argv: options.argv, env: options.env, cwd: options.cwd, user: options.user, stdin: options.stdin, timeoutMs: options.timeoutMs, tty: options.tty };
     return this.open(FrameType.EXEC, encodeExec(req), (id, channel, limits) => new ExecSession(id, options, limits, channel));
+  }
+
+  /** The commands the agent is running: after a host restart, the ones its predecessor started. */
+  listSessions(options: { timeoutMs?: number } = {}): Promise<ListedSession[]> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    this.send(FrameType.LIST, 0);
+    return withDeadline(new Promise<ListedSession[]>((resolve, reject) => this.listWaiters.push({ resolve, reject })), options, "the guest agent did not list its sessions");
+  }
+
+  /**
+   * Takes over a session another host started (see listSessions): its output and exit come here from
+   * now on, starting with what arrived before (kept with keepOrphans). Its stdin is not available.
+   */
+  adopt(listed: ListedSession, options: Omit<ExecOptions, "argv" | "stdin">): ExecSession {
+    const limits = { maxPayload: Math.min(this.helloInfo?.maxPayload || MAX_PAYLOAD, MAX_PAYLOAD), window: this.helloInfo?.window || WINDOW };
+    const id = listed.id;
+    const session = new ExecSession(id, { ...options, argv: listed.argv, stdin: false }, limits, { send: (t, p) => this.send(t, id, p), done: () => this.sessions.delete(id) });
+    if (this.closedError) {
+      session.fail(this.closedError);
+      return session;
+    }
+    this.sessions.set(id, session);
+    if (id >= this.nextId) this.nextId = id + 1 > 0xfffffffe ? 1 : id + 1;
+    session.onStarted(listed.pid);
+    for (const f of this.takeOrphans(id)) this.onFrame(f);
+    return session;
+  }
+
+  /** Exits that arrived for sessions nobody adopted (commands that ended while no host was there). */
+  orphanExits(): Map<number, ExitMessage> {
+    const exits = new Map<number, ExitMessage>();
+    for (const f of this.orphans ?? []) if (f.type === FrameType.EXIT) exits.set(f.session, decodeExit(f.payload));
+    return exits;
+  }
+
+  /** Adoption is over: frames of unknown sessions are ignored from now on. */
+  releaseOrphans(): void {
+    this.orphans = undefined;
+    this.orphanBytes = 0;
+  }
+
+  private takeOrphans(id: number): Frame[] {
+    const mine = this.orphans?.filter((f) => f.session === id) ?? [];
+    if (this.orphans && mine.length) {
+      this.orphans = this.orphans.filter((f) => f.session !== id);
+      this.orphanBytes = this.orphans.reduce((n, f) => n + f.payload.length, 0);
+    }
+    return mine;
+  }
+
+  private keepOrphan(frame: Frame): void {
+    if (!this.orphans || frame.session === 0) return;
+    this.orphans.push(frame);
+    this.orphanBytes += frame.payload.length;
+    while (this.orphanBytes > ORPHAN_BYTES && this.orphans.length > 1) this.orphanBytes -= this.orphans.shift()!.payload.length;
   }
 
   /** A one-shot file operation; resolves with the entries it produced (stat: one, list: many). */
@@ -187,6 +263,7 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
 
   private dispatch(frame: Frame): void {
     const session = this.sessions.get(frame.session);
+    if (!session && frame.session !== 0 && frame.type !== FrameType.ERROR) return this.keepOrphan(frame);
     switch (frame.type) {
       case FrameType.HELLO: {
         const hello = decodeHello(frame.payload);
@@ -224,6 +301,11 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
       case FrameType.ERROR: {
         const { code, message } = decodeError(frame.payload);
         this.protocolError(code, message, frame.session, true);
+        return;
+      }
+      case FrameType.SESSIONS: {
+        const listed = decodeSessions(frame.payload);
+        for (const w of this.listWaiters.splice(0)) w.resolve(listed);
         return;
       }
       case FrameType.POWEROFF_ACK:
@@ -267,6 +349,7 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
     for (const s of [...this.sessions.values()]) s.fail(this.closedError);
     this.sessions.clear();
     for (const w of this.helloWaiters.splice(0)) w.reject(this.closedError);
+    for (const w of this.listWaiters.splice(0)) w.reject(this.closedError);
     // A power-off that closes the channel has done what it was asked.
     for (const w of this.poweroffWaiters.splice(0)) {
       if (this.poweroffRequested) w.resolve();

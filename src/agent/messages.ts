@@ -98,6 +98,23 @@ export function decodeEntries(payload: Buffer): FileEntry[] {
   });
 }
 
+/** A command the agent is running, as LIST reports it (argv may be cut short). */
+export interface ListedSession {
+  id: number;
+  pid: number;
+  tty: boolean;
+  argv: string[];
+}
+
+export function decodeSessions(payload: Buffer): ListedSession[] {
+  return new Fields(payload).all(Field.SESSION).map((v) => {
+    if (v.length < 9) throw new Error(`session entry of ${v.length} bytes is too short`);
+    const argv = v.subarray(9).toString("utf8").split("\0");
+    if (argv.at(-1) === "") argv.pop();
+    return { id: v.readUInt32LE(0), pid: v.readUInt32LE(4), tty: v[8] === 1, argv };
+  });
+}
+
 export interface FsDone {
   errno?: number;
   message?: string;

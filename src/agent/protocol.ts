@@ -22,6 +22,7 @@ export const FrameType = {
   READ: 0x08,
   WRITE: 0x09,
   RESIZE: 0x0a,
+  LIST: 0x0b,
   // guest -> host
   HELLO: 0x81,
   STARTED: 0x82,
@@ -33,6 +34,7 @@ export const FrameType = {
   POWEROFF_ACK: 0x88,
   FS_ENTRIES: 0x89,
   FS_DONE: 0x8a,
+  SESSIONS: 0x8b,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -76,6 +78,7 @@ export const Field = {
   ERRNO: 37,
   CRC32: 38,
   SIZE: 39,
+  SESSION: 40,
 } as const;
 
 /** Bits of the FLAGS field of file operations. */

@@ -152,7 +152,10 @@ function stripType(e: { type: "exit" } & ExecResult): ExecResult {
 export class SessionRegistry {
   private readonly byVm = new Map<string, Map<string, TrackedSession>>();
 
-  /** Starts a command through `exec` and tracks it under `key` (the agent session id if not given). */
+  /**
+   * Starts a command through `exec` and tracks it under `key` (the agent session id if not given).
+   * Commands a previous daemon started are adopted the same way (their client is gone: background).
+   */
   start(vmId: string, exec: (o: ExecOptions) => ExecSession, options: ExecOptions & { background?: boolean }, key?: string): TrackedSession {
     const t = new TrackedSession(options.argv, options.background === true, options.tty !== undefined);
     const session = exec({

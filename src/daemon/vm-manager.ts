@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { AgentClient } from "../agent/client.js";
-import type { ExecOptions } from "../agent/exec-session.js";
+import type { ExecOptions, ExecResult } from "../agent/exec-session.js";
 import { MvmError } from "../errors.js";
 import type { GuestArtifacts } from "../guest/artifacts.js";
 import { adoptGuest, launchGuest, readTail, vmFiles, type Guest, type QemuExit } from "../guest/launch.js";
@@ -373,7 +373,46 @@ export class VmManager {
       },
       "job",
     );
-    void session.result
+    this.followJob(rec, session.result);
+  }
+
+  /**
+   * Commands a previous daemon started in a VM it re-adopted: listed by the agent, tracked again (output
+   * from now on, signals, wait). The VM's own command is the first session of its boot (id 1): it goes on
+   * feeding the job log, and its end still powers the VM off, even if it ended while no daemon was there.
+   */
+  private async adoptCommands(rec: VmRecord, guest: Guest): Promise<void> {
+    const agent = guest.agent;
+    if (!agent) return;
+    try {
+      const listed = await agent.listSessions({ timeoutMs: 5000 });
+      const hasJob = rec.spec.command !== undefined && rec.commandExit === undefined;
+      for (const l of listed) {
+        const isJob = hasJob && l.id === 1;
+        const log = isJob ? this.jobLog(rec.id) : undefined;
+        const t = this.sessions.start(
+          rec.id,
+          (o) => agent.adopt(l, o),
+          { argv: l.argv, background: !isJob, tty: l.tty ? { rows: 24, cols: 80 } : undefined, onStdout: (b) => log?.write("stdout", b), onStderr: (b) => log?.write("stderr", b) },
+          isJob ? "job" : String(l.id),
+        );
+        if (isJob) this.followJob(rec, t.session.result);
+      }
+      const jobExit = agent.orphanExits().get(1);
+      if (hasJob && jobExit && !listed.some((l) => l.id === 1)) {
+        const status = jobExit.timedOut ? 124 : jobExit.signal !== null ? 128 + jobExit.signal : (jobExit.exitCode ?? 255);
+        this.followJob(rec, Promise.resolve({ exitCode: jobExit.exitCode, signal: jobExit.signal, status, message: jobExit.message, durationMs: 0 }));
+      }
+    } catch {
+      /* an agent that cannot list (older, or gone): its commands stay unknown to this daemon */
+    } finally {
+      agent.releaseOrphans();
+    }
+  }
+
+  /** The VM's own command: its exit is recorded, and like a container's, its end powers the VM off. */
+  private followJob(rec: VmRecord, result: Promise<ExecResult>): void {
+    void result
       .then(
         (r): VmExit => ({ exitCode: r.exitCode, signal: r.signal, status: r.status, at: new Date().toISOString(), reason: r.message ?? "the command ended" }),
         (e: Error): VmExit => ({ exitCode: null, signal: null, status: 125, at: new Date().toISOString(), reason: e.message }),
@@ -545,6 +584,9 @@ export class VmManager {
           const state = status?.status === "paused" ? "paused" : "running";
           this.o.store.transition(rec.id, [rec.state], state);
           this.watch(rec.id, guest);
+          // A paused guest cannot answer; its commands stay unknown to this daemon (noted in docs/api.md).
+          if (state === "running") await this.adoptCommands(rec, guest);
+          else guest.agent?.releaseOrphans();
           continue;
         } catch {
           /* not answering: killed below, as it cannot be managed */

@@ -217,9 +217,12 @@ export class Guest implements AsyncDisposable {
     qmp.on("close", () => this.process.check());
   }
 
+  /** Set for a QEMU found running (not launched here): its agent may be running commands already. */
+  adopted = false;
+
   attachAgent(socket: Socket): AgentClient {
     this.channel = socket;
-    this.agent = new AgentClient(socket);
+    this.agent = new AgentClient(socket, { keepOrphans: this.adopted });
     return this.agent;
   }
 
@@ -379,6 +382,7 @@ export async function adoptGuest(o: { dir: string; pid: number; pidStart: string
   const proc = adoptQemu(o.pid, o.pidStart);
   proc.check();
   const guest = new Guest(proc, o.argv ?? [], o.dir, false, server, qmpServer, performance.now());
+  guest.adopted = true;
   guest.serveConsole(consoleServer);
   return waitReady(guest, connected, qmpConnected, { helloTimeoutMs: o.timeoutMs ?? 10000 }, []);
 }

@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { test } from "node:test";
 import { connect } from "../../src/client/client.js";
 import type { MvmError } from "../../src/errors.js";
-import { startTestDaemon, type TestDaemon } from "../support/daemon.js";
+import { killDaemon, startTestDaemon, type TestDaemon } from "../support/daemon.js";
 
 const code = (e: unknown) => (e as MvmError).code;
 
@@ -165,4 +165,39 @@ test("exec: many MB of binary output arrive intact; a vanished client kills its 
   const stopped = await d.cli(["exec", "out", "--", "true"]);
   assert.equal(stopped.code, 125);
   assert.match(stopped.stderr, /it is stopped/);
+});
+
+test("daemon killed with -9: the next one adopts the commands it started, and the VM's own command still ends the VM", async (t) => {
+  const d = await startTestDaemon(t);
+  const waitFile = (f: string, code: number, say: string) => ["sh", "-c", `echo before; while [ ! -f ${f} ]; do sleep 0.1; done; echo ${say}; exit ${code}`];
+  await d.client.start((await d.client.create({ name: "re", command: waitFile("/tmp/go", 6, "job-done") })).id);
+  const bg = await d.client.spawn("re", waitFile("/tmp/more", 4, "after"));
+  const sleeper = await d.client.spawn("re", ["sleep", "300"]);
+  await sh(d, "re", "sleep 0.5"); // both have started and printed
+  await killDaemon(d);
+  const c = await d.restart();
+  const listed = await c.sessions("re");
+  assert.deepEqual(listed.map((s) => s.id).sort(), ["job", bg.id, sleeper.id].sort());
+  assert.deepEqual(listed.find((s) => s.id === bg.id)?.argv, waitFile("/tmp/more", 4, "after"));
+  // New commands get ids the adopted ones do not use.
+  for (let i = 0; i < 4; i++) assert.equal((await c.exec("re", ["true"])).status, 0);
+  const cmd = c.command("re", bg.id);
+  await c.files("re").write("/tmp/more", "");
+  let out = "";
+  for await (const chunk of cmd.stdout()) out += chunk.toString();
+  assert.equal(out, "after\n");
+  assert.equal((await cmd.wait()).status, 4);
+  await c.command("re", sleeper.id).kill(9);
+  assert.equal((await c.command("re", sleeper.id).wait()).status, 137);
+  await c.files("re").write("/tmp/go", "");
+  const exit = await c.wait("re");
+  assert.deepEqual([exit.commandExit?.status, exit.state], [6, "stopped"]);
+
+  // The command ends while no daemon is there: the next one learns its status and powers the VM off.
+  await c.start((await c.create({ name: "late", command: ["sh", "-c", "sleep 2; echo late-out; exit 5"] })).id);
+  await killDaemon(d);
+  await new Promise((r) => setTimeout(r, 3000));
+  const c2 = await d.restart();
+  const exit2 = await c2.wait("late");
+  assert.deepEqual([exit2.commandExit?.status, exit2.state], [5, "stopped"]);
 });
