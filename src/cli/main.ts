@@ -104,16 +104,30 @@ program
 
 const session = program.command("session").description("commands running in a VM: background ones (mvm exec -d) by their id");
 session.command("ls").description("list a VM's commands").argument("<vm>").option("--json", "print JSON on stdout").action((vm: string, flags: { json?: boolean }) => done(sessionLsCommand(vm, flags)));
-session.command("attach").description("print a command's output (from what was kept) until it ends; exit with its status").argument("<vm>").argument("<id>").action((vm: string, id: string) => done(sessionAttachCommand(vm, id)));
+session
+  .command("attach")
+  .description("print a command's output (from what was kept) until it ends; exit with its status")
+  .argument("<vm>")
+  .argument("<id>")
+  .option("--json", "print the result and output as JSON at the end")
+  .action((vm: string, id: string, flags: { json?: boolean }) => done(sessionAttachCommand(vm, id, flags)));
 session.command("wait").description("wait for a command to end; print its status").argument("<vm>").argument("<id>").option("--json", "print JSON on stdout").action((vm: string, id: string, flags: { json?: boolean }) => done(sessionWaitCommand(vm, id, flags)));
-session.command("kill").description("send a signal to a command").argument("<vm>").argument("<id>").option("-s, --signal <signal>", "name or number", "TERM").action((vm: string, id: string, flags: { signal: string }) => done(sessionKillCommand(vm, id, flags)));
+session
+  .command("kill")
+  .description("send a signal to a command")
+  .argument("<vm>")
+  .argument("<id>")
+  .option("-s, --signal <signal>", "name or number", "TERM")
+  .option("--json", "print JSON on stdout")
+  .action((vm: string, id: string, flags: { signal: string; json?: boolean }) => done(sessionKillCommand(vm, id, flags)));
 session
   .command("stdin")
   .description("send our stdin to a command's stdin (it must have been started with stdin open), then close it")
   .argument("<vm>")
   .argument("<id>")
   .option("--keep-open", "leave the command's stdin open at our end of input")
-  .action((vm: string, id: string, flags: { keepOpen?: boolean }) => done(sessionStdinCommand(vm, id, flags)));
+  .option("--json", "print JSON on stdout")
+  .action((vm: string, id: string, flags: { keepOpen?: boolean; json?: boolean }) => done(sessionStdinCommand(vm, id, flags)));
 session.command("rm").description("kill (if running) and forget commands").argument("<vm>").argument("<id...>").option("--json", "print JSON on stdout").action((vm: string, ids: string[], flags: { json?: boolean }) => done(sessionRmCommand(vm, ids, flags)));
 
 program

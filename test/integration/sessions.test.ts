@@ -81,7 +81,7 @@ test("background commands outlive their client: list, re-attach from the start, 
   await assert.rejects(orphan.wait(), (e) => code(e) === "VM_GONE");
 });
 
-test("pty: exec -t gets a terminal of the asked size, resizes reach it; mvm exec -it in a real terminal", async (t) => {
+test("pty: exec -t gets a terminal of the asked size, resizes reach it; mvm exec -it and run -it in a real terminal", async (t) => {
   const d = await startTestDaemon(t);
   await runningVm(d, "tty");
   let out = "";
@@ -116,6 +116,18 @@ test("pty: exec -t gets a terminal of the asked size, resizes reach it; mvm exec
   execFileSync("tmux", ["send-keys", "-t", session, "echo after-interrupt; exit 5", "Enter"]);
   await waitPane(/cli-exit=5/);
   assert.match(pane(), /after-interrupt/);
+
+  // mvm run -it: a fresh VM with a shell on a terminal; its status is ours, --rm removes it.
+  const runSession = `${session}-run`;
+  execFileSync("tmux", ["new-session", "-d", "-s", runSession, "-x", "80", "-y", "20", "-e", `MVM_HOME=${d.home}`, `${process.execPath} ${cli} run --rm -it; echo run-exit=$?; sleep 30`]);
+  t.after(() => execFileSync("tmux", ["kill-session", "-t", runSession]));
+  const runPane = () => execFileSync("tmux", ["capture-pane", "-p", "-t", runSession]).toString();
+  for (let i = 0; i < 400 && !/\/ #$/m.test(runPane()); i++) await new Promise((r) => setTimeout(r, 50));
+  execFileSync("tmux", ["send-keys", "-t", runSession, "stty size; exit 3", "Enter"]);
+  for (let i = 0; i < 400 && !/run-exit=/.test(runPane()); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.match(runPane(), /^20 80$/m);
+  assert.match(runPane(), /run-exit=3/);
+  assert.deepEqual((await d.client.list()).map((v) => v.name), ["tty"]);
 });
 
 test("exec: many MB of binary output arrive intact; a vanished client kills its command; a crashed agent fails only its commands", async (t) => {

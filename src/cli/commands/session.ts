@@ -20,10 +20,16 @@ export async function sessionLsCommand(vm: string, flags: Json): Promise<number>
 }
 
 /** Prints the command's output from what was kept, follows it to its end, and exits with its status. */
-export async function sessionAttachCommand(vm: string, id: string): Promise<number> {
+export async function sessionAttachCommand(vm: string, id: string, flags: Json): Promise<number> {
   const cmd = (await connect()).command(vm, id);
-  for await (const c of cmd.output()) (c.stream === "stdout" ? process.stdout : process.stderr).write(c.data);
-  return (await cmd.wait()).status;
+  const kept: Record<"stdout" | "stderr", Buffer[]> = { stdout: [], stderr: [] };
+  for await (const c of cmd.output()) {
+    if (flags.json) kept[c.stream].push(c.data);
+    else (c.stream === "stdout" ? process.stdout : process.stderr).write(c.data);
+  }
+  const r = await cmd.wait();
+  if (flags.json) printJson({ ...r, stdout: Buffer.concat(kept.stdout).toString(), stderr: Buffer.concat(kept.stderr).toString() });
+  return r.status;
 }
 
 export async function sessionWaitCommand(vm: string, id: string, flags: Json): Promise<number> {
@@ -33,16 +39,21 @@ export async function sessionWaitCommand(vm: string, id: string, flags: Json): P
   return 0;
 }
 
-export async function sessionKillCommand(vm: string, id: string, flags: { signal: string }): Promise<number> {
-  await (await connect()).command(vm, id).kill(signalNumber(flags.signal));
+export async function sessionKillCommand(vm: string, id: string, flags: { signal: string; json?: boolean }): Promise<number> {
+  const signal = signalNumber(flags.signal);
+  await (await connect()).command(vm, id).kill(signal);
+  if (flags.json) printJson({ vm, id, signal });
   return 0;
 }
 
 /** Our stdin to the command's stdin; the command's stdin is closed at our end-of-file unless --keep-open. */
-export async function sessionStdinCommand(vm: string, id: string, flags: { keepOpen?: boolean }): Promise<number> {
+export async function sessionStdinCommand(vm: string, id: string, flags: { keepOpen?: boolean; json?: boolean }): Promise<number> {
   const cmd = (await connect()).command(vm, id);
+  let bytes = 0;
+  process.stdin.on("data", (b: Buffer) => (bytes += b.length));
   await cmd.write(process.stdin);
   if (!flags.keepOpen) await cmd.closeStdin();
+  if (flags.json) printJson({ vm, id, bytes, closed: !flags.keepOpen });
   return 0;
 }
 
