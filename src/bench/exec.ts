@@ -29,7 +29,12 @@ export interface ExecBenchResult {
     guestToHostRatio: number;
     hostToGuestVsRawFileRatio: number;
   };
-  targets: { libraryP50Ms: number; copyRatio: number; met: boolean };
+  /**
+   * Targets under TCG: library p50 <= 10 ms; copies at >= 80% of the raw agent. Writes are judged twice:
+   * against raw streams into /dev/null, and against raw streams into a file where the copy lands (what the
+   * guest's filesystem costs is not mvm's to save).
+   */
+  targets: { libraryP50Ms: number; copyRatio: number; libraryMet: boolean; copyMetVsRawStream: boolean; copyMetVsRawIntoFile: boolean };
 }
 
 const CLI = new URL("../cli/main.js", import.meta.url).pathname;
@@ -45,7 +50,8 @@ async function time(fn: () => Promise<unknown>): Promise<number> {
 export async function benchExec(o: { artifacts: GuestArtifacts; execs: number; cliExecs: number; copyMiB: number; rounds: number; onProgress?: (l: string) => void }): Promise<ExecBenchResult> {
   const progress = o.onProgress ?? (() => {});
   const bytes = o.copyMiB * 1024 * 1024;
-  const memory = Math.max(512, o.copyMiB * 2 + 256);
+  // The guest's root is a tmpfs (half its memory): room for the copy and the raw run's file, one at a time.
+  const memory = Math.max(768, o.copyMiB * 4 + 256);
   progress("booting a bare guest (raw agent) and a VM through the daemon");
   const bare = await launchGuest({ artifacts: o.artifacts, memoryMiB: memory, helloTimeoutMs: 60000 });
   const client = await connect();
@@ -82,7 +88,9 @@ export async function benchExec(o: { artifacts: GuestArtifacts; execs: number; c
       const s = await agentThroughput(agent, o.copyMiB);
       rawUp.push(s.hostToGuestMBps);
       rawDown.push(s.guestToHostMBps);
+      await vm.files.remove("/root/bench.bin");
       rawFile.push((await agentThroughput(agent, o.copyMiB, "/root/raw.bin")).hostToGuestMBps);
+      await agent.fileOp({ op: "remove", path: "/root/raw.bin" });
     }
     const mbps = (ms: number) => bytes / 1e6 / (ms / 1000);
     const copy = {
@@ -105,7 +113,13 @@ export async function benchExec(o: { artifacts: GuestArtifacts; execs: number; c
     return {
       exec: { library, cli: summarize(cli), rawAgent, libraryVsRawP50: round(library.p50Ms / rawAgent.p50Ms, 2) },
       copy,
-      targets: { libraryP50Ms: 10, copyRatio: 0.8, met: library.p50Ms <= 10 && copy.hostToGuestRatio >= 0.8 && copy.guestToHostRatio >= 0.8 },
+      targets: {
+        libraryP50Ms: 10,
+        copyRatio: 0.8,
+        libraryMet: library.p50Ms <= 10,
+        copyMetVsRawStream: copy.hostToGuestRatio >= 0.8 && copy.guestToHostRatio >= 0.8,
+        copyMetVsRawIntoFile: copy.hostToGuestVsRawFileRatio >= 0.8 && copy.guestToHostRatio >= 0.8,
+      },
     };
   } finally {
     await vm.remove().catch(() => undefined);
