@@ -2,7 +2,6 @@
 // Each operation checks the state it needs (StateError otherwise), moves the record with a
 // compare-and-set transition, and never touches another VM.
 
-import { readFileSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { AgentClient } from "../agent/client.js";
@@ -15,19 +14,19 @@ import { chooseAccel, readHostFacts } from "../host/accel.js";
 import { chooseBinary, type BinaryChoice } from "../qemu/binary-choice.js";
 import { flattenArgv } from "../qemu/microvm-argv.js";
 import { probeBinary, type QemuBinaryInfo } from "../qemu/probe.js";
-import { randomBytes } from "node:crypto";
 import { checkPortsFree } from "../host/port-check.js";
-import { HostNetworkError, createTap, deleteLink, disableNat, enableNat, ensureBridge, hasNetAdmin, hostAddresses, linkExists } from "../host/netlink.js";
-import { InvalidSubnetError, allocate, gatewayOf, overlaps, parseSubnet, type Subnet } from "../spec/subnet.js";
-import { NetworkExistsError, type NetworkRecord, type NetworkStore } from "../store/network-store.js";
+import { createTap, deleteLink, ensureBridge } from "../host/netlink.js";
+import { allocate, gatewayOf, parseSubnet } from "../spec/subnet.js";
+import type { NetworkRecord, NetworkStore } from "../store/network-store.js";
 import { buildDebian, importImage, type DebianOptions } from "../images/image-builder.js";
 import { runTool } from "../images/tools.js";
-import { checkSpec, InvalidSpecError, NAME_PATTERN, type VmSpec } from "../spec/vm-spec.js";
+import { checkSpec, InvalidSpecError, type VmSpec } from "../spec/vm-spec.js";
 import { ImageExistsError, type ImageRecord, type ImageStore } from "../store/image-store.js";
 import { NotFoundError, type VmExit, type VmRecord, type VmStore } from "../store/vm-store.js";
 import { OPERATIONS, StateError, isLive, requireState } from "../vm/state.js";
 import { JobLog, type OutputEvent } from "./job-log.js";
 import { SessionRegistry, type SessionInfo, type TrackedSession } from "./session-registry.js";
+import { NetworkManager, hostNameservers, isBridged, requireNetAdmin } from "./network-manager.js";
 
 export interface ManagerOptions {
   store: VmStore;
@@ -48,22 +47,6 @@ export interface ExitEvent {
 
 /** What follows a VM's command: its output and, at the end, its exit. */
 export type AttachEvent = OutputEvent | ExitEvent;
-
-const isBridged = (network: string | undefined): network is string => network !== undefined && network !== "none" && !network.startsWith("user");
-const natTable = (n: { id: string }) => `mvm_${n.id}`;
-
-/** The host's own name servers (not loopback ones, which mean nothing in a guest), for bridged VMs. */
-function hostNameservers(): string[] {
-  try {
-    return [...readFileSync("/etc/resolv.conf", "utf8").matchAll(/^nameserver\s+(\d+\.\d+\.\d+\.\d+)/gm)].map((m) => m[1]!).filter((ip) => !ip.startsWith("127.")).slice(0, 3);
-  } catch {
-    return [];
-  }
-}
-
-function requireNetAdmin(): void {
-  if (!hasNetAdmin()) throw new HostNetworkError("bridged networks need root (or CAP_NET_ADMIN)", { hint: "run the mvm daemon as root, or use --network user" });
-}
 
 /** QEMU's own words for a few boot failures, turned into errors that say what to do. */
 function explainBootFailure(e: MvmError): MvmError {
@@ -120,7 +103,11 @@ export class VmManager {
     this.sessions.remove(rec.id, rec.name, id);
   }
 
-  constructor(private readonly o: ManagerOptions) {}
+  private readonly nets: NetworkManager;
+
+  constructor(private readonly o: ManagerOptions) {
+    this.nets = new NetworkManager(o.networks, o.store);
+  }
 
   private dirOf(id: string): string {
     return join(this.o.home, "vms", id);
@@ -618,69 +605,20 @@ export class VmManager {
   }
 
   /** After a restart (of the daemon or the host): bridges exist again, and no stopped VM keeps a tap. */
-  async restoreNetworks(log: (line: string) => void): Promise<void> {
-    for (const net of this.o.networks.list()) {
-      const s = parseSubnet(net.subnet);
-      try {
-        await ensureBridge(net.bridge, `${gatewayOf(s)}/${s.prefix}`);
-        if (net.nat) await enableNat(natTable(net), s.cidr);
-      } catch (e) {
-        log(`cannot restore network ${net.name}: ${(e as Error).message}`);
-      }
-    }
-    for (const vm of this.o.store.list()) {
-      if (vm.bridged && !isLive(vm.state)) await deleteLink(vm.bridged.tap).catch(() => undefined);
-    }
+  restoreNetworks(log: (line: string) => void): Promise<void> {
+    return this.nets.restore(log);
   }
 
   listNetworks(): Array<NetworkRecord & { vms: string[] }> {
-    const names = new Map(this.o.store.list().map((v) => [v.id, v.name]));
-    return this.o.networks.list().map((n) => ({ ...n, vms: this.o.networks.allocations(n.name).map((a) => names.get(a.vmId) ?? a.vmId) }));
+    return this.nets.list();
   }
 
-  async createNetwork(name: string, o: { subnet?: string; nat?: boolean }): Promise<NetworkRecord> {
-    requireNetAdmin();
-    if (!new RegExp(NAME_PATTERN).test(name) || name === "none" || name === "user") {
-      throw new InvalidSpecError(`invalid network name ${JSON.stringify(name)}`, { hint: "lower-case letters, digits and '-'; not none or user" });
-    }
-    if (this.o.networks.list().some((n) => n.name === name)) throw new NetworkExistsError(`a network named ${name} already exists`, { hint: "pick another name" });
-    const others = this.o.networks.list().map((n) => ({ name: n.name, s: parseSubnet(n.subnet) }));
-    const host = (await hostAddresses()).map(([ip, prefix]) => ({ ip, s: parseSubnet(`${ip}/${Math.max(8, Math.min(prefix, 30))}`) }));
-    const clash = (s: Subnet) => others.find((x) => overlaps(x.s, s))?.name ?? host.find((h) => overlaps(h.s, s))?.ip;
-    let subnet: Subnet;
-    if (o.subnet) {
-      subnet = parseSubnet(o.subnet);
-      const c = clash(subnet);
-      if (c) throw new InvalidSubnetError(`subnet ${subnet.cidr} overlaps ${c}`, { hint: "pick a subnet no other network or host interface uses" });
-    } else {
-      const free = Array.from({ length: 256 }, (_, i) => parseSubnet(`10.89.${i}.0/24`)).find((s) => !clash(s));
-      if (!free) throw new InvalidSubnetError("no free 10.89.x.0/24 subnet left", { hint: "give --subnet" });
-      subnet = free;
-    }
-    const id = randomBytes(3).toString("hex");
-    const bridge = `mvb-${id}`;
-    if (await linkExists(bridge)) throw new HostNetworkError(`the host already has an interface named ${bridge}`, { hint: "try again (the name is random)" });
-    const record = { name, id, bridge, subnet: subnet.cidr, nat: Boolean(o.nat) };
-    try {
-      await ensureBridge(bridge, `${gatewayOf(subnet)}/${subnet.prefix}`);
-      if (record.nat) await enableNat(natTable(record), subnet.cidr);
-      return this.o.networks.add(record);
-    } catch (e) {
-      // Nothing half-made stays behind: not the bridge, not the NAT table.
-      await deleteLink(bridge).catch(() => undefined);
-      if (record.nat) await disableNat(natTable(record)).catch(() => undefined);
-      throw e;
-    }
+  createNetwork(name: string, o: { subnet?: string; nat?: boolean }): Promise<NetworkRecord> {
+    return this.nets.create(name, o);
   }
 
-  async removeNetwork(name: string): Promise<void> {
-    requireNetAdmin();
-    const net = this.o.networks.get(name);
-    const users = this.listNetworks().find((n) => n.name === name)?.vms ?? [];
-    if (users.length) throw new StateError(`network ${name} is in use by ${users.join(", ")}`, { hint: `remove those VMs first (mvm rm -f ${users.join(" ")})`, details: { network: name, vms: users } });
-    if (net.nat) await disableNat(natTable(net)).catch(() => undefined);
-    await deleteLink(net.bridge);
-    this.o.networks.remove(name);
+  removeNetwork(name: string): Promise<void> {
+    return this.nets.remove(name);
   }
 
   /** Whether the manager holds a live connection to this VM. */
