@@ -84,6 +84,11 @@ test("files: bad input gets a clear error and changes nothing", async (t) => {
   await assert.rejects(files.write("/root/f", "x", { owner: "no-such-user" }), (e) => code(e) === "FILE_ERROR");
   assert.equal(await files.exists("/root/f"), false);
   await assert.rejects(d.client.files("no-such-vm").stat("/"), (e) => code(e) === "NOT_FOUND");
+  await assert.rejects(files.list("/", { depth: -1 }), (e) => code(e) === "BAD_REQUEST" && /depth/.test((e as Error).message));
+  await assert.rejects(files.mkdir("/root/m", { mode: 0o7777 + 1 }), (e) => code(e) === "BAD_REQUEST");
+  await assert.rejects(files.chown("/root", "a,b=c"), (e) => code(e) === "BAD_REQUEST" && /owner/.test((e as Error).message));
+  await assert.rejects(d.client.exec("bad", ["true"], { timeoutMs: -5 }), (e) => code(e) === "BAD_REQUEST");
+  await assert.rejects(d.client.exec("bad", ["true"], { env: { A: 1 as unknown as string } }), (e) => code(e) === "BAD_REQUEST");
 
   // A full disk during a write: the error says so, no partial file is left, the VM carries on.
   await d.client.exec("bad", ["sh", "-c", "mkdir -p /mnt/small && mount -t tmpfs -o size=1m tmpfs /mnt/small"]);
