@@ -282,12 +282,19 @@ void files_read(uint32_t id, const uint8_t *payload, uint32_t len) {
   if (!t) return;
   struct stat st;
   snprintf(t->path, sizeof t->path, "%s", r.path);
-  t->fd = open(r.path, O_RDONLY | O_CLOEXEC);
-  if (t->fd < 0 || fstat(t->fd, &st) < 0 || (S_ISDIR(st.st_mode) && (errno = EISDIR))) {
-    done_error(id, errno, "cannot read", r.path);
+  /* O_NONBLOCK: opening a FIFO must not hang the agent. Only regular files are read: a device or a
+   * FIFO has no end, a directory no bytes. */
+  const char *why = "cannot read";
+  t->fd = open(r.path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  int ok = t->fd >= 0 && fstat(t->fd, &st) == 0;
+  if (ok && S_ISDIR(st.st_mode)) { ok = 0; errno = EISDIR; }
+  else if (ok && !S_ISREG(st.st_mode)) { ok = 0; errno = EINVAL; why = "not a regular file, cannot read"; }
+  if (!ok) {
+    done_error(id, errno, why, r.path);
     end_transfer(t);
     return;
   }
+  fcntl(t->fd, F_SETFL, fcntl(t->fd, F_GETFL) & ~O_NONBLOCK);
   add_entry(id, r.path, &st, NULL);
   flush_entries(id);
   t->credit = MVM_WINDOW;

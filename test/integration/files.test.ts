@@ -75,6 +75,10 @@ test("files: bad input gets a clear error and changes nothing", async (t) => {
   const files = await runningVm(d, "bad");
   await assert.rejects(files.read("/no/such/file"), (e) => code(e) === "FILE_NOT_FOUND" && /no\/such\/file/.test((e as Error).message));
   await assert.rejects(files.read("/root"), (e) => code(e) === "FILE_ERROR" && (e as MvmError).details.errnoName === "EISDIR");
+  // A FIFO or a device has no end: refused at once, and the agent is not left hanging on it.
+  await d.client.exec("bad", ["mkfifo", "/root/fifo"]);
+  await assert.rejects(files.read("/root/fifo"), (e) => code(e) === "FILE_ERROR" && /not a regular file/.test((e as Error).message));
+  await assert.rejects(files.read("/dev/zero"), (e) => code(e) === "FILE_ERROR");
   await assert.rejects(files.write("/root", "x"), (e) => (e as MvmError).details.errnoName === "EISDIR");
   await assert.rejects(files.read("relative/path"), (e) => code(e) === "BAD_REQUEST");
   await assert.rejects(files.stat("/root/nul\0byte"), (e) => code(e) === "BAD_REQUEST");
