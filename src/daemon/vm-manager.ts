@@ -5,7 +5,7 @@
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { AgentClient } from "../agent/client.js";
-import type { ExecOptions, ExecResult } from "../agent/exec-session.js";
+import type { ExecOptions } from "../agent/exec-session.js";
 import { MvmError } from "../errors.js";
 import type { GuestArtifacts } from "../guest/artifacts.js";
 import { adoptGuest, launchGuest, readTail, vmFiles, type Guest, type QemuExit } from "../guest/launch.js";
@@ -22,10 +22,13 @@ import { buildDebian, importImage, type DebianOptions } from "../images/image-bu
 import { runTool } from "../images/tools.js";
 import { checkSpec, InvalidSpecError, type VmSpec } from "../spec/vm-spec.js";
 import { ImageExistsError, type ImageRecord, type ImageStore } from "../store/image-store.js";
-import { NotFoundError, type VmExit, type VmRecord, type VmStore } from "../store/vm-store.js";
+import { NotFoundError, type VmRecord, type VmStore } from "../store/vm-store.js";
 import { OPERATIONS, StateError, isLive, requireState } from "../vm/state.js";
-import { JobLog, type OutputEvent } from "./job-log.js";
-import { SessionRegistry, type SessionInfo, type TrackedSession } from "./session-registry.js";
+import type { JobLog } from "./job-log.js";
+import type { SessionInfo, SessionRegistry, TrackedSession } from "./session-registry.js";
+import { VmCommands, type AttachEvent, type ExitEvent } from "./vm-commands.js";
+
+export type { AttachEvent, ExitEvent };
 import { NetworkManager, hostNameservers, isBridged, requireNetAdmin } from "./network-manager.js";
 
 export interface ManagerOptions {
@@ -38,15 +41,6 @@ export interface ManagerOptions {
   /** QEMU binaries, from the daemon's configuration only (never from a VM spec). */
   binaries: { full: string; microvm: string };
 }
-
-export interface ExitEvent {
-  type: "exit";
-  commandExit?: VmExit;
-  state: string;
-}
-
-/** What follows a VM's command: its output and, at the end, its exit. */
-export type AttachEvent = OutputEvent | ExitEvent;
 
 /** QEMU's own words for a few boot failures, turned into errors that say what to do. */
 function explainBootFailure(e: MvmError): MvmError {
@@ -75,13 +69,15 @@ export class BinaryUnusableError extends MvmError {
 
 export class VmManager {
   private readonly guests = new Map<string, Guest>();
-  private readonly jobs = new Map<string, JobLog>();
-  private readonly commandDone = new Map<string, Array<(e: ExitEvent) => void>>();
   /** Per live VM: resolves once its QEMU's exit has been written to the record. */
   private readonly exitRecorded = new Map<string, Promise<void>>();
   private readonly probes = new Map<string, Promise<QemuBinaryInfo | undefined>>();
-  /** Running commands: the VM's own command ("job"), exec sessions, background commands. */
-  private readonly sessions = new SessionRegistry();
+  /** The VM's own command and every other command running in VMs. */
+  private readonly commands: VmCommands;
+
+  private get sessions(): SessionRegistry {
+    return this.commands.sessions;
+  }
 
   /** Sends a signal to the VM's command (session "job") or to one exec session. */
   signal(ref: string, session: string, signo: number): void {
@@ -107,6 +103,7 @@ export class VmManager {
 
   constructor(private readonly o: ManagerOptions) {
     this.nets = new NetworkManager(o.networks, o.store);
+    this.commands = new VmCommands({ store: o.store, dirOf: (id) => this.dirOf(id), stop: (id) => this.stop(id) });
   }
 
   private dirOf(id: string): string {
@@ -114,9 +111,12 @@ export class VmManager {
   }
 
   jobLog(id: string): JobLog {
-    let log = this.jobs.get(id);
-    if (!log) this.jobs.set(id, (log = new JobLog(this.dirOf(id))));
-    return log;
+    return this.commands.jobLog(id);
+  }
+
+  /** Follows the VM's command: past output, live output, then its exit. Returns an unsubscribe function. */
+  attach(ref: string, onEvent: (e: AttachEvent) => void, options: { history?: boolean } = {}): () => void {
+    return this.commands.attach(this.o.store.get(ref), onEvent, options);
   }
 
   list(): VmRecord[] {
@@ -310,7 +310,7 @@ export class VmManager {
       },
     });
     this.watch(rec.id, guest);
-    if (spec.command) this.runCommand(running, guest);
+    if (spec.command) this.commands.run(running, guest);
     return running;
   }
 
@@ -335,114 +335,12 @@ export class VmManager {
           reason: clean ? (asked ? "stopped on request" : "the guest powered off") : `QEMU ended unasked (${how})${tail ? `: ${tail.split("\n").at(-1)}` : ""}`,
         },
       });
-      this.finishCommand(id);
+      this.commands.finish(id);
     });
     // A record changed meanwhile (removed by force) is nothing to report.
     const safe = recorded.catch(() => undefined);
     this.exitRecorded.set(id, safe);
     void safe.finally(() => this.exitRecorded.delete(id));
-  }
-
-  private runCommand(rec: VmRecord, guest: Guest): void {
-    const log = this.jobLog(rec.id);
-    const spec = rec.spec;
-    const agent = guest.agent!;
-    const { session } = this.sessions.start(
-      rec.id,
-      (o) => agent.exec(o),
-      {
-        argv: spec.command!,
-        env: spec.env,
-        cwd: spec.workdir,
-        user: spec.user,
-        onStdout: (b) => log.write("stdout", b),
-        onStderr: (b) => log.write("stderr", b),
-      },
-      "job",
-    );
-    this.followJob(rec, session.result);
-  }
-
-  /**
-   * Commands a previous daemon started in a VM it re-adopted: listed by the agent, tracked again (output
-   * from now on, signals, wait). The VM's own command is the first session of its boot (id 1): it goes on
-   * feeding the job log, and its end still powers the VM off, even if it ended while no daemon was there.
-   */
-  private async adoptCommands(rec: VmRecord, guest: Guest): Promise<void> {
-    const agent = guest.agent;
-    if (!agent) return;
-    try {
-      const listed = await agent.listSessions({ timeoutMs: 5000 });
-      const hasJob = rec.spec.command !== undefined && rec.commandExit === undefined;
-      for (const l of listed) {
-        const isJob = hasJob && l.id === 1;
-        const log = isJob ? this.jobLog(rec.id) : undefined;
-        const t = this.sessions.start(
-          rec.id,
-          (o) => agent.adopt(l, o),
-          { argv: l.argv, background: !isJob, tty: l.tty ? { rows: 24, cols: 80 } : undefined, onStdout: (b) => log?.write("stdout", b), onStderr: (b) => log?.write("stderr", b) },
-          isJob ? "job" : String(l.id),
-        );
-        if (isJob) this.followJob(rec, t.session.result);
-      }
-      const jobExit = agent.orphanExits().get(1);
-      if (hasJob && jobExit && !listed.some((l) => l.id === 1)) {
-        const status = jobExit.timedOut ? 124 : jobExit.signal !== null ? 128 + jobExit.signal : (jobExit.exitCode ?? 255);
-        this.followJob(rec, Promise.resolve({ exitCode: jobExit.exitCode, signal: jobExit.signal, status, message: jobExit.message, durationMs: 0 }));
-      }
-    } catch {
-      /* an agent that cannot list (older, or gone): its commands stay unknown to this daemon */
-    } finally {
-      agent.releaseOrphans();
-    }
-  }
-
-  /** The VM's own command: its exit is recorded, and like a container's, its end powers the VM off. */
-  private followJob(rec: VmRecord, result: Promise<ExecResult>): void {
-    void result
-      .then(
-        (r): VmExit => ({ exitCode: r.exitCode, signal: r.signal, status: r.status, at: new Date().toISOString(), reason: r.message ?? "the command ended" }),
-        (e: Error): VmExit => ({ exitCode: null, signal: null, status: 125, at: new Date().toISOString(), reason: e.message }),
-      )
-      .then(async (commandExit) => {
-        this.o.store.update(rec.id, { commandExit });
-        // Like a container: when the command ends, the VM powers off.
-        const now = this.o.store.find(rec.id);
-        if (now && (now.state === "running" || now.state === "paused")) await this.stop(rec.id).catch(() => undefined);
-        this.finishCommand(rec.id);
-      });
-  }
-
-  private finishCommand(id: string): void {
-    const rec = this.o.store.find(id);
-    const event: ExitEvent = { type: "exit", commandExit: rec?.commandExit, state: rec?.state ?? "removed" };
-    for (const w of this.commandDone.get(id) ?? []) w(event);
-    this.commandDone.delete(id);
-  }
-
-  /** Follows the VM's command: past output, live output, then its exit. Returns an unsubscribe function. */
-  attach(ref: string, onEvent: (e: AttachEvent) => void, options: { history?: boolean } = {}): () => void {
-    const rec = this.o.store.get(ref);
-    const log = this.jobLog(rec.id);
-    if (options.history) for (const e of log.history()) onEvent(e);
-    const off = log.subscribe(onEvent);
-    const done = (e: ExitEvent) => {
-      off();
-      onEvent(e);
-    };
-    // A VM that has already stopped has nothing more to say: its last exit, at once.
-    if (rec.state !== "created" && !isLive(rec.state)) {
-      queueMicrotask(() => done({ type: "exit", commandExit: rec.commandExit, state: rec.state }));
-      return off;
-    }
-    const list = this.commandDone.get(rec.id) ?? [];
-    list.push(done);
-    this.commandDone.set(rec.id, list);
-    return () => {
-      off();
-      const l = this.commandDone.get(rec.id);
-      if (l) l.splice(l.indexOf(done), 1);
-    };
   }
 
   /** Waits for the VM to stop (its command to end, for a VM with one) and returns the command's exit. */
@@ -538,8 +436,7 @@ export class VmManager {
     this.o.store.remove(rec.id, ["created", "stopped", "crashed"]);
     this.o.networks.release(rec.id);
     if (rec.bridged) await deleteLink(rec.bridged.tap).catch(() => undefined);
-    this.jobs.delete(rec.id);
-    this.sessions.dropVm(rec.id);
+    this.commands.forget(rec.id);
     await rm(this.dirOf(rec.id), { recursive: true, force: true });
   }
 
@@ -572,7 +469,7 @@ export class VmManager {
           this.o.store.transition(rec.id, [rec.state], state);
           this.watch(rec.id, guest);
           // A paused guest cannot answer; its commands stay unknown to this daemon (noted in docs/api.md).
-          if (state === "running") await this.adoptCommands(rec, guest);
+          if (state === "running") await this.commands.adopt(rec, guest);
           else guest.agent?.releaseOrphans();
           continue;
         } catch {
