@@ -56,9 +56,10 @@ export async function runCommand(command: string[], flags: RunFlags): Promise<nu
   const vm = await client.create(interactive ? { ...spec, command: undefined } : spec);
   // Ctrl-C goes to the command as SIGINT; a second one kills the VM.
   let interrupts = 0;
+  // (With -i, the exec forwards the first Ctrl-C to the command itself.)
   const onSigint = () => {
-    if (++interrupts === 1 && !interactive) void client.signal(vm.id, "job", 2).catch(() => client.kill(vm.id).catch(() => undefined));
-    else void client.kill(vm.id).catch(() => undefined);
+    if (++interrupts > 1) void client.kill(vm.id).catch(() => undefined);
+    else if (!interactive) void client.signal(vm.id, "job", 2).catch(() => client.kill(vm.id).catch(() => undefined));
   };
   process.on("SIGINT", onSigint);
   try {
