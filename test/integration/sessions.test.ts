@@ -128,6 +128,18 @@ test("pty: exec -t gets a terminal of the asked size, resizes reach it; mvm exec
   assert.match(runPane(), /^20 80$/m);
   assert.match(runPane(), /run-exit=3/);
   assert.deepEqual((await d.client.list()).map((v) => v.name), ["tty"]);
+
+  // mvm run -i (no terminal): Ctrl-C reaches the command, which may handle it; the VM is not killed for it.
+  const intSession = `${session}-int`;
+  const script = "trap 'echo got-int; exit 9' INT; echo armed; sleep 100 & wait";
+  execFileSync("tmux", ["new-session", "-d", "-s", intSession, "-x", "80", "-y", "20", "-e", `MVM_HOME=${d.home}`, `${process.execPath} ${cli} run --rm -i -- sh -c "${script}"; echo int-exit=$?; sleep 30`]);
+  t.after(() => execFileSync("tmux", ["kill-session", "-t", intSession]));
+  const intPane = () => execFileSync("tmux", ["capture-pane", "-p", "-t", intSession]).toString();
+  for (let i = 0; i < 400 && !/armed/.test(intPane()); i++) await new Promise((r) => setTimeout(r, 50));
+  execFileSync("tmux", ["send-keys", "-t", intSession, "C-c"]);
+  for (let i = 0; i < 400 && !/int-exit=/.test(intPane()); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.match(intPane(), /got-int/);
+  assert.match(intPane(), /int-exit=9/);
 });
 
 test("exec: many MB of binary output arrive intact; a vanished client kills its command; a crashed agent fails only its commands", async (t) => {
