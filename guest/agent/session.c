@@ -485,7 +485,8 @@ void sessions_tick(void) {
       s->timed_out = 1; /* SIGKILL at once: a command that ignores SIGTERM must not outlive its time */
       kill_tree(s);
     }
-    if (!s->used || !s->exited || now < s->exited_at + EXIT_GRACE_MS || s->out_credit == 0) continue;
+    /* Without a host, output waits in the pipes (and the EXIT after it) until one connects. */
+    if (!s->used || !s->exited || now < s->exited_at + EXIT_GRACE_MS || s->out_credit == 0 || !port_connected()) continue;
     /* Forward what is already in the pipes, then stop listening to whoever still holds them. */
     while (s->out_credit > 0 && pump_output(s, &s->out_fd, T_STDOUT) > 0) {}
     while (s->out_credit > 0 && pump_output(s, &s->err_fd, T_STDERR) > 0) {}

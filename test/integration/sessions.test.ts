@@ -225,3 +225,22 @@ test("daemon killed with -9: the next one adopts the commands it started, and th
   const exit2 = await c2.wait("late");
   assert.deepEqual([exit2.commandExit?.status, exit2.state], [5, "stopped"]);
 });
+
+test("while no daemon is connected the agent goes on: timeouts are enforced and children reaped on time", async (t) => {
+  const d = await startTestDaemon(t);
+  await runningVm(d, "away");
+  const a = await d.client.spawn("away", ["sleep", "300"], { timeoutMs: 1500 });
+  const b = await d.client.spawn("away", ["sleep", "301"], { timeoutMs: 2500 });
+  const [pa, pb] = [(await a.info()).pid, (await b.info()).pid];
+  // A watcher notes (in guest uptime) when each is gone; a zombie the agent has not reaped still counts as there.
+  const died = (pid: number | undefined, f: string) => `while kill -0 ${pid} 2>/dev/null; do sleep 0.05; done; cut -d' ' -f1 /proc/uptime > ${f}`;
+  await d.client.spawn("away", ["sh", "-c", `${died(pa, "/root/a.died")}; ${died(pb, "/root/b.died")}`]);
+  const t0 = Number((await sh(d, "away", "cut -d' ' -f1 /proc/uptime")).trim());
+  await killDaemon(d);
+  await new Promise((r) => setTimeout(r, 6000));
+  const c = await d.restart();
+  const gone = async (f: string) => Number((await c.files("away").readText(f)).trim()) - t0;
+  assert.ok((await gone("/root/a.died")) < 3, "the first timeout was enforced while no daemon ran");
+  assert.ok((await gone("/root/b.died")) < 4, "and the second: the agent did not block on the first one's exit");
+  assert.equal((await c.exec("away", ["true"])).status, 0);
+});
