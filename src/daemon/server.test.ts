@@ -62,3 +62,14 @@ test("invalid JSON is a 400 in the same body shape", async () => {
   assert.equal(r.statusCode, 400);
   assert.equal(r.json<{ error: string }>().error, "BAD_REQUEST");
 });
+
+test("the OpenAPI document describes exactly the routes the server has", async () => {
+  const { documentedRoutes, UPGRADE_ROUTES } = await import("./openapi.js");
+  const { registeredRoutes } = await import("./server.js");
+  const key = ([m, p]: readonly [string, string]) => `${m.toUpperCase()} ${p}`;
+  const served = [...registeredRoutes(app), ...UPGRADE_ROUTES].map(key).sort();
+  assert.deepEqual(documentedRoutes().map(key).sort(), served);
+  const doc = (await app.inject({ method: "GET", url: "/v1/openapi.json" })).json<{ openapi: string; paths: Record<string, object> }>();
+  assert.equal(doc.openapi, "3.1.0");
+  assert.ok("/v1/vms/{ref}/files/content" in doc.paths);
+});

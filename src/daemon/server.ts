@@ -9,6 +9,7 @@ import { chooseAccel, readHostFacts } from "../host/accel.js";
 import { BadRequestError, errorResponse } from "./http-errors.js";
 import { registerExecRoutes } from "./exec-routes.js";
 import { registerFileRoutes } from "./file-routes.js";
+import { openApiDocument } from "./openapi.js";
 import { line, ndjson } from "./ndjson.js";
 import { serveUpgrades } from "./upgrades.js";
 import type { AttachEvent, VmManager } from "./vm-manager.js";
@@ -17,8 +18,18 @@ import { join } from "node:path";
 
 type Ref = { Params: { ref: string } };
 
+const registered = new WeakMap<FastifyInstance, Array<[string, string]>>();
+
+/** The routes a server registered, as [method, path] (HEAD twins left out), for the OpenAPI drift test. */
+export const registeredRoutes = (app: FastifyInstance): Array<[string, string]> => registered.get(app) ?? [];
+
 export function buildServer(manager: VmManager, info: { version: string; home: string }): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
+  const routes: Array<[string, string]> = [];
+  registered.set(app, routes);
+  app.addHook("onRoute", (r) => {
+    for (const m of [r.method].flat()) if (m !== "HEAD") routes.push([m.toLowerCase(), r.url]);
+  });
 
   // File contents and stdin stream through as they arrive, never buffered whole.
   app.addContentTypeParser("application/octet-stream", (_req, payload, done) => done(null, payload));
@@ -27,6 +38,8 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
     const { status, body } = errorResponse(error);
     void reply.status(status).send(body);
   });
+
+  app.get("/v1/openapi.json", () => openApiDocument(info.version));
 
   app.get("/v1/info", () => ({ ...info, pid: process.pid, accel: chooseAccel("auto", readHostFacts()) }));
 
