@@ -1,5 +1,6 @@
 // Request bodies arrive in socket-sized pieces (often 64 KiB); the agent handles fewer, bigger frames
-// much faster under TCG, so bodies bound for the guest are regrouped into batches of up to BATCH bytes.
+// much faster under TCG, so bodies bound for the guest are regrouped into batches of about BATCH bytes
+// (1 MiB: four full frames, written back to back).
 
 import { MAX_PAYLOAD } from "../agent/protocol.js";
 
