@@ -18,6 +18,7 @@ import { lifecycleCommand, pruneCommand, removeCommand, waitCommand } from "./co
 import { createCommand, runCommand, type RunFlags } from "./commands/run.js";
 import { EXIT_MVM_FAILED, printError, printJson, progress } from "./output.js";
 import { addVmFlags, type VmFlags } from "./vm-flags.js";
+import { VERSION } from "../version.js";
 
 const collect = (value: string, list: string[]) => [...list, value];
 const wantsJson = () => process.argv.includes("--json");
@@ -26,6 +27,7 @@ const done = (p: Promise<number>) => p.then((code) => void (process.exitCode = c
 const program = new Command()
   .name("mvm")
   .description("Fast, strongly isolated Linux microVMs on QEMU's microvm machine")
+  .version(VERSION, "-V, --version", "print mvm's version")
   .showHelpAfterError()
   .exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : EXIT_MVM_FAILED));
 

@@ -13,8 +13,8 @@ import { NetworkStore } from "../store/network-store.js";
 import { VmStore } from "../store/vm-store.js";
 import { buildServer } from "./server.js";
 import { VmManager } from "./vm-manager.js";
+import { VERSION } from "../version.js";
 
-const VERSION = "0.1.0";
 
 function log(message: string): void {
   process.stderr.write(`${new Date().toISOString()} mvm-daemon: ${message}\n`);
