@@ -118,14 +118,9 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
    * now on, starting with what arrived before (kept with keepOrphans). Its stdin is not available.
    */
   adopt(listed: ListedSession, options: Omit<ExecOptions, "argv" | "stdin">): ExecSession {
-    const limits = { maxPayload: Math.min(this.helloInfo?.maxPayload || MAX_PAYLOAD, MAX_PAYLOAD), window: this.helloInfo?.window || WINDOW };
     const id = listed.id;
-    const session = new ExecSession(id, { ...options, argv: listed.argv, stdin: false }, limits, { send: (t, p) => this.send(t, id, p), done: () => this.sessions.delete(id) });
-    if (this.closedError) {
-      session.fail(this.closedError);
-      return session;
-    }
-    this.sessions.set(id, session);
+    const session = this.register(id, (channel, limits) => new ExecSession(id, { ...options, argv: listed.argv, stdin: false }, limits, channel));
+    if (this.closedError) return session;
     if (id >= this.nextId) this.nextId = id + 1 > 0xfffffffe ? 1 : id + 1;
     session.onStarted(listed.pid);
     for (const f of this.takeOrphans(id)) this.onFrame(f);
@@ -178,16 +173,20 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
     return this.open(FrameType.WRITE, encodeFs(req), (id, channel, limits) => new FileWriteSession(id, channel, limits));
   }
 
+  /** Starts a new session: a fresh id, registered, then the request that opens it. */
   private open<S extends ChannelSession>(type: number, payload: Buffer, make: (id: number, channel: SessionChannel, limits: SessionLimits) => S): S {
     const id = this.allocateId();
+    const session = this.register(id, (channel, limits) => make(id, channel, limits));
+    if (!this.closedError) this.send(type, id, payload);
+    return session;
+  }
+
+  /** Makes a session for an id with its channel and the agent's limits; on a closed channel it fails at once. */
+  private register<S extends ChannelSession>(id: number, make: (channel: SessionChannel, limits: SessionLimits) => S): S {
     const limits = { maxPayload: Math.min(this.helloInfo?.maxPayload || MAX_PAYLOAD, MAX_PAYLOAD), window: this.helloInfo?.window || WINDOW };
-    const session = make(id, { send: (t, p) => this.send(t, id, p), done: () => this.sessions.delete(id) }, limits);
-    if (this.closedError) {
-      session.fail(this.closedError);
-      return session;
-    }
-    this.sessions.set(id, session);
-    this.send(type, id, payload);
+    const session = make({ send: (t, p) => this.send(t, id, p), done: () => this.sessions.delete(id) }, limits);
+    if (this.closedError) session.fail(this.closedError);
+    else this.sessions.set(id, session);
     return session;
   }
 

@@ -143,6 +143,7 @@ export async function copyIn(files: GuestFiles, src: string, dest: string, o: Co
   let destEntry: FileEntry | undefined;
   try {
     destEntry = await files.stat(dest, o.signal);
+    // A symlink as DEST counts as what it points to, as with docker cp: listing it works only for a directory.
     if (destEntry.type === "symlink") destEntry = { ...destEntry, type: (await files.list(dest, { signal: o.signal }).then(() => "dir" as const, () => "file" as const)) };
   } catch (e) {
     if ((e as MvmError).code !== "FILE_NOT_FOUND") throw e;
