@@ -33,15 +33,16 @@ test("background commands outlive their client: list, re-attach from the start, 
   assert.deepEqual(listed.map((s) => [s.id, s.state, s.background]), [[cmd.id, "running", true]]);
   const again = other.command("bg", cmd.id);
   await again.write("hello\n");
-  const seen: string[] = [];
+  // stdout and stderr are two pipes: their order relative to each other is not kept, each one's is.
+  const seen = { stdout: "", stderr: "" };
   const reader = (async () => {
     for await (const c of again.output()) {
-      seen.push(`${c.stream}:${c.data.toString()}`);
+      seen[c.stream] += c.data.toString();
       if (c.data.toString().includes("got:hello")) await again.closeStdin();
     }
   })();
   await reader;
-  assert.deepEqual(seen.join(""), "stdout:started\nstderr:to-err\nstdout:got:hello\n");
+  assert.deepEqual(seen, { stdout: "started\ngot:hello\n", stderr: "to-err\n" });
   const r = await cmd.wait();
   assert.equal(r.status, 7);
   assert.ok(r.durationMs > 0);
