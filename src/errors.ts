@@ -100,3 +100,13 @@ export class GuestFileError extends MvmError {
 export class IntegrityError extends MvmError {
   override readonly code = "INTEGRITY";
 }
+
+/** A disk this VM needs is locked by another VM or program (QEMU's image locking). */
+export class DiskInUseError extends MvmError {
+  override readonly code = "DISK_IN_USE";
+}
+
+/** No QEMU binary here can run this VM (missing, or lacking a device or accelerator the VM needs). */
+export class BinaryUnusableError extends MvmError {
+  override readonly code = "QEMU_UNUSABLE";
+}

@@ -5,7 +5,8 @@
 
 import { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
-import { AbortError, AgentDisconnectedError, AgentProtocolError, AgentRestartedError, TimeoutError } from "../errors.js";
+import { withDeadline } from "../deadline.js";
+import { AgentDisconnectedError, AgentProtocolError, AgentRestartedError } from "../errors.js";
 import { FrameDecoder, encodeFrame, encodeHeader, type Frame } from "./frame.js";
 import {
   decodeBytes,
@@ -92,12 +93,10 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
   hello(options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Hello> {
     if (this.helloInfo) return Promise.resolve(this.helloInfo);
     if (this.closedError) return Promise.reject(this.closedError);
+    // Waiting before asking: a reply may come back within send() (an in-memory channel).
+    const hello = new Promise<Hello>((resolve, reject) => this.helloWaiters.push({ resolve, reject }));
     this.send(FrameType.HELLO_REQ, 0);
-    return withDeadline(
-      new Promise<Hello>((resolve, reject) => this.helloWaiters.push({ resolve, reject })),
-      options,
-      "the guest agent did not say hello",
-    );
+    return withDeadline(hello, options, "the guest agent did not say hello");
   }
 
   /** Starts a command. The session reports its pid, output and result; see ExecSession. */
@@ -109,8 +108,9 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
   /** The commands the agent is running: after a host restart, the ones its predecessor started. */
   listSessions(options: { timeoutMs?: number } = {}): Promise<ListedSession[]> {
     if (this.closedError) return Promise.reject(this.closedError);
+    const listed = new Promise<ListedSession[]>((resolve, reject) => this.listWaiters.push({ resolve, reject }));
     this.send(FrameType.LIST, 0);
-    return withDeadline(new Promise<ListedSession[]>((resolve, reject) => this.listWaiters.push({ resolve, reject })), options, "the guest agent did not list its sessions");
+    return withDeadline(listed, options, "the guest agent did not list its sessions");
   }
 
   /**
@@ -122,7 +122,7 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
     const session = this.register(id, (channel, limits) => new ExecSession(id, { ...options, argv: listed.argv, stdin: false }, limits, channel));
     if (this.closedError) return session;
     if (id >= this.nextId) this.nextId = id + 1 > 0xfffffffe ? 1 : id + 1;
-    session.onStarted(listed.pid);
+    session.onStarted(listed.pid || undefined); // 0: a command that could not start (its EXIT follows)
     for (const f of this.takeOrphans(id)) this.onFrame(f);
     return session;
   }
@@ -289,7 +289,9 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
         session?.onStdinCredit?.(decodeBytes(frame.payload));
         return;
       case FrameType.EXIT:
-        session?.onExit?.(decodeExit(frame.payload));
+        if (!session?.onExit) return;
+        session.onExit(decodeExit(frame.payload));
+        this.ackExit(frame.session);
         return;
       case FrameType.FS_ENTRIES:
         session?.onEntries?.(decodeEntries(frame.payload));
@@ -330,6 +332,18 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
     else if (this.listenerCount("protocol-error")) this.emit("protocol-error", error);
   }
 
+  /**
+   * Tells the agent it may forget an ended session: until then it keeps the exit, and lists it (and sends
+   * the EXIT again) for a host that comes after, so a host killed before it took note of an exit cannot
+   * lose it. Sent after whatever follows the result has run (setImmediate comes after every promise
+   * callback queued now), so the daemon has recorded a VM's command exit before the agent lets go of it.
+   * Only the sessions this host knows are acknowledged: an EXIT of an unknown one stays for an adopter.
+   */
+  private ackExit(id: number): void {
+    if (!this.helloInfo?.capabilities.includes("exit-ack")) return;
+    setImmediate(() => this.send(FrameType.EXIT_ACK, id));
+  }
+
   /** A new agent process said hello: whatever the old one was running is lost to us. */
   private agentRestarted(): void {
     const error = new AgentRestartedError("the guest agent restarted; commands it was running are lost", {
@@ -356,21 +370,4 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
     }
     this.emit("close");
   }
-}
-
-/** Races a promise against a timeout and an AbortSignal, failing with TimeoutError or AbortError. */
-export function withDeadline<T>(p: Promise<T>, options: { timeoutMs?: number; signal?: AbortSignal }, what: string): Promise<T> {
-  const { timeoutMs, signal } = options;
-  if (timeoutMs === undefined && !signal) return p;
-  return new Promise<T>((resolve, reject) => {
-    const timer =
-      timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => { cleanup(); reject(new TimeoutError(`${what} within ${timeoutMs} ms`)); }, timeoutMs);
-    const onAbort = () => { cleanup(); reject(new AbortError(`${what}: aborted`, { cause: signal?.reason })); };
-    const cleanup = () => { clearTimeout(timer); signal?.removeEventListener("abort", onAbort); };
-    if (signal?.aborted) return onAbort();
-    signal?.addEventListener("abort", onAbort, { once: true });
-    p.then((v) => { cleanup(); resolve(v); }, (e: Error) => { cleanup(); reject(e); });
-  });
 }

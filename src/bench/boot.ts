@@ -5,9 +5,9 @@
 
 import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
-import { withDeadline } from "../agent/client.js";
+import { withDeadline } from "../deadline.js";
 import type { GuestArtifacts } from "../guest/artifacts.js";
-import { launchGuest } from "../guest/launch.js";
+import { launchGuest } from "../vm/launch.js";
 import { packageRoot } from "../host/paths.js";
 import { round, summarize, type Summary } from "./stats.js";
 

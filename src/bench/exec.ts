@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { promisify } from "node:util";
 import { connect } from "../client/client.js";
 import type { GuestArtifacts } from "../guest/artifacts.js";
-import { launchGuest } from "../guest/launch.js";
+import { launchGuest } from "../vm/launch.js";
 import { agentThroughput } from "./guest.js";
 import { round, summarize, type Summary } from "./stats.js";
 

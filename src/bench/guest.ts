@@ -6,7 +6,7 @@
 import { readFileSync, statSync } from "node:fs";
 import type { AgentClient } from "../agent/client.js";
 import type { GuestArtifacts } from "../guest/artifacts.js";
-import { launchGuest } from "../guest/launch.js";
+import { launchGuest } from "../vm/launch.js";
 import { round, summarize, type Summary } from "./stats.js";
 
 export interface GuestBenchOptions {

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { MvmError } from "../errors.js";
-import type { VmSpecInput } from "../spec/vm-spec.js";
+import type { VmSpecInput } from "../vmspec/vm-spec.js";
 
 export interface VmFlags {
   file?: string;

@@ -5,7 +5,7 @@ import { spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { MvmError } from "../errors.js";
-import { readTail } from "../guest/launch.js";
+import { readTail } from "../vm/layout.js";
 
 export class DaemonStartError extends MvmError {
   override readonly code = "DAEMON_START_FAILED";

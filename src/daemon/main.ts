@@ -66,13 +66,14 @@ async function main(): Promise<void> {
       artifacts = undefined;
       throw e;
     })),
+    log,
     binaries: {
       full: process.env.MVM_QEMU ?? "/usr/bin/qemu-system-x86_64",
       microvm: process.env.MVM_QEMU_MICROVM ?? "/usr/bin/qemu-system-x86_64-microvm",
     },
   });
   await manager.reconcile();
-  await manager.restoreNetworks(log);
+  await manager.networks.restore(log);
   // An image build cut short (the daemon killed mid-way) left only its temporary folder: remove it.
   for (const entry of readdirSync(join(home, "images"), { withFileTypes: true }).filter((e) => e.name.startsWith(".") && e.name.includes(".tmp-"))) {
     rmSync(join(home, "images", entry.name), { recursive: true, force: true });

@@ -5,8 +5,8 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { HostNetworkError, deleteLink, disableNat, enableNat, ensureBridge, hasNetAdmin, hostAddresses, linkExists } from "../host/netlink.js";
-import { InvalidSubnetError, gatewayOf, overlaps, parseSubnet, type Subnet } from "../spec/subnet.js";
-import { InvalidSpecError, NAME_PATTERN } from "../spec/vm-spec.js";
+import { InvalidSubnetError, gatewayOf, overlaps, parseSubnet, type Subnet } from "../vmspec/subnet.js";
+import { InvalidSpecError, NAME_PATTERN } from "../vmspec/vm-spec.js";
 import { NetworkExistsError, type NetworkRecord, type NetworkStore } from "../store/network-store.js";
 import type { VmStore } from "../store/vm-store.js";
 import { StateError, isLive } from "../vm/state.js";

@@ -2,7 +2,7 @@
 // prose). A unit test checks that every route the server registers is described here and nothing else is,
 // so the two cannot drift apart.
 
-import { VmSpecSchema } from "../spec/vm-spec.js";
+import { VmSpecSchema } from "../vmspec/vm-spec.js";
 
 type Method = "get" | "post" | "put" | "delete";
 type Answer = "json" | "ndjson" | "octet" | "text" | "none" | "upgrade";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { checkSpec } from "../spec/vm-spec.js";
+import { checkSpec } from "../vmspec/vm-spec.js";
 import { NameTakenError, NotFoundError, type VmRecord } from "../store/vm-store.js";
 import { StateError } from "../vm/state.js";
 import { buildServer } from "./server.js";

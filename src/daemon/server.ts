@@ -4,7 +4,7 @@
 import { createReadStream, statSync, watch } from "node:fs";
 import type { ServerResponse } from "node:http";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
-import { vmFiles } from "../guest/launch.js";
+import { vmDir, vmFiles } from "../vm/layout.js";
 import { chooseAccel, readHostFacts } from "../host/accel.js";
 import { BadRequestError, errorResponse } from "./http-errors.js";
 import { registerExecRoutes } from "./exec-routes.js";
@@ -14,7 +14,6 @@ import { line, ndjson } from "./ndjson.js";
 import { serveUpgrades } from "./upgrades.js";
 import type { AttachEvent, VmManager } from "./vm-manager.js";
 import { vmView } from "./views.js";
-import { join } from "node:path";
 
 type Ref = { Params: { ref: string } };
 
@@ -94,23 +93,23 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
     return reply.status(204).send();
   });
 
-  app.get("/v1/networks", () => manager.listNetworks());
+  app.get("/v1/networks", () => manager.networks.list());
 
   app.post<{ Body: { name?: string; subnet?: string; nat?: boolean } }>("/v1/networks", async (req, reply) => {
     const b = req.body ?? {};
     if (typeof b.name !== "string") throw new BadRequestError("a network needs a name", { hint: "send {\"name\": \"lan\"}" });
-    return reply.status(201).send(await manager.createNetwork(b.name, { subnet: b.subnet, nat: b.nat }));
+    return reply.status(201).send(await manager.networks.create(b.name, { subnet: b.subnet, nat: b.nat }));
   });
 
   app.delete<{ Params: { name: string } }>("/v1/networks/:name", async (req, reply) => {
-    await manager.removeNetwork(req.params.name);
+    await manager.networks.remove(req.params.name);
     return reply.status(204).send();
   });
 
-  app.get("/v1/images", () => manager.listImages());
+  app.get("/v1/images", () => manager.images.list());
 
   app.delete<{ Params: { name: string } }>("/v1/images/:name", async (req, reply) => {
-    await manager.removeImage(req.params.name);
+    await manager.images.remove(req.params.name);
     return reply.status(204).send();
   });
 
@@ -132,13 +131,13 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
   app.post<{ Body: { file?: string; name?: string } }>("/v1/images/import", (req, reply) => {
     const { file, name } = req.body ?? {};
     if (typeof file !== "string" || typeof name !== "string") throw new BadRequestError("import needs {file, name}", { hint: "give the image file's absolute path and a name" });
-    streamBuild(reply, (onLine) => manager.importImage(file, name, onLine));
+    streamBuild(reply, (onLine) => manager.images.import(file, name, onLine));
   });
 
   app.post<{ Body: { distro?: string; suite?: string; packages?: string[]; name?: string } }>("/v1/images/build", (req, reply) => {
     const b = req.body ?? {};
     if (b.distro !== "debian") throw new BadRequestError(`cannot build ${JSON.stringify(b.distro)} images`, { hint: "mvm image build debian" });
-    streamBuild(reply, (onLine) => manager.buildImage(b.name ?? "debian", { suite: b.suite ?? "bookworm", packages: b.packages ?? [] }, onLine));
+    streamBuild(reply, (onLine) => manager.images.build(b.name ?? "debian", { suite: b.suite ?? "bookworm", packages: b.packages ?? [] }, onLine));
   });
 
   app.post("/v1/prune", async () => ({ removed: await manager.prune() }));
@@ -150,7 +149,7 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
 
   app.get<Ref & { Querystring: { console?: string; follow?: string } }>("/v1/vms/:ref/logs", (req, reply) => {
     const rec = manager.get(req.params.ref);
-    const dir = join(info.home, "vms", rec.id);
+    const dir = vmDir(info.home, rec.id);
     const follow = req.query.follow === "true";
     if (req.query.console === "true") {
       reply.hijack();

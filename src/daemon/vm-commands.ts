@@ -3,8 +3,10 @@
 // started (adopt).
 
 import type { ExecResult } from "../agent/exec-session.js";
-import type { Guest } from "../guest/launch.js";
+import type { Guest } from "../vm/launch.js";
 import type { VmExit, VmRecord, VmStore } from "../store/vm-store.js";
+import type { AgentClient } from "../agent/client.js";
+import type { ListedSession } from "../agent/messages.js";
 import { isLive } from "../vm/state.js";
 import { JobLog, type OutputEvent } from "./job-log.js";
 import { SessionRegistry } from "./session-registry.js";
@@ -63,12 +65,15 @@ export class VmCommands {
    * Commands a previous daemon started in a VM it re-adopted: listed by the agent, tracked again (output
    * from now on, signals, wait). The VM's own command is the first session of its boot (id 1): it goes on
    * feeding the job log, and its end still powers the VM off, even if it ended while no daemon was there.
+   * The agent lists ended commands too, until a host acknowledges their exit, and sends their EXIT again
+   * after the list: a command that ended before this daemon came (or while it was asking) is adopted and
+   * ends at once. Frames kept from before the list (orphans) are how an older agent's exits are found.
    */
   async adopt(rec: VmRecord, guest: Guest): Promise<void> {
     const agent = guest.agent;
     if (!agent) return;
     try {
-      const listed = await agent.listSessions({ timeoutMs: 5000 });
+      const listed = await listWithRetries(agent);
       const hasJob = rec.spec.command !== undefined && rec.commandExit === undefined;
       for (const l of listed) {
         const isJob = hasJob && l.id === 1;
@@ -139,5 +144,19 @@ export class VmCommands {
       const l = this.commandDone.get(rec.id);
       if (l) l.splice(l.indexOf(done), 1);
     };
+  }
+}
+
+/**
+ * LIST, asked again when an answer is slow (a loaded host, a guest under TCG): a daemon that cannot list
+ * would never learn how the VM's own command ends.
+ */
+async function listWithRetries(agent: AgentClient, attempts = 3): Promise<ListedSession[]> {
+  for (let i = 1; ; i++) {
+    try {
+      return await agent.listSessions({ timeoutMs: 5000 });
+    } catch (e) {
+      if (i >= attempts || agent.closed) throw e;
+    }
   }
 }

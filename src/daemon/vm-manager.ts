@@ -1,35 +1,39 @@
-// The daemon's heart: owns every VM's QEMU, agent channel and command, and keeps the records true.
-// Each operation checks the state it needs (StateError otherwise), moves the record with a
-// compare-and-set transition, and never touches another VM.
+// The VMs' lifecycle: owns every VM's QEMU, agent channel and command, and keeps the records true. Each
+// operation checks the state it needs (StateError otherwise), moves the record with a compare-and-set
+// transition, and never touches another VM. What to launch comes from the plan (src/plan/), how from
+// src/vm/; images, networks, commands and reconciliation have modules of their own beside this one.
 
 import { mkdir, rm } from "node:fs/promises";
-import { join } from "node:path";
 import type { AgentClient } from "../agent/client.js";
 import type { ExecOptions } from "../agent/exec-session.js";
-import { MvmError } from "../errors.js";
+import { BinaryUnusableError, MvmError } from "../errors.js";
 import type { GuestArtifacts } from "../guest/artifacts.js";
-import { adoptGuest, launchGuest, readTail, vmFiles, type Guest, type QemuExit } from "../guest/launch.js";
-import { processStartTime } from "../guest/qemu-process.js";
 import { chooseAccel, readHostFacts } from "../host/accel.js";
-import { chooseBinary, type BinaryChoice } from "../qemu/binary-choice.js";
-import { flattenArgv } from "../qemu/microvm-argv.js";
-import { probeBinary, type QemuBinaryInfo } from "../qemu/probe.js";
-import { checkPortsFree } from "../host/port-check.js";
 import { createTap, deleteLink, ensureBridge } from "../host/netlink.js";
-import { allocate, gatewayOf, parseSubnet } from "../spec/subnet.js";
-import type { NetworkRecord, NetworkStore } from "../store/network-store.js";
-import { buildDebian, importImage, type DebianOptions } from "../images/image-builder.js";
-import { runTool } from "../images/tools.js";
-import { checkSpec, InvalidSpecError, type VmSpec } from "../spec/vm-spec.js";
-import { ImageExistsError, type ImageRecord, type ImageStore } from "../store/image-store.js";
+import { checkPortsFree } from "../host/port-check.js";
+import { planVm } from "../plan/vm-plan.js";
+import { flattenArgv } from "../qemu/microvm-argv.js";
+import type { ImageStore } from "../store/image-store.js";
+import type { NetworkStore } from "../store/network-store.js";
 import { NotFoundError, type VmRecord, type VmStore } from "../store/vm-store.js";
-import { OPERATIONS, StateError, isLive, requireState } from "../vm/state.js";
+import { launchGuest, type Guest, type QemuExit } from "../vm/launch.js";
+import { readTail, vmDir, vmFiles } from "../vm/layout.js";
+import { processStartTime } from "../vm/qemu-process.js";
+import { OPERATIONS, isLive, requireState } from "../vm/state.js";
+import { allocate, gatewayOf, parseSubnet } from "../vmspec/subnet.js";
+import { checkSpec, InvalidSpecError } from "../vmspec/vm-spec.js";
+import { runTool } from "../images/tools.js";
+import { explainBootFailure } from "./boot-failure.js";
+import { ImageManager } from "./image-manager.js";
 import type { JobLog } from "./job-log.js";
+import { NetworkManager, hostNameservers, isBridged, requireNetAdmin } from "./network-manager.js";
+import { QemuBinaries } from "./qemu-binaries.js";
+import { reconcile } from "./reconcile.js";
 import type { SessionInfo, SessionRegistry, TrackedSession } from "./session-registry.js";
 import { VmCommands, type AttachEvent, type ExitEvent } from "./vm-commands.js";
 
 export type { AttachEvent, ExitEvent };
-import { NetworkManager, hostNameservers, isBridged, requireNetAdmin } from "./network-manager.js";
+export { NotFoundError };
 
 export interface ManagerOptions {
   store: VmStore;
@@ -40,83 +44,28 @@ export interface ManagerOptions {
   artifacts: () => Promise<GuestArtifacts>;
   /** QEMU binaries, from the daemon's configuration only (never from a VM spec). */
   binaries: { full: string; microvm: string };
-}
-
-/** QEMU's own words for a few boot failures, turned into errors that say what to do. */
-function explainBootFailure(e: MvmError): MvmError {
-  const stderr = typeof e.details?.qemuStderr === "string" ? e.details.qemuStderr : "";
-  const lock = /Failed to get "(write|read|shared write)" lock[\s\S]*?(?:Is another process using the image \[([^\]]+)\])?/.exec(stderr);
-  if (lock) {
-    return new DiskInUseError(`a disk of this VM is in use by another VM or program${lock[2] ? `: ${lock[2]}` : ""}`, {
-      hint: "stop the VM that has it, attach it read-only (:ro) on both, or give this VM a copy",
-      details: e.details,
-      cause: e,
-    });
-  }
-  return e;
-}
-
-export class DiskInUseError extends MvmError {
-  override readonly code = "DISK_IN_USE";
-}
-
-/** A locally administered MAC from the VM's id: stable across restarts, distinct between VMs. */
-export const macFor = (id: string): string => `52:54:00:${id.slice(0, 6).match(/../g)!.join(":")}`;
-
-export class BinaryUnusableError extends MvmError {
-  override readonly code = "QEMU_UNUSABLE";
+  log?: (line: string) => void;
 }
 
 export class VmManager {
   private readonly guests = new Map<string, Guest>();
   /** Per live VM: resolves once its QEMU's exit has been written to the record. */
   private readonly exitRecorded = new Map<string, Promise<void>>();
-  private readonly probes = new Map<string, Promise<QemuBinaryInfo | undefined>>();
   /** The VM's own command and every other command running in VMs. */
   private readonly commands: VmCommands;
+  private readonly binaries: QemuBinaries;
+  readonly images: ImageManager;
+  readonly networks: NetworkManager;
+
+  constructor(private readonly o: ManagerOptions) {
+    this.networks = new NetworkManager(o.networks, o.store);
+    this.images = new ImageManager({ images: o.images, vms: o.store, home: o.home });
+    this.binaries = new QemuBinaries(o.binaries, o.cacheDir);
+    this.commands = new VmCommands({ store: o.store, dirOf: (id) => vmDir(o.home, id), stop: (id) => this.stop(id) });
+  }
 
   private get sessions(): SessionRegistry {
     return this.commands.sessions;
-  }
-
-  /** Sends a signal to the VM's command (session "job") or to one exec session. */
-  signal(ref: string, session: string, signo: number): void {
-    const rec = this.o.store.get(ref);
-    this.sessions.signal(rec.id, rec.name, session, signo);
-  }
-
-  listSessions(ref: string): SessionInfo[] {
-    return this.sessions.list(this.o.store.get(ref).id);
-  }
-
-  session(ref: string, id: string): TrackedSession {
-    const rec = this.o.store.get(ref);
-    return this.sessions.get(rec.id, rec.name, id);
-  }
-
-  removeSession(ref: string, id: string): void {
-    const rec = this.o.store.get(ref);
-    this.sessions.remove(rec.id, rec.name, id);
-  }
-
-  private readonly nets: NetworkManager;
-
-  constructor(private readonly o: ManagerOptions) {
-    this.nets = new NetworkManager(o.networks, o.store);
-    this.commands = new VmCommands({ store: o.store, dirOf: (id) => this.dirOf(id), stop: (id) => this.stop(id) });
-  }
-
-  private dirOf(id: string): string {
-    return join(this.o.home, "vms", id);
-  }
-
-  jobLog(id: string): JobLog {
-    return this.commands.jobLog(id);
-  }
-
-  /** Follows the VM's command: past output, live output, then its exit. Returns an unsubscribe function. */
-  attach(ref: string, onEvent: (e: AttachEvent) => void, options: { history?: boolean } = {}): () => void {
-    return this.commands.attach(this.o.store.get(ref), onEvent, options);
   }
 
   list(): VmRecord[] {
@@ -127,113 +76,59 @@ export class VmManager {
     return this.o.store.get(ref);
   }
 
+  /** Whether the manager holds a live connection to this VM. */
+  connected(id: string): boolean {
+    return this.guests.has(id);
+  }
+
   async create(input: unknown): Promise<VmRecord> {
     const spec = checkSpec(input, { nameTaken: (n) => this.o.store.nameTaken(n) });
-    const image = spec.image === undefined ? undefined : this.o.images.get(spec.image);
+    const image = spec.image === undefined ? undefined : this.images.get(spec.image);
     if (image && spec.diskSizeMiB !== undefined && spec.diskSizeMiB * 1048576 < image.virtualBytes) {
       throw new InvalidSpecError(`diskSize ${spec.diskSizeMiB} MiB is smaller than image ${image.name} (${Math.ceil(image.virtualBytes / 1048576)} MiB)`, { hint: "disks can only grow" });
     }
     const bridgedNet = isBridged(spec.network) ? this.o.networks.get(spec.network) : undefined;
     let record = this.o.store.create(spec);
-    const dir = this.dirOf(record.id);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    if (bridgedNet) {
-      try {
+    const dir = vmDir(this.o.home, record.id);
+    // Nothing half-made: a failure below removes the record and its directory again.
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      if (bridgedNet) {
         const subnet = parseSubnet(bridgedNet.subnet);
         const ip = this.o.networks.allocate(bridgedNet.name, record.id, (taken) => allocate(subnet, taken, spec.ip));
         // Tap names are the kernel's 15 characters at most, and carry mvm's prefix so they cannot be a host's.
         record = this.o.store.update(record.id, { bridged: { network: bridgedNet.name, ip, prefix: subnet.prefix, gateway: gatewayOf(subnet), tap: `mvt-${record.id.slice(0, 10)}` } });
-      } catch (e) {
-        this.o.store.remove(record.id, ["created"]);
-        await rm(dir, { recursive: true, force: true });
-        throw e;
       }
-    }
-    if (image) {
-      // Copy-on-write: the VM writes to its own overlay, never to the shared base. Instant to make.
-      try {
-        await runTool("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", image.path, join(dir, "root.qcow2"), ...(spec.diskSizeMiB ? [`${spec.diskSizeMiB}M`] : [])]);
-      } catch (e) {
-        this.o.store.remove(record.id, ["created"]);
-        await rm(dir, { recursive: true, force: true });
-        throw e;
+      if (image) {
+        // Copy-on-write: the VM writes to its own overlay, never to the shared base. Instant to make.
+        await runTool("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", image.path, vmFiles(dir).rootOverlay, ...(spec.diskSizeMiB ? [`${spec.diskSizeMiB}M`] : [])]);
       }
+    } catch (e) {
+      this.o.networks.release(record.id);
+      this.o.store.remove(record.id, ["created"]);
+      await rm(dir, { recursive: true, force: true });
+      throw e;
     }
     return record;
   }
 
-  listImages(): ImageRecord[] {
-    return this.o.images.list();
-  }
-
-  private imagesDir(): string {
-    return join(this.o.home, "images");
-  }
-
-  async importImage(file: string, name: string, onLine: (l: string) => void): Promise<ImageRecord> {
-    checkSpec({ name }); // the same name rules as VMs
-    if (this.o.images.find(name)) throw new ImageExistsError(`an image named ${name} already exists`, { hint: `remove it first (mvm image rm ${name}) or pick another --name` });
-    const built = await importImage(file, name, this.imagesDir(), onLine);
-    return this.o.images.add({ name, ...built });
-  }
-
-  async buildImage(name: string, o: DebianOptions, onLine: (l: string) => void): Promise<ImageRecord> {
-    checkSpec({ name });
-    if (this.o.images.find(name)) throw new ImageExistsError(`an image named ${name} already exists`, { hint: `remove it first (mvm image rm ${name}) or pick another --name` });
-    const built = await buildDebian(name, o, this.imagesDir(), onLine);
-    return this.o.images.add({ name, ...built });
-  }
-
-  async removeImage(name: string): Promise<void> {
-    const image = this.o.images.get(name);
-    const users = this.o.store.list().filter((v) => v.spec.image === name).map((v) => v.name);
-    if (users.length) throw new StateError(`image ${name} is used by ${users.join(", ")}`, { hint: `remove those VMs first (mvm rm -f ${users.join(" ")})`, details: { image: name, vms: users } });
-    this.o.images.remove(name);
-    await rm(image.path, { force: true });
-  }
-
-  private probe(path: string): Promise<QemuBinaryInfo | undefined> {
-    let p = this.probes.get(path);
-    if (!p) this.probes.set(path, (p = probeBinary(path, this.o.cacheDir).catch(() => undefined)));
-    return p;
-  }
-
-  async chooseBinaryFor(accel: "kvm" | "tcg", requested: "auto" | "full" | "microvm", spec?: VmSpec): Promise<BinaryChoice> {
-    const [full, microvm] = await Promise.all([this.probe(this.o.binaries.full), this.probe(this.o.binaries.microvm)]);
-    const userNet = spec?.network === "user" || spec?.network === "user,restrict";
-    const anyNet = userNet || isBridged(spec?.network);
-    const needs = {
-      accel,
-      devices: [
-        "virtio-serial-device",
-        "virtserialport",
-        "virtio-rng-device",
-        ...(anyNet ? ["virtio-net-device"] : []),
-        ...(spec?.disks?.length || spec?.image ? ["virtio-blk-device"] : []),
-        ...(spec?.volumes?.length ? ["virtio-9p-device"] : []),
-      ],
-      netdevs: userNet ? ["user"] : isBridged(spec?.network) ? ["tap"] : [],
-    };
-    return chooseBinary(requested, needs, { full, microvm });
-  }
-
-  /** Boots the VM; resolves once its agent said hello (running), or rejects after recording why. */
+  /** Boots the VM; resolves once it is ready (running), or rejects after recording why. */
   async start(ref: string, signal?: AbortSignal): Promise<VmRecord> {
     const rec = this.o.store.get(ref);
     requireState(rec.name, "start", rec.state);
     const spec = rec.spec;
     const accel = chooseAccel(spec.accel, readHostFacts());
-    if (!accel.usable) throw new MvmError(`VM ${rec.name} asks for KVM, which cannot be used here: ${accel.reason}`, { hint: "set accel to auto or tcg" });
-    const binary = await this.chooseBinaryFor(accel.chosen, spec.binary, spec);
+    if (!accel.usable) throw new BinaryUnusableError(`VM ${rec.name} asks for KVM, which cannot be used here: ${accel.reason}`, { hint: "set accel to auto or tcg" });
+    const binary = await this.binaries.choose(accel.chosen, spec.binary, spec);
     if (!binary.usable) throw new BinaryUnusableError(binary.reason, { hint: "install Debian's qemu-system-x86 (scripts/setup.sh does), or set binary to auto" });
-    const artifacts = await this.o.artifacts();
-    const userNet = spec.network === "user" || spec.network === "user,restrict";
-    if (userNet) await checkPortsFree(spec.ports ?? []);
+    const plan = planVm(rec, { home: this.o.home, accel: accel.chosen, qemuBinary: binary.path, artifacts: await this.o.artifacts(), nameservers: isBridged(spec.network) ? hostNameservers() : [] });
+    if (plan.network?.kind === "user") await checkPortsFree(plan.network.ports);
     const bridged = rec.bridged;
     if (bridged) {
       requireNetAdmin();
       const net = this.o.networks.get(bridged.network);
-      await ensureBridge(net.bridge, `${gatewayOf(parseSubnet(net.subnet))}/${parseSubnet(net.subnet).prefix}`);
+      const subnet = parseSubnet(net.subnet);
+      await ensureBridge(net.bridge, `${gatewayOf(subnet)}/${subnet.prefix}`);
       await createTap(bridged.tap, net.bridge);
     }
     this.o.store.transition(rec.id, OPERATIONS.start, "starting", {
@@ -244,42 +139,11 @@ export class VmManager {
       commandExit: undefined, // the last run's; this run's replaces it when its command ends
       timings: { startedAt: new Date().toISOString() },
     });
-    const dir = this.dirOf(rec.id);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
     let guest: Guest;
     try {
+      await mkdir(plan.dir, { recursive: true, mode: 0o700 });
       guest = await launchGuest({
-        dir,
-        artifacts,
-        qemuBinary: binary.path,
-        accel: accel.chosen,
-        cpus: spec.cpus,
-        memoryMiB: spec.memoryMiB,
-        machine: spec.machine,
-        kernel: spec.kernel,
-        initrd: spec.initrd,
-        append: spec.append,
-        cmdline: spec.cmdline,
-        config: {
-          hostname: spec.hostname,
-          env: spec.env,
-          // slirp's fixed addresses: the guest 10.0.2.15, the host's loopback as 10.0.2.2, its DNS relay 10.0.2.3.
-          network: userNet
-            ? { iface: "eth0", address: "10.0.2.15/24", gateway: "10.0.2.2", dns: ["10.0.2.3"] }
-            : bridged
-              ? { iface: "eth0", address: `${bridged.ip}/${bridged.prefix}`, gateway: bridged.gateway, dns: hostNameservers() }
-              : undefined,
-          mounts: (spec.volumes ?? []).map((v, i) => ({ tag: `mvm${i}`, path: v.guestPath, readOnly: v.readOnly })),
-          // An image is the root: init mounts it and switch_roots, growing it first when diskSize asked.
-          root: spec.image ? { device: "/dev/vda", resize: spec.diskSizeMiB !== undefined } : undefined,
-        },
-        disks: [...(spec.image ? [{ path: join(dir, "root.qcow2"), readOnly: false, format: "qcow2" as const }] : []), ...(spec.disks ?? [])],
-        volumes: spec.volumes ?? [],
-        network: userNet
-          ? { kind: "user", restrict: spec.network === "user,restrict", ports: spec.ports ?? [], mac: macFor(rec.id) }
-          : bridged
-            ? { kind: "tap", ifname: bridged.tap, mac: macFor(rec.id) }
-            : undefined,
+        ...plan,
         helloTimeoutMs: 60000,
         signal,
         // Named in the record at once: a daemon that dies mid-boot leaves a QEMU the next one can find.
@@ -287,11 +151,11 @@ export class VmManager {
       });
     } catch (e) {
       if (bridged) await deleteLink(bridged.tap).catch(() => undefined);
-      const err = explainBootFailure(e as MvmError);
+      const err = explainBootFailure(e);
       this.o.store.transition(rec.id, ["starting"], "crashed", {
         pid: undefined,
         pidStart: undefined,
-        lastExit: { exitCode: null, signal: null, at: new Date().toISOString(), reason: `boot failed: ${err.message}` },
+        lastExit: { exitCode: null, signal: null, at: new Date().toISOString(), reason: `boot failed: ${err instanceof Error ? err.message : String(err)}` },
       });
       throw err;
     }
@@ -324,7 +188,7 @@ export class VmManager {
       const asked = rec.state === "stopping";
       const clean = asked || guest.guestShutdown;
       const how = exit.signal ? `killed by ${exit.signal}` : exit.known === false ? "exit status unknown (adopted)" : `status ${exit.code}`;
-      const tail = readTail(vmFiles(this.dirOf(id)).qemuLog, 2000).trim();
+      const tail = readTail(vmFiles(vmDir(this.o.home, id)).qemuLog, 2000).trim();
       this.o.store.transition(id, ["starting", "running", "paused", "stopping"], clean ? "stopped" : "crashed", {
         pid: undefined,
         pidStart: undefined,
@@ -356,42 +220,36 @@ export class VmManager {
   }
 
   async stop(ref: string): Promise<VmRecord> {
-    const rec = this.o.store.get(ref);
-    requireState(rec.name, "stop", rec.state);
-    this.o.store.transition(rec.id, OPERATIONS.stop, "stopping");
-    const guest = this.guests.get(rec.id);
-    if (guest) await guest.stop({ timeoutMs: 10000 });
-    else this.o.store.transition(rec.id, ["stopping"], "stopped", { pid: undefined });
-    return this.settled(rec.id);
+    return this.halt(ref, "stop", (g) => g.stop({ timeoutMs: 10000 }));
   }
 
   async kill(ref: string): Promise<VmRecord> {
-    const rec = this.o.store.get(ref);
-    requireState(rec.name, "kill", rec.state);
-    this.o.store.transition(rec.id, OPERATIONS.kill, "stopping");
-    const guest = this.guests.get(rec.id);
-    if (guest) await guest.kill();
-    else this.o.store.transition(rec.id, ["stopping"], "stopped", { pid: undefined });
-    return this.settled(rec.id);
+    return this.halt(ref, "kill", (g) => g.kill());
   }
 
-  /** The record once the exit watcher has written QEMU's end to it. */
-  private async settled(id: string): Promise<VmRecord> {
-    await this.exitRecorded.get(id);
-    return this.o.store.get(id);
+  private async halt(ref: string, op: "stop" | "kill", how: (g: Guest) => Promise<unknown>): Promise<VmRecord> {
+    const rec = this.o.store.get(ref);
+    requireState(rec.name, op, rec.state);
+    this.o.store.transition(rec.id, OPERATIONS[op], "stopping");
+    const guest = this.guests.get(rec.id);
+    if (guest) await how(guest);
+    else this.o.store.transition(rec.id, ["stopping"], "stopped", { pid: undefined });
+    // The record once the exit watcher has written QEMU's end to it.
+    await this.exitRecorded.get(rec.id);
+    return this.o.store.get(rec.id);
   }
 
   async pause(ref: string): Promise<VmRecord> {
     const rec = this.o.store.get(ref);
     requireState(rec.name, "pause", rec.state);
-    await this.qmpOf(rec).execute("stop");
+    await this.guestOf(rec).qmp.execute("stop");
     return this.o.store.transition(rec.id, OPERATIONS.pause, "paused");
   }
 
   async resume(ref: string): Promise<VmRecord> {
     const rec = this.o.store.get(ref);
     requireState(rec.name, "resume", rec.state);
-    await this.qmpOf(rec).execute("cont");
+    await this.guestOf(rec).qmp.execute("cont");
     return this.o.store.transition(rec.id, OPERATIONS.resume, "running");
   }
 
@@ -401,12 +259,6 @@ export class VmManager {
     return g;
   }
 
-  private qmpOf(rec: VmRecord) {
-    const q = this.guestOf(rec).qmp;
-    if (!q) throw new MvmError(`VM ${rec.name} has no QMP connection`, { hint: `kill it (mvm kill ${rec.name}) and start it again` });
-    return q;
-  }
-
   /** The serial console of a running or paused VM, for an interactive client. */
   openConsole(ref: string, onData: (b: Buffer) => void): { name: string; write: (b: Buffer) => void; close: () => void } {
     const rec = this.o.store.get(ref);
@@ -414,18 +266,16 @@ export class VmManager {
     return { name: rec.name, ...this.guestOf(rec).openConsole(onData) };
   }
 
-  /** Starts a command; a background one outlives the client (see SessionRegistry). */
-  exec(ref: string, options: ExecOptions & { background?: boolean }): TrackedSession {
-    const { rec, agent } = this.agentFor(ref, "exec");
-    return this.sessions.start(rec.id, (o) => agent.exec(o), options);
-  }
-
   /** The agent channel of a running VM, for commands and file operations. */
   agentFor(ref: string, operation: "exec" | "files" = "exec"): { rec: VmRecord; agent: AgentClient } {
     const rec = this.o.store.get(ref);
     requireState(rec.name, operation, rec.state);
     const agent = this.guestOf(rec).agent;
-    if (!agent || agent.closed) throw new MvmError(`the agent of VM ${rec.name} is not connected`, { hint: "the VM may be stopping; check mvm ps" });
+    if (!agent || agent.closed) {
+      throw new MvmError(`the agent of VM ${rec.name} is not connected`, {
+        hint: rec.spec.ready ? "this VM is ready on a console line and has no mvm agent: use mvm console" : "the VM may be stopping; check mvm ps",
+      });
+    }
     return { rec, agent };
   }
 
@@ -437,7 +287,7 @@ export class VmManager {
     this.o.networks.release(rec.id);
     if (rec.bridged) await deleteLink(rec.bridged.tap).catch(() => undefined);
     this.commands.forget(rec.id);
-    await rm(this.dirOf(rec.id), { recursive: true, force: true });
+    await rm(vmDir(this.o.home, rec.id), { recursive: true, force: true });
   }
 
   async prune(): Promise<string[]> {
@@ -451,77 +301,56 @@ export class VmManager {
     return gone;
   }
 
-  /**
-   * At daemon start: every record in a live state is checked against reality. A QEMU still running (same
-   * pid and start time) is adopted; one that is gone makes the VM crashed (or stopped if it was stopping).
-   */
-  async reconcile(): Promise<void> {
-    for (const rec of this.o.store.list()) {
-      if (!isLive(rec.state)) continue;
-      const alive = rec.pid !== undefined && rec.pidStart !== undefined && processStartTime(rec.pid) === rec.pidStart;
-      // A VM caught mid-boot is not adopted: its boot had no one to finish it. It is killed below.
-      if (alive && rec.state !== "starting") {
-        try {
-          const guest = await adoptGuest({ dir: this.dirOf(rec.id), pid: rec.pid!, pidStart: rec.pidStart!, timeoutMs: 10000 });
-          this.guests.set(rec.id, guest);
-          const status = await guest.qmp?.execute<{ status: string }>("query-status");
-          const state = status?.status === "paused" ? "paused" : "running";
-          this.o.store.transition(rec.id, [rec.state], state);
-          this.watch(rec.id, guest);
-          // A paused guest cannot answer; its commands stay unknown to this daemon (noted in docs/api.md).
-          if (state === "running") await this.commands.adopt(rec, guest);
-          else guest.agent?.releaseOrphans();
-          continue;
-        } catch {
-          /* not answering: killed below, as it cannot be managed */
-        }
-      }
-      // Nothing may keep running unseen.
-      if (alive) {
-        try {
-          process.kill(rec.pid!, "SIGKILL");
-        } catch {
-          /* gone meanwhile */
-        }
-      }
-      this.o.store.transition(rec.id, [rec.state], rec.state === "stopping" ? "stopped" : "crashed", {
-        pid: undefined,
-        pidStart: undefined,
-        lastExit: {
-          exitCode: null,
-          signal: null,
-          at: new Date().toISOString(),
-          reason: alive
-            ? rec.state === "starting"
-              ? "the daemon stopped while the VM was booting; its QEMU was killed"
-              : "its QEMU stopped answering while the daemon was away; it was killed"
-            : "its QEMU ended while the daemon was away (or the host restarted)",
-        },
-      });
-    }
+  /** At daemon start: adopt what still runs, record what ended, reap what no record knows (reconcile.ts). */
+  reconcile(): Promise<void> {
+    return reconcile({
+      store: this.o.store,
+      home: this.o.home,
+      log: this.o.log ?? (() => undefined),
+      adopted: async (rec, guest, state) => {
+        this.guests.set(rec.id, guest);
+        this.watch(rec.id, guest);
+        // A paused guest cannot answer; its commands stay unknown to this daemon (noted in docs/api.md).
+        if (state === "running" && guest.agent) await this.commands.adopt(rec, guest);
+        else guest.agent?.releaseOrphans();
+      },
+    });
   }
 
-  /** After a restart (of the daemon or the host): bridges exist again, and no stopped VM keeps a tap. */
-  restoreNetworks(log: (line: string) => void): Promise<void> {
-    return this.nets.restore(log);
+  // Commands: the VM's own ("job") and exec sessions, by VM reference.
+
+  jobLog(id: string): JobLog {
+    return this.commands.jobLog(id);
   }
 
-  listNetworks(): Array<NetworkRecord & { vms: string[] }> {
-    return this.nets.list();
+  /** Follows the VM's command: past output, live output, then its exit. Returns an unsubscribe function. */
+  attach(ref: string, onEvent: (e: AttachEvent) => void, options: { history?: boolean } = {}): () => void {
+    return this.commands.attach(this.o.store.get(ref), onEvent, options);
   }
 
-  createNetwork(name: string, o: { subnet?: string; nat?: boolean }): Promise<NetworkRecord> {
-    return this.nets.create(name, o);
+  /** Starts a command; a background one outlives the client (see SessionRegistry). */
+  exec(ref: string, options: ExecOptions & { background?: boolean }): TrackedSession {
+    const { rec, agent } = this.agentFor(ref, "exec");
+    return this.sessions.start(rec.id, (o) => agent.exec(o), options);
   }
 
-  removeNetwork(name: string): Promise<void> {
-    return this.nets.remove(name);
+  /** Sends a signal to the VM's command (session "job") or to one exec session. */
+  signal(ref: string, session: string, signo: number): void {
+    const rec = this.o.store.get(ref);
+    this.sessions.signal(rec.id, rec.name, session, signo);
   }
 
-  /** Whether the manager holds a live connection to this VM. */
-  connected(id: string): boolean {
-    return this.guests.has(id);
+  listSessions(ref: string): SessionInfo[] {
+    return this.sessions.list(this.o.store.get(ref).id);
+  }
+
+  session(ref: string, id: string): TrackedSession {
+    const rec = this.o.store.get(ref);
+    return this.sessions.get(rec.id, rec.name, id);
+  }
+
+  removeSession(ref: string, id: string): void {
+    const rec = this.o.store.get(ref);
+    this.sessions.remove(rec.id, rec.name, id);
   }
 }
-
-export { NotFoundError };

@@ -4,7 +4,7 @@
 import { createSocket } from "node:dgram";
 import { createServer } from "node:net";
 import { MvmError } from "../errors.js";
-import type { PortMapping } from "../spec/ports.js";
+import type { PortMapping } from "../vmspec/ports.js";
 
 export class PortInUseError extends MvmError {
   override readonly code = "PORT_IN_USE";

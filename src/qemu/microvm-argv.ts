@@ -1,14 +1,17 @@
 // The QEMU command line of a microVM, from a table of defaults where each entry says why it is there.
 
-import type { PortMapping } from "../spec/ports.js";
+import type { PortMapping } from "../vmspec/ports.js";
+import type { MachineOptions } from "../plan/machine.js";
 import { optList, optValue } from "./escape.js";
 
 export interface MicrovmSpec {
+  /** -name: a label in QEMU's argv, so a reaper can find mvm's QEMUs (and which VM each is). */
+  label?: string;
   accel: "kvm" | "tcg";
   /** ACPI on (default): devices found through the DSDT, guest power-off works. Off: QEMU lists the devices on the kernel command line. */
   acpi?: boolean;
-  /** Allowlisted machine options (see MachineSchema in src/spec/vm-spec.ts). */
-  machine?: Partial<Record<"acpi" | "pit" | "pic" | "rtc", "on" | "off" | "auto">>;
+  /** Allowlisted machine options (see MachineSchema in src/vmspec/vm-spec.ts). */
+  machine?: MachineOptions;
   cpus: number;
   memoryMiB: number;
   kernel: string;
@@ -41,6 +44,7 @@ export interface ArgvEntry {
 export function microvmArgv(spec: MicrovmSpec): ArgvEntry[] {
   const e = (reason: string, ...args: string[]): ArgvEntry => ({ args, reason });
   const entries: ArgvEntry[] = [
+    ...(spec.label ? [e("mvm's label: a reaper finds QEMUs that mvm started and no record knows", "-name", optValue(spec.label, "VM label"))] : []),
     e("no default devices (VGA, NICs, drives): the VM gets only what the spec asks for", "-nodefaults"),
     e("host-wide QEMU config files must not change what mvm built", "-no-user-config"),
     e("headless: no window, no VNC", "-display", "none"),

@@ -4,7 +4,7 @@
 
 import { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
-import { withDeadline } from "../agent/client.js";
+import { withDeadline } from "../deadline.js";
 import { QmpCommandError, QmpDisconnectedError } from "../errors.js";
 
 export interface QmpEvent {

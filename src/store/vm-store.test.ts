@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { checkSpec } from "../spec/vm-spec.js";
+import { checkSpec } from "../vmspec/vm-spec.js";
 import { StateError } from "../vm/state.js";
 import { NameTakenError, NotFoundError, VmStore } from "./vm-store.js";
 
@@ -55,7 +55,7 @@ test("six processes creating one name at once: exactly one wins", () =>
   withStore(async (_s, path) => {
     const script = `
       const { VmStore } = await import(${JSON.stringify(new URL("./vm-store.js", import.meta.url).href)});
-      const { checkSpec } = await import(${JSON.stringify(new URL("../spec/vm-spec.js", import.meta.url).href)});
+      const { checkSpec } = await import(${JSON.stringify(new URL("../vmspec/vm-spec.js", import.meta.url).href)});
       if (!process.argv[2]) throw new Error("no database path");
       const store = new VmStore(process.argv[2]);
       try { store.create(checkSpec({ name: "contested" })); process.send("won"); }

@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import type Database from "better-sqlite3";
 import { openDatabase } from "./database.js";
 import { MvmError } from "../errors.js";
-import type { VmSpec } from "../spec/vm-spec.js";
+import type { VmSpec } from "../vmspec/vm-spec.js";
 import { StateError, type VmState } from "../vm/state.js";
 
 export interface VmExit {

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { AgentProtocolError } from "../../src/errors.js";
-import type { Guest } from "../../src/guest/launch.js";
+import type { Guest } from "../../src/vm/launch.js";
 import { bootGuest, stopGuest } from "../support/guests.js";
 
 describe("exec through the agent", () => {

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { connect } from "../../src/client/client.js";
-import { processStartTime } from "../../src/guest/qemu-process.js";
+import { processStartTime } from "../../src/vm/qemu-process.js";
 import { killDaemon, qemuPidsOf, startTestDaemon } from "../support/daemon.js";
 
 test("run: the command's output, streams apart, and its exit code; --rm leaves nothing", async (t) => {

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { BootError } from "../../src/errors.js";
-import { launchGuest } from "../../src/guest/launch.js";
+import { launchGuest } from "../../src/vm/launch.js";
 import { assertGone, bootGuest, guestArtifacts, withConsole } from "../support/guests.js";
 
 test("stop: the guest powers off and QEMU ends with status 0", async (t) => {
@@ -20,7 +20,7 @@ test("stop: the guest powers off and QEMU ends with status 0", async (t) => {
 test("stop falls back to QMP quit when the guest ignores power-off", async (t) => {
   const guest = await bootGuest((fn) => t.after(fn));
   // Freeze the vCPUs: the agent can no longer answer, but QEMU's monitor still can.
-  await guest.qmp!.execute("stop");
+  await guest.qmp.execute("stop");
   const stopped = await guest.stop({ timeoutMs: 1000 });
   assert.equal(stopped.via, "qmp-quit");
   assert.equal(stopped.exit.code, 0);
@@ -28,7 +28,7 @@ test("stop falls back to QMP quit when the guest ignores power-off", async (t) =
 
 test("QMP pauses and resumes the guest; the agent serves again after", async (t) => {
   const guest = await bootGuest((fn) => t.after(fn));
-  const qmp = guest.qmp!;
+  const qmp = guest.qmp;
   assert.ok(guest.timeline.qmpReadyMs! > 0);
   const events: string[] = [];
   qmp.on("event", (e) => events.push(e.event));

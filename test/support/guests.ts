@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after } from "node:test";
 import { ensureGuestArtifacts, type GuestArtifacts } from "../../src/guest/artifacts.js";
-import { launchGuest, type Guest, type LaunchOptions } from "../../src/guest/launch.js";
+import { launchGuest, type Guest, type LaunchOptions } from "../../src/vm/launch.js";
 
 let artifacts: Promise<GuestArtifacts> | undefined;
 const started = new Set<Guest>();

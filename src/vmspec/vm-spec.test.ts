@@ -5,7 +5,7 @@ import { InvalidSpecError, NAME_PATTERN, checkSpec, generateName } from "./vm-sp
 
 test("defaults fill a minimal spec", () => {
   const s = checkSpec({ name: "web" });
-  assert.deepEqual(s, { name: "web", cpus: 1, memoryMiB: 256, kernel: undefined, initrd: undefined, append: undefined, cmdline: undefined, accel: "auto", binary: "auto", hostname: "web", machine: {}, network: "none", ip: undefined, ports: [], image: undefined, diskSizeMiB: undefined, disks: [], volumes: [], command: undefined, env: {}, workdir: undefined, user: undefined });
+  assert.deepEqual(s, { name: "web", cpus: 1, memoryMiB: 256, kernel: undefined, initrd: undefined, append: undefined, cmdline: undefined, accel: "auto", binary: "auto", hostname: "web", machine: {}, network: "none", ip: undefined, ports: [], image: undefined, diskSizeMiB: undefined, disks: [], volumes: [], command: undefined, env: {}, workdir: undefined, user: undefined, ready: undefined });
 });
 
 test("unknown keys and wrong types are refused with their path", () => {

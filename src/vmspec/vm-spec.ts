@@ -5,7 +5,7 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { MvmError } from "../errors.js";
-import { checkKernelFile, checkReadableFile } from "../guest/kernel-file.js";
+import { checkKernelFile, checkReadableFile } from "./kernel-file.js";
 import { parsePort, type PortMapping } from "./ports.js";
 import { parseDisk, parseVolume, type DiskSpec, type VolumeSpec } from "./storage.js";
 import { parseMemoryMiB } from "./size.js";
@@ -54,6 +54,12 @@ export const VmSpecSchema = Type.Object(
     env: Type.Optional(Type.Record(Type.String(), Type.String(), { description: "names: letters, digits and _, not starting with a digit" })),
     workdir: Type.Optional(Type.String({ minLength: 1 })),
     user: Type.Optional(Type.String({ minLength: 1 })),
+    ready: Type.Optional(
+      Type.Object(
+        { consoleLine: Type.String({ minLength: 1, maxLength: 1000, description: "a regular expression matched against the serial console" }) },
+        { additionalProperties: false, description: "when the VM counts as ready, for an initrd without mvm's agent (default: the agent's hello)" },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -84,6 +90,8 @@ export interface VmSpec {
   env: Record<string, string>;
   workdir?: string;
   user?: string;
+  /** Ready on a console line instead of the agent's hello (a user's own initrd). */
+  ready?: { consoleLine: string };
 }
 
 export class InvalidSpecError extends MvmError {
@@ -136,6 +144,14 @@ export function checkSpec(input: unknown, options: { nameTaken?: (name: string) 
   if (s.diskSize !== undefined && s.image === undefined) throw new InvalidSpecError("diskSize grows an image's root disk, and no image is given", { hint: "add --image NAME" });
   const volumes = (s.volumes ?? []).map(parseVolume);
   if (new Set(volumes.map((v) => v.guestPath)).size !== volumes.length) throw new InvalidSpecError("two shared folders have the same guest path", { hint: "give each -v its own GUESTDIR" });
+  if (s.ready) {
+    try {
+      new RegExp(s.ready.consoleLine, "m");
+    } catch (e) {
+      throw new InvalidSpecError(`ready.consoleLine is not a valid regular expression: ${(e as Error).message}`, { hint: "give a JavaScript regular expression, e.g. \"login:\"" });
+    }
+    if (s.command) throw new InvalidSpecError("a VM ready on a console line has no agent to run its command", { hint: "drop ready to use mvm's agent, or put the command in your initrd" });
+  }
   if (s.kernel) checkKernelFile(s.kernel);
   if (s.initrd) checkReadableFile(s.initrd, "initrd");
   const name = s.name ?? generateName(options.nameTaken ?? (() => false));
@@ -162,5 +178,6 @@ export function checkSpec(input: unknown, options: { nameTaken?: (name: string) 
     env: s.env ?? {},
     workdir: s.workdir,
     user: s.user,
+    ready: s.ready,
   };
 }

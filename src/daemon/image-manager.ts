@@ -1,0 +1,52 @@
+// Disk images: registered files (imported or built with debootstrap) that VMs boot from through an
+// overlay of their own. An image in use by a VM cannot be removed.
+
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { ImageExistsError } from "../store/image-store.js";
+import { StateError } from "../vm/state.js";
+import { buildDebian, importImage, type DebianOptions } from "../images/image-builder.js";
+import type { ImageRecord, ImageStore } from "../store/image-store.js";
+import type { VmStore } from "../store/vm-store.js";
+import { checkSpec } from "../vmspec/vm-spec.js";
+
+export class ImageManager {
+  constructor(private readonly o: { images: ImageStore; vms: VmStore; home: string }) {}
+
+  private get dir(): string {
+    return join(this.o.home, "images");
+  }
+
+  list(): ImageRecord[] {
+    return this.o.images.list();
+  }
+
+  get(name: string): ImageRecord {
+    return this.o.images.get(name);
+  }
+
+  private checkNewName(name: string): void {
+    checkSpec({ name }); // the same name rules as VMs
+    if (this.o.images.find(name)) throw new ImageExistsError(`an image named ${name} already exists`, { hint: `remove it first (mvm image rm ${name}) or pick another --name` });
+  }
+
+  async import(file: string, name: string, onLine: (l: string) => void): Promise<ImageRecord> {
+    this.checkNewName(name);
+    const built = await importImage(file, name, this.dir, onLine);
+    return this.o.images.add({ name, ...built });
+  }
+
+  async build(name: string, o: DebianOptions, onLine: (l: string) => void): Promise<ImageRecord> {
+    this.checkNewName(name);
+    const built = await buildDebian(name, o, this.dir, onLine);
+    return this.o.images.add({ name, ...built });
+  }
+
+  async remove(name: string): Promise<void> {
+    const image = this.o.images.get(name);
+    const users = this.o.vms.list().filter((v) => v.spec.image === name).map((v) => v.name);
+    if (users.length) throw new StateError(`image ${name} is used by ${users.join(", ")}`, { hint: `remove those VMs first (mvm rm -f ${users.join(" ")})`, details: { image: name, vms: users } });
+    this.o.images.remove(name);
+    await rm(image.path, { force: true });
+  }
+}

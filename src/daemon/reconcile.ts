@@ -1,0 +1,84 @@
+// At daemon start: make the records true again. Every record in a live state is checked against reality:
+// a QEMU still running (same pid and start time) is adopted; one that is gone makes the VM crashed (or
+// stopped if it was stopping). Then the reaper: a QEMU with this home's label that no record owns is
+// reported and stopped, so nothing mvm started runs unseen.
+
+import { adoptGuest, type Guest } from "../vm/launch.js";
+import { vmDir } from "../vm/layout.js";
+import { findLabelledQemus } from "../vm/orphans.js";
+import { processStartTime } from "../vm/qemu-process.js";
+import { isLive } from "../vm/state.js";
+import type { VmRecord, VmStore } from "../store/vm-store.js";
+
+export interface ReconcileHooks {
+  store: VmStore;
+  home: string;
+  /** A QEMU was adopted: the manager takes it over (watching its exit, adopting its commands). */
+  adopted: (rec: VmRecord, guest: Guest, state: "running" | "paused") => Promise<void>;
+  log: (line: string) => void;
+  /** How long an adopted QEMU has to reconnect and answer. */
+  timeoutMs?: number;
+}
+
+export async function reconcile(h: ReconcileHooks): Promise<void> {
+  for (const rec of h.store.list()) {
+    if (!isLive(rec.state)) continue;
+    const alive = rec.pid !== undefined && rec.pidStart !== undefined && processStartTime(rec.pid) === rec.pidStart;
+    // A VM caught mid-boot is not adopted: its boot had no one to finish it. It is killed below.
+    if (alive && rec.state !== "starting") {
+      try {
+        const guest = await adoptGuest({
+          dir: vmDir(h.home, rec.id),
+          pid: rec.pid!,
+          pidStart: rec.pidStart!,
+          readiness: rec.spec.ready ? { kind: "console", pattern: rec.spec.ready.consoleLine } : { kind: "agent" },
+          timeoutMs: h.timeoutMs ?? 10000,
+        });
+        const status = await guest.qmp.execute<{ status: string }>("query-status");
+        const state = status?.status === "paused" ? "paused" : "running";
+        h.store.transition(rec.id, [rec.state], state);
+        await h.adopted(rec, guest, state);
+        continue;
+      } catch {
+        /* not answering: killed below, as it cannot be managed */
+      }
+    }
+    if (alive) killPid(rec.pid!);
+    h.store.transition(rec.id, [rec.state], rec.state === "stopping" ? "stopped" : "crashed", {
+      pid: undefined,
+      pidStart: undefined,
+      lastExit: {
+        exitCode: null,
+        signal: null,
+        at: new Date().toISOString(),
+        reason: alive
+          ? rec.state === "starting"
+            ? "the daemon stopped while the VM was booting; its QEMU was killed"
+            : "its QEMU stopped answering while the daemon was away; it was killed"
+          : "its QEMU ended while the daemon was away (or the host restarted)",
+      },
+    });
+  }
+  reapOrphans(h);
+}
+
+/** Stops every QEMU labelled for this home that no live record names. Returns the pids it stopped. */
+export function reapOrphans(h: Pick<ReconcileHooks, "store" | "home" | "log">): number[] {
+  const reaped: number[] = [];
+  for (const q of findLabelledQemus(h.home)) {
+    const rec = h.store.find(q.id);
+    if (rec && isLive(rec.state) && rec.pid === q.pid) continue;
+    h.log(`reaping QEMU pid ${q.pid} labelled mvm-${q.id}: ${rec ? `VM ${rec.name} is ${rec.state} and names ${rec.pid ?? "no"} pid` : "no VM record has that id"}`);
+    killPid(q.pid);
+    reaped.push(q.pid);
+  }
+  return reaped;
+}
+
+function killPid(pid: number): void {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    /* gone meanwhile */
+  }
+}

@@ -1,0 +1,180 @@
+// Boots a guest from a machine plan, or adopts one that an earlier process started; both go one path
+// (bringUp): QMP connected, then the readiness wait (the agent's hello by default), under a deadline. A
+// failed boot kills QEMU before it throws, with QEMU's output and the console tail in the error. Used by
+// `mvm run` through the daemon, by the tests and benchmarks directly.
+
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, unlink } from "node:fs/promises";
+import type { Readable } from "node:stream";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { withDeadline } from "../deadline.js";
+import { BootError, TimeoutError } from "../errors.js";
+import { ensureGuestArtifacts, type GuestArtifacts } from "../guest/artifacts.js";
+import { writeGuestConfig } from "../guest/config-file.js";
+import { hostTsc } from "../host/tsc.js";
+import { buildArgv } from "../plan/argv.js";
+import type { MachinePlan } from "../plan/machine.js";
+import { flattenArgv, type ArgvEntry } from "../qemu/microvm-argv.js";
+import { QmpClient } from "../qemu/qmp-client.js";
+import { ConsoleTap } from "./console-tap.js";
+import { Guest, type BootTimeline } from "./guest.js";
+import { vmFiles } from "./layout.js";
+import { adoptQemu, spawnQemu, type QemuProcess } from "./qemu-process.js";
+import { AGENT_READY, waitReady, type Readiness } from "./readiness.js";
+import { closeVmSockets, listenForVm, type VmSockets } from "./sockets.js";
+
+export { Guest, type BootTimeline, type StopRung } from "./guest.js";
+export type { QemuExit } from "./qemu-process.js";
+
+export interface LaunchOptions extends MachinePlan {
+  qemuBinary?: string;
+  artifacts?: GuestArtifacts;
+  /** Deadline for the readiness wait (ms). */
+  helloTimeoutMs?: number;
+  signal?: AbortSignal;
+  /**
+   * The VM's own directory (sockets, config, logs), kept after the VM ends. Without it a temporary one is
+   * made and removed. With it, the console goes to console.log and QEMU's output to qemu.log there, and
+   * QEMU runs in its own session so that it outlives this process.
+   */
+  dir?: string;
+  /** Called with QEMU's pid right after it is spawned (so a record can name it before the guest is ready). */
+  onSpawn?: (pid: number) => void;
+}
+
+/** The label of a one-off launch: mvm's prefix, so a stray one is still recognisable. */
+const oneOffLabel = () => `mvm-run-${randomBytes(4).toString("hex")}`;
+
+export async function launchGuest(options: LaunchOptions = {}): Promise<Guest> {
+  const artifacts = options.artifacts ?? (await ensureGuestArtifacts());
+  const ownsDir = options.dir === undefined;
+  const dir = options.dir ?? (await mkdtemp(join(tmpdir(), "mvm-")));
+  const files = vmFiles(dir);
+  let configFile: string | undefined;
+  if (options.config) {
+    configFile = files.config;
+    await unlink(configFile).catch(() => undefined);
+    await writeGuestConfig(configFile, options.config);
+  }
+  const argv = buildArgv({ label: oneOffLabel(), ...options }, { artifacts, dir, configFile, tsc: hostTsc(), console: ownsDir ? "stdio" : "socket" });
+
+  // Listen before QEMU starts, so its connect never races the socket's creation.
+  const sockets = await listenForVm(files, !ownsDir);
+  const binary = options.qemuBinary ?? "qemu-system-x86_64";
+  const t0 = performance.now();
+  const proc = spawnQemu(binary, flattenArgv(argv), ownsDir ? {} : { detached: true, logFile: files.qemuLog });
+  if (proc.pid > 0) options.onSpawn?.(proc.pid);
+  let stderr = "";
+  proc.child?.stderr?.on("data", (b: Buffer) => (stderr = (stderr + b.toString()).slice(-16384)));
+  const spawnFailed = new Promise<never>((_, reject) =>
+    proc.child?.once("error", (e) =>
+      reject(new BootError(`cannot start QEMU (${binary}): ${e.message}`, { hint: "install Debian's qemu-system-x86 (scripts/setup.sh does)", cause: e })),
+    ),
+  );
+  return bringUp({
+    proc, argv, dir, ownsDir, sockets, t0, adopted: false, stderr: () => stderr,
+    readiness: options.readiness ?? AGENT_READY,
+    timeoutMs: options.helloTimeoutMs ?? 60000,
+    signal: options.signal,
+    extraFailures: [spawnFailed],
+    stdout: proc.child?.stdout ?? undefined,
+  });
+}
+
+/**
+ * Takes over a QEMU started earlier (by a daemon that has since restarted): listens on its sockets again,
+ * waits for QEMU to reconnect to both, and for its readiness (the agent's hello). Throws if the process
+ * is not that QEMU.
+ */
+export async function adoptGuest(o: { dir: string; pid: number; pidStart: string; argv?: ArgvEntry[]; readiness?: Readiness; timeoutMs?: number }): Promise<Guest> {
+  const sockets = await listenForVm(vmFiles(o.dir), true);
+  const proc = adoptQemu(o.pid, o.pidStart);
+  proc.check();
+  return bringUp({
+    proc, argv: o.argv ?? [], dir: o.dir, ownsDir: false, sockets, t0: performance.now(), adopted: true, stderr: () => "",
+    readiness: o.readiness ?? AGENT_READY,
+    timeoutMs: o.timeoutMs ?? 10000,
+    extraFailures: [],
+  });
+}
+
+interface BringUp {
+  proc: QemuProcess;
+  argv: ArgvEntry[];
+  dir: string;
+  ownsDir: boolean;
+  sockets: VmSockets;
+  t0: number;
+  adopted: boolean;
+  stderr: () => string;
+  readiness: Readiness;
+  timeoutMs: number;
+  signal?: AbortSignal;
+  extraFailures: Promise<never>[];
+  /** QEMU's stdout, when it carries the console. */
+  stdout?: Readable;
+}
+
+async function bringUp(b: BringUp): Promise<Guest> {
+  const controller = new AbortController();
+  const now = () => performance.now() - b.t0;
+  const consoleTap = new ConsoleTap(now, b.ownsDir ? undefined : vmFiles(b.dir).consoleLog, controller.signal);
+  if (b.stdout) consoleTap.readFrom(b.stdout);
+  if (b.sockets.console) consoleTap.serve(b.sockets.console);
+  const timeline: BootTimeline = {};
+  const output = () => ({ qemuStderr: (b.ownsDir ? b.stderr() : "").slice(-4000) || undefined, consoleTail: consoleTap.tail().slice(-4000), argv: flattenArgv(b.argv) });
+  const exitedEarly = b.proc.exited.then((exit) => {
+    throw new BootError(`QEMU exited during boot (${exit.signal ?? (exit.known === false ? "status unknown" : `status ${exit.code}`)})`, {
+      hint: "read QEMU's output and the console tail in the details",
+      details: output(),
+    });
+  });
+  exitedEarly.catch(() => undefined);
+  const qmpReady = b.sockets.qmpConnected.then(async (socket) => {
+    const qmp = await QmpClient.connect(socket, { timeoutMs: b.timeoutMs });
+    timeline.qmpReadyMs = now();
+    return qmp;
+  });
+  // Awaited after readiness; until then a QEMU dying mid-boot must not count as an unhandled rejection.
+  qmpReady.catch(() => undefined);
+  const partial: { qmp?: QmpClient; close?: () => void } = {};
+  try {
+    const [ready, qmp] = await withDeadline(
+      Promise.race([
+        ...b.extraFailures,
+        exitedEarly,
+        (async () => {
+          const ready = await waitReady(b.readiness, { agentConnected: b.sockets.agentConnected, console: consoleTap, adopted: b.adopted, exitedEarly, now });
+          partial.close = () => ready.agent?.close();
+          const qmp = await qmpReady;
+          partial.qmp = qmp;
+          return [ready, qmp] as const;
+        })(),
+      ]),
+      { timeoutMs: b.timeoutMs, signal: b.signal },
+      "the guest did not become ready",
+    );
+    timeline.qemuConnectedMs = ready.agentConnectedMs;
+    timeline.helloMs = ready.helloMs;
+    timeline.firstConsoleMs = consoleTap.firstByteMs;
+    timeline.initLineMs = consoleTap.initLineMs;
+    timeline.guestInitUptimeMs = ready.hello?.initUptimeMs;
+    timeline.guestHelloUptimeMs = ready.hello?.uptimeMs;
+    return new Guest({ ...b, process: b.proc, console: consoleTap, qmp, agent: ready.agent, channel: ready.channel, hello: ready.hello, timeline, controller });
+  } catch (e) {
+    for (const p of b.extraFailures) p.catch(() => undefined);
+    b.proc.kill("SIGKILL");
+    await b.proc.exited;
+    partial.close?.();
+    partial.qmp?.close();
+    void qmpReady.then((q) => q.close(), () => undefined);
+    controller.abort();
+    closeVmSockets(b.sockets);
+    const files = vmFiles(b.dir);
+    if (b.ownsDir) await rm(b.dir, { recursive: true, force: true });
+    else await Promise.all([files.agentSocket, files.qmpSocket, files.consoleSocket, files.config].map((f) => unlink(f).catch(() => undefined)));
+    if (e instanceof TimeoutError) Object.assign(e.details, output());
+    throw e;
+  }
+}

@@ -1,0 +1,34 @@
+// Finding QEMUs by mvm's label: every daemon VM's QEMU carries `-name mvm-<id>` and its sockets under
+// `<home>/vms/<id>/`, so a scan of /proc tells which processes belong to a home and which VM each is.
+
+import { readdirSync, readFileSync } from "node:fs";
+import { vmDir } from "./layout.js";
+
+export interface LabelledQemu {
+  pid: number;
+  /** The VM id from the label. */
+  id: string;
+}
+
+/** Running QEMUs labelled by mvm whose VM directory lies under `home`. */
+export function findLabelledQemus(home: string, procRoot = "/proc"): LabelledQemu[] {
+  const found: LabelledQemu[] = [];
+  for (const entry of readdirSync(procRoot)) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`${procRoot}/${entry}/cmdline`, "latin1").split("\0");
+    } catch {
+      continue; // gone meanwhile, or not ours to read
+    }
+    if (!argv[0]?.includes("qemu-system")) continue;
+    const at = argv.indexOf("-name");
+    const label = at >= 0 ? argv[at + 1] : undefined;
+    const m = label ? /^mvm-([0-9a-f]{8,64})$/.exec(label) : null;
+    if (!m) continue;
+    // Another home's VM (another daemon, a test) is none of this daemon's business.
+    if (!argv.some((a) => a.includes(`${vmDir(home, m[1]!)}/`))) continue;
+    found.push({ pid: Number(entry), id: m[1]! });
+  }
+  return found;
+}
