@@ -16,6 +16,8 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#define REAP_POLL_MS 100 /* without a signalfd, how often exited commands are looked for */
+
 static uint8_t rbuf[MVM_HEADER_SIZE + MVM_MAX_PAYLOAD];
 static size_t have;
 static uint64_t discard_left; /* bytes of a refused oversized frame still to skip */
@@ -28,7 +30,7 @@ static void send_hello(void) {
   const char *init_ms = getenv("MVM_INIT_UPTIME_MS");
   tlv_u32(&t, F_PROTO, MVM_PROTO_VERSION);
   tlv_str(&t, F_AGENT_VERSION, AGENT_VERSION);
-  static const char *caps[] = {"exec", "stdin", "signal", "window", "poweroff", "timeout", "pty", "files"};
+  static const char *caps[] = {"exec", "stdin", "signal", "window", "poweroff", "timeout", "pty", "files", "exit-ack"};
   for (size_t i = 0; i < sizeof caps / sizeof *caps; i++) tlv_str(&t, F_CAP, caps[i]);
   tlv_u32(&t, F_MAX_PAYLOAD, MVM_MAX_PAYLOAD);
   tlv_u32(&t, F_WINDOW, MVM_WINDOW);
@@ -39,7 +41,7 @@ static void send_hello(void) {
   gethostname(host, sizeof host - 1);
   tlv_str(&t, F_HOSTNAME, host);
   tlv_u32(&t, F_AGENT_PID, (uint32_t)getpid());
-  port_send(T_HELLO, 0, t.buf, t.len);
+  port_send_tlv(T_HELLO, 0, &t);
 }
 
 static void poweroff(void) {
@@ -77,6 +79,7 @@ static void dispatch(const struct frame_header *h, const uint8_t *p) {
       break;
     case T_RESIZE: session_resize(h->session, p, h->length); break;
     case T_LIST: sessions_list(); break;
+    case T_EXIT_ACK: session_exit_ack(h->session); break;
     case T_FS: files_fs(h->session, p, h->length); break;
     case T_READ: files_read(h->session, p, h->length); break;
     case T_WRITE: files_write(h->session, p, h->length); break;
@@ -129,7 +132,14 @@ static int read_port(void) {
   for (;;) {
     ssize_t r = read(port_fd(), rbuf + have, sizeof rbuf - have);
     if (r > 0) { have += r; parse_frames(); continue; }
-    if (r == 0) return -1; /* virtio-serial reads 0 while no host is connected */
+    if (r == 0) {
+      /* virtio-serial reads 0 while no host is connected, once what the old host sent has been read: what
+       * is left is a frame it never finished, which must not swallow the next host's first bytes. */
+      have = 0;
+      discard_left = 0;
+      resyncing = 0;
+      return -1;
+    }
     if (errno == EINTR) continue;
     return 0; /* EAGAIN */
   }
@@ -147,6 +157,8 @@ int main(int argc, char **argv) {
   sigaddset(&chld, SIGCHLD);
   sigprocmask(SIG_BLOCK, &chld, NULL);
   int sfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+  /* Without it (out of descriptors or memory) children are still reaped: the loop then polls for them. */
+  if (sfd < 0) logmsg("signalfd: %s; checking for exited commands every %d ms instead", strerror(errno), REAP_POLL_MS);
   /* Orphans of the commands come back to us, so a timeout can later reach a whole process tree. */
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   mkdir("/sys/fs/cgroup/mvm", 0755); /* one cgroup per command below it (see session.c) */
@@ -160,11 +172,14 @@ int main(int argc, char **argv) {
     fds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
     if (port_connected()) fds[n++] = (struct pollfd){.fd = port_fd(), .events = POLLIN};
     else if (timeout < 0 || timeout > 50) timeout = 50; /* the port gives no event when the host returns */
+    if (sfd < 0 && (timeout < 0 || timeout > REAP_POLL_MS)) timeout = REAP_POLL_MS;
     int first = n;
     n += sessions_poll_fds(fds + n, (int)(sizeof fds / sizeof *fds) - n, port_connected());
     int r = poll(fds, n, timeout);
     if (r < 0 && errno != EINTR) { logmsg("poll: %s", strerror(errno)); sleep(1); continue; }
-    if (fds[0].revents) {
+    if (sfd < 0) {
+      sessions_reap();
+    } else if (fds[0].revents) {
       struct signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) > 0) {}
       sessions_reap();

@@ -14,6 +14,9 @@ int port_connected(void);
 void port_set_connected(int c);
 /* Sends one frame; blocks (waiting for the host to reconnect if need be) until it is written whole. */
 void port_send(uint8_t type, uint32_t session, const void *payload, uint32_t len);
+struct tlv_out;
+/* Sends a payload built with tlv_*(); one that overflowed its buffer is not sent: an ERROR goes instead. */
+void port_send_tlv(uint8_t type, uint32_t session, const struct tlv_out *t);
 void send_error(uint32_t session, uint32_t code, const char *fmt, ...);
 int64_t uptime_ms(void);
 void logmsg(const char *fmt, ...);
@@ -33,7 +36,10 @@ void sessions_poll_done(struct pollfd *fds, int n);
 int sessions_next_timeout(void);
 void sessions_tick(void);
 void session_resize(uint32_t id, const uint8_t *payload, uint32_t len);
-/* Answers LIST: every running session with its pid and command. */
+/* EXIT_ACK: the host has the session's EXIT; the agent forgets the session. */
+void session_exit_ack(uint32_t id);
+/* Answers LIST: every session with its pid and command, then again the EXIT of each ended one that
+ * no host has acknowledged yet. */
 void sessions_list(void);
 /* A new host connected: it knows nothing of the old one's credit, so every session starts afresh. */
 void sessions_new_host(void);

@@ -61,7 +61,7 @@ static void done_error(uint32_t id, int err, const char *what, const char *path)
   snprintf(msg, sizeof msg, "%s %s: %s", what, path, strerror(err));
   tlv_u32(&t, F_ERRNO, (uint32_t)err);
   tlv_str(&t, F_MESSAGE, msg);
-  port_send(T_FS_DONE, id, t.buf, t.len);
+  port_send_tlv(T_FS_DONE, id, &t);
 }
 
 static void done_ok(uint32_t id, const struct transfer *tr) {
@@ -70,7 +70,7 @@ static void done_ok(uint32_t id, const struct transfer *tr) {
     tlv_u32(&t, F_CRC32, tr->crc);
     tlv_u64(&t, F_SIZE, tr->bytes);
   }
-  port_send(T_FS_DONE, id, t.buf, t.len);
+  port_send_tlv(T_FS_DONE, id, &t);
 }
 
 static int copy_str(char *dst, size_t cap, const uint8_t *v, uint32_t n) {
@@ -341,7 +341,7 @@ static void grant(struct transfer *t, int force) {
   if (!t->consumed || (!force && t->consumed < MVM_WINDOW / 4)) return;
   struct tlv_out o = {0};
   tlv_u32(&o, F_BYTES, t->consumed);
-  port_send(T_STDIN_WINDOW, t->id, o.buf, o.len);
+  port_send_tlv(T_STDIN_WINDOW, t->id, &o);
   t->consumed = 0;
 }
 

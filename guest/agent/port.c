@@ -109,6 +109,15 @@ void port_send(uint8_t type, uint32_t session, const void *payload, uint32_t len
   }
 }
 
+void port_send_tlv(uint8_t type, uint32_t session, const struct tlv_out *t) {
+  if (t->overflow) {
+    logmsg("frame 0x%02x for session %u did not fit in %d bytes; not sent", type, session, TLV_OUT_MAX);
+    send_error(session, E_INTERNAL, "the agent's frame 0x%02x did not fit in its %d-byte buffer", type, TLV_OUT_MAX);
+    return;
+  }
+  port_send(type, session, t->buf, (uint32_t)t->len);
+}
+
 void send_error(uint32_t session, uint32_t code, const char *fmt, ...) {
   char msg[512];
   va_list ap;
@@ -118,5 +127,5 @@ void send_error(uint32_t session, uint32_t code, const char *fmt, ...) {
   struct tlv_out t = {0};
   tlv_u32(&t, F_ERROR_CODE, code);
   tlv_str(&t, F_MESSAGE, msg);
-  port_send(T_ERROR, session, t.buf, t.len);
+  port_send(T_ERROR, session, t.buf, t.len); /* a 512-byte message always fits */
 }

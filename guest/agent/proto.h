@@ -25,6 +25,7 @@
 #define T_WRITE 0x09  /* stream a file from the host */
 #define T_RESIZE 0x0a /* a pty session's window size */
 #define T_LIST 0x0b   /* which sessions are running? (a host that restarted asks) */
+#define T_EXIT_ACK 0x0c /* the host has a session's EXIT: the agent may forget the session */
 /* Frame types: guest -> host. */
 #define T_HELLO 0x81
 #define T_STARTED 0x82

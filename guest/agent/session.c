@@ -1,4 +1,7 @@
-/* Exec sessions: one command per session id, its pipes, flow-control credit and exit. */
+/* Exec sessions: one command per session id, its pipes, flow-control credit and exit.
+ * A session lives until the host has acknowledged its EXIT (EXIT_ACK), not merely until the EXIT was sent:
+ * a host that goes away first (a daemon killed with -9, or the frame lost as the connection dropped)
+ * leaves the exit for the next host, which finds it through LIST. */
 #include "agent.h"
 #include "proto.h"
 #include "wire.h"
@@ -27,6 +30,10 @@ struct session {
   int out_fd, err_fd, in_fd;
   int exited, status;
   int64_t exited_at;
+  int reported;            /* EXIT sent: kept, for LIST, until the host acknowledges it (EXIT_ACK) */
+  uint64_t reported_seq;   /* the order of reports: the oldest unacknowledged one makes room first */
+  int exit_code, term_signal;
+  char *message;           /* why the command could not start, sent with its EXIT */
   int64_t deadline;        /* 0, or when the command is killed for taking too long */
   int timed_out;
   int tty;                 /* out_fd is a pty master: stdout and stderr in one stream */
@@ -43,6 +50,7 @@ struct session {
 
 static struct session sessions[MVM_MAX_SESSIONS];
 static uint8_t readbuf[MVM_DATA_CHUNK];
+static uint64_t reports;
 
 void sessions_init(void) {
   for (int i = 0; i < MVM_MAX_SESSIONS; i++) sessions[i].used = 0;
@@ -52,6 +60,12 @@ static struct session *find(uint32_t id) {
   for (int i = 0; i < MVM_MAX_SESSIONS; i++)
     if (sessions[i].used && sessions[i].id == id) return &sessions[i];
   return NULL;
+}
+
+/* A session whose EXIT has not been sent yet: the only kind stdin, signals and window changes reach. */
+static struct session *find_live(uint32_t id) {
+  struct session *s = find(id);
+  return s && !s->reported ? s : NULL;
 }
 
 static void close_fd(int *fd) {
@@ -84,16 +98,64 @@ static void session_free(struct session *s) {
   close_fd(&s->in_fd);
   free(s->inq);
   s->inq = NULL;
+  free(s->message);
+  s->message = NULL;
   s->used = 0;
 }
 
-static void send_exit(uint32_t id, int code, int signo, const char *message, int timed_out) {
+static void send_exit(const struct session *s) {
   struct tlv_out t = {0};
-  if (timed_out) tlv_u32(&t, F_TIMED_OUT, 1);
-  if (signo) tlv_u32(&t, F_TERM_SIGNAL, signo);
-  else tlv_u32(&t, F_EXIT_CODE, (uint32_t)code);
-  if (message) tlv_str(&t, F_MESSAGE, message);
-  port_send(T_EXIT, id, t.buf, t.len);
+  if (s->timed_out) tlv_u32(&t, F_TIMED_OUT, 1);
+  if (s->term_signal) tlv_u32(&t, F_TERM_SIGNAL, (uint32_t)s->term_signal);
+  else tlv_u32(&t, F_EXIT_CODE, (uint32_t)s->exit_code);
+  if (s->message) tlv_str(&t, F_MESSAGE, s->message);
+  port_send_tlv(T_EXIT, s->id, &t);
+}
+
+/* The command is over and all its output forwarded: send its EXIT, and keep the session (pipes closed,
+ * cgroup gone) until the host acknowledges it. */
+static void report_exit(struct session *s) {
+  if (s->cgroup[0]) rmdir(s->cgroup);
+  s->cgroup[0] = 0;
+  close_fd(&s->out_fd);
+  close_fd(&s->err_fd);
+  close_fd(&s->in_fd);
+  free(s->inq);
+  s->inq = NULL;
+  s->exited = 1;
+  s->reported = 1;
+  s->reported_seq = ++reports;
+  send_exit(s);
+}
+
+void session_exit_ack(uint32_t id) {
+  struct session *s = find(id);
+  if (s && s->reported) session_free(s); /* an ack for anything else (a duplicate) changes nothing */
+}
+
+/* A slot for a new session: a free one, else the one whose exit has waited longest for an ack (a host
+ * that never acknowledges, an older one, must not use up every slot). */
+static struct session *free_slot(void) {
+  struct session *oldest = NULL;
+  for (int i = 0; i < MVM_MAX_SESSIONS; i++) {
+    struct session *s = &sessions[i];
+    if (!s->used) return s;
+    if (s->reported && (!oldest || s->reported_seq < oldest->reported_seq)) oldest = s;
+  }
+  if (oldest) {
+    logmsg("forgetting the unacknowledged exit of session %u to make room", oldest->id);
+    session_free(oldest);
+  }
+  return oldest;
+}
+
+static void save_command(struct session *s, char **argv, int argc) {
+  s->command_len = 0;
+  for (int i = 0; i < argc && s->command_len < sizeof s->command; i++) {
+    uint32_t n = (uint32_t)strlen(argv[i]) + 1, room = sizeof s->command - s->command_len;
+    memcpy(s->command + s->command_len, argv[i], n < room ? n : room);
+    s->command_len += n < room ? n : room;
+  }
 }
 
 /* What the child reports through its close-on-exec pipe when it could not start the command. */
@@ -168,9 +230,11 @@ static void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NON
 
 void session_exec(uint32_t id, const uint8_t *payload, uint32_t len) {
   if (id == 0) { send_error(0, E_BAD_MESSAGE, "exec needs a non-zero session id"); return; }
-  if (find(id)) { send_error(id, E_SESSION_EXISTS, "session %u is already running", id); return; }
-  struct session *s = NULL;
-  for (int i = 0; i < MVM_MAX_SESSIONS && !s; i++) if (!sessions[i].used) s = &sessions[i];
+  struct session *old = find(id);
+  if (old && !old->reported) { send_error(id, E_SESSION_EXISTS, "session %u is already running", id); return; }
+  /* A host that reuses the id of an ended session it never acknowledged has no use for that exit. */
+  if (old) session_free(old);
+  struct session *s = free_slot();
   if (!s) { send_error(id, E_TOO_MANY_SESSIONS, "at most %d sessions may run at once", MVM_MAX_SESSIONS); return; }
 
   /* Every string is copied out of the frame; the arrays are sized by the payload, which is capped. */
@@ -179,6 +243,9 @@ void session_exec(uint32_t id, const uint8_t *payload, uint32_t len) {
   char *cwd = NULL, *user = NULL;
   uint32_t timeout_ms = 0, rows = 0, cols = 0;
   int argc = 0, nenv = 0, want_stdin = 0, want_tty = 0, bad = !argv || !env;
+  /* Everything below is released on one path (done:); a descriptor handed to the session is set to -1. */
+  int out[2] = {-1, -1}, err[2] = {-1, -1}, in[2] = {-1, -1}, ep[2] = {-1, -1};
+  char tty[64] = "", cgroup[64] = "";
   struct tlv_iter it = {payload, len};
   uint16_t tag; const uint8_t *v; uint32_t n; int r;
   while (!bad && (r = tlv_next(&it, &tag, &v, &n)) != 0) {
@@ -202,33 +269,20 @@ void session_exec(uint32_t id, const uint8_t *payload, uint32_t len) {
   }
   if (bad || argc == 0 || !argv[0][0]) {
     send_error(id, E_BAD_MESSAGE, "exec needs at least one non-empty argument, and strings without NUL bytes");
-    goto out;
+    goto done;
   }
 
-  int out[2], err[2], in[2] = {-1, -1}, ep[2];
-  char tty[64] = "";
   if (want_tty) { /* a pty instead of pipes: the master is the command's stdin and its output */
-    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 || ptsname_r(master, tty, sizeof tty) != 0) {
-      if (master >= 0) close(master);
-      goto spawn_fail;
-    }
+    out[0] = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (out[0] < 0 || grantpt(out[0]) < 0 || unlockpt(out[0]) < 0 || ptsname_r(out[0], tty, sizeof tty) != 0) goto spawn_fail;
     struct winsize ws = {.ws_row = rows ? rows : 24, .ws_col = cols ? cols : 80};
-    ioctl(master, TIOCSWINSZ, &ws);
-    if (pipe2(ep, O_CLOEXEC) < 0) { close(master); goto spawn_fail; }
-    out[0] = master; out[1] = -1; err[0] = err[1] = -1;
-    in[0] = -1; in[1] = fcntl(master, F_DUPFD_CLOEXEC, 0);
-    goto spawn;
+    ioctl(out[0], TIOCSWINSZ, &ws);
+    if ((in[1] = fcntl(out[0], F_DUPFD_CLOEXEC, 0)) < 0) goto spawn_fail;
+  } else {
+    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) goto spawn_fail;
+    if (want_stdin ? pipe2(in, O_CLOEXEC) < 0 : (in[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) goto spawn_fail;
   }
-  if (pipe2(out, O_CLOEXEC) < 0) goto spawn_fail;
-  if (pipe2(err, O_CLOEXEC) < 0) { close(out[0]); close(out[1]); goto spawn_fail; }
-  if (pipe2(ep, O_CLOEXEC) < 0) { close(out[0]); close(out[1]); close(err[0]); close(err[1]); goto spawn_fail; }
-  if (want_stdin ? pipe2(in, O_CLOEXEC) : (in[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
-    close(out[0]); close(out[1]); close(err[0]); close(err[1]); close(ep[0]); close(ep[1]);
-    goto spawn_fail;
-  }
-spawn:;
-  char cgroup[64] = "";
+  if (pipe2(ep, O_CLOEXEC) < 0) goto spawn_fail;
   snprintf(cgroup, sizeof cgroup, "%s/s%u", CGROUP_ROOT, id);
   if (mkdir(cgroup, 0755) < 0 && errno != EEXIST) cgroup[0] = 0;
   pid_t pid = fork();
@@ -236,48 +290,45 @@ spawn:;
     if (!want_tty) { dup2(in[0], 0); dup2(out[1], 1); dup2(err[1], 2); }
     child_exec(argv, env, nenv, cwd, user, ep[1], cgroup, want_tty ? tty : NULL);
   }
-  if (!want_tty) { close(out[1]); close(err[1]); close(in[0]); }
-  close(ep[1]);
-  if (pid < 0) {
-    close(out[0]); if (err[0] >= 0) close(err[0]); if (in[1] >= 0) close(in[1]); close(ep[0]);
-    goto spawn_fail;
-  }
+  if (pid < 0) goto spawn_fail;
+  close_fd(&out[1]); close_fd(&err[1]); close_fd(&in[0]); close_fd(&ep[1]);
   struct spawn_failure f;
   ssize_t got;
   do got = read(ep[0], &f, sizeof f); while (got < 0 && errno == EINTR);
-  close(ep[0]);
   if (got == sizeof f) {
     /* The child is gone already; reap it here so the exit is not reported twice. */
     waitpid(pid, NULL, 0);
     if (cgroup[0]) rmdir(cgroup);
-    close(out[0]); if (err[0] >= 0) close(err[0]); if (in[1] >= 0) close(in[1]);
     char msg[600];
     const char *what = f.stage == 1 ? "cannot change to directory" : f.stage == 2 ? "cannot switch to user" : f.stage == 4 ? "cannot open the terminal" : "cannot run";
     const char *arg = f.stage == 1 ? cwd : f.stage == 2 ? user : f.stage == 4 ? "" : argv[0];
     snprintf(msg, sizeof msg, "%s %s: %s", what, arg, f.stage == 2 && f.err == ENOENT ? "no such user" : strerror(f.err));
-    /* Shell conventions: 127 when the command does not exist, 126 when it exists but cannot run. */
-    send_exit(id, f.stage == 3 && f.err == ENOENT ? 127 : 126, 0, msg, 0);
-    goto out;
+    /* Shell conventions: 127 when the command does not exist, 126 when it exists but cannot run. This
+     * exit is kept until acknowledged too: it may be the VM's own command's. */
+    *s = (struct session){.used = 1, .id = id, .out_fd = -1, .err_fd = -1, .in_fd = -1, .tty = want_tty,
+                          .exit_code = f.stage == 3 && f.err == ENOENT ? 127 : 126, .message = strdup(msg)};
+    save_command(s, argv, argc);
+    report_exit(s);
+    goto done;
   }
   *s = (struct session){.used = 1, .id = id, .pid = pid, .out_fd = out[0], .err_fd = err[0], .in_fd = in[1],
                         .out_credit = MVM_WINDOW, .deadline = timeout_ms ? uptime_ms() + timeout_ms : 0, .tty = want_tty};
+  out[0] = err[0] = in[1] = -1; /* the session's now */
   snprintf(s->cgroup, sizeof s->cgroup, "%s", cgroup);
-  for (int i = 0; i < argc && s->command_len < sizeof s->command; i++) {
-    uint32_t n = (uint32_t)strlen(argv[i]) + 1, room = sizeof s->command - s->command_len;
-    memcpy(s->command + s->command_len, argv[i], n < room ? n : room);
-    s->command_len += n < room ? n : room;
-  }
+  save_command(s, argv, argc);
   set_nonblock(s->out_fd);
   if (s->err_fd >= 0) set_nonblock(s->err_fd);
   if (s->in_fd >= 0) set_nonblock(s->in_fd);
   struct tlv_out t = {0};
   tlv_u32(&t, F_PID, (uint32_t)pid);
-  port_send(T_STARTED, id, t.buf, t.len);
-  goto out;
+  port_send_tlv(T_STARTED, id, &t);
+  goto done;
 
 spawn_fail:
   send_error(id, E_SPAWN_FAILED, "cannot start a process: %s", strerror(errno));
-out:
+  if (cgroup[0]) rmdir(cgroup);
+done:
+  for (int i = 0; i < 2; i++) { close_fd(&out[i]); close_fd(&err[i]); close_fd(&in[i]); close_fd(&ep[i]); }
   for (int i = 0; i < argc; i++) free(argv[i]);
   for (int i = 0; i < nenv; i++) free(env[i]);
   free(argv); free(env); free(cwd); free(user);
@@ -287,7 +338,7 @@ static void grant_stdin(struct session *s, int force) {
   if (s->in_consumed && (force || s->in_consumed >= MVM_WINDOW / 4)) {
     struct tlv_out t = {0};
     tlv_u32(&t, F_BYTES, s->in_consumed);
-    port_send(T_STDIN_WINDOW, s->id, t.buf, t.len);
+    port_send_tlv(T_STDIN_WINDOW, s->id, &t);
     s->in_consumed = 0;
   }
 }
@@ -317,7 +368,7 @@ static void flush_stdin(struct session *s) {
 }
 
 void session_stdin(uint32_t id, const uint8_t *data, uint32_t len) {
-  struct session *s = find(id);
+  struct session *s = find_live(id);
   if (!s) { send_error(id, E_UNKNOWN_SESSION, "no running session %u", id); return; }
   if (len == 0) { s->in_eof = 1; flush_stdin(s); return; }
   if (s->in_fd < 0) { s->in_consumed += len; grant_stdin(s, 1); return; } /* stdin closed: discard */
@@ -336,7 +387,7 @@ void session_stdin(uint32_t id, const uint8_t *data, uint32_t len) {
 }
 
 void session_signal(uint32_t id, const uint8_t *payload, uint32_t len) {
-  struct session *s = find(id);
+  struct session *s = find_live(id);
   if (!s) { send_error(id, E_UNKNOWN_SESSION, "no running session %u", id); return; }
   struct tlv_iter it = {payload, len};
   uint16_t tag; const uint8_t *v; uint32_t n, signo = 0; int r;
@@ -348,7 +399,7 @@ void session_signal(uint32_t id, const uint8_t *payload, uint32_t len) {
 }
 
 void session_window(uint32_t id, const uint8_t *payload, uint32_t len) {
-  struct session *s = find(id);
+  struct session *s = find_live(id);
   if (!s) return; /* a grant racing with the session's end is harmless */
   struct tlv_iter it = {payload, len};
   uint16_t tag; const uint8_t *v; uint32_t n, bytes = 0; int r;
@@ -357,13 +408,18 @@ void session_window(uint32_t id, const uint8_t *payload, uint32_t len) {
   s->out_credit = (uint64_t)s->out_credit + bytes > 0x7fffffff ? 0x7fffffff : s->out_credit + bytes;
 }
 
+/* Every session, ended ones included: one whose command exited but whose output is still being forwarded
+ * (its EXIT follows), and one whose EXIT was sent but not acknowledged: that EXIT is sent again after the
+ * list, so a host that adopts the session learns how it ended even if the first EXIT went to a host that
+ * has gone. */
 void sessions_list(void) {
-  /* One SESSION field each: id u32, pid u32, tty u8, then the command's argv, NUL-separated. */
+  /* One SESSION field each: id u32, pid u32 (0: it never started), tty u8, then the command's argv,
+   * NUL-separated. */
   static uint8_t buf[MVM_MAX_SESSIONS * (6 + 9 + sizeof(((struct session *)0)->command))];
   size_t n = 0;
   for (int i = 0; i < MVM_MAX_SESSIONS; i++) {
     struct session *s = &sessions[i];
-    if (!s->used || s->exited) continue;
+    if (!s->used) continue;
     uint16_t tag = F_SESSION;
     uint32_t vlen = 9 + s->command_len, pid = (uint32_t)s->pid;
     memcpy(buf + n, &tag, 2); memcpy(buf + n + 2, &vlen, 4);
@@ -372,6 +428,8 @@ void sessions_list(void) {
     n += 6 + vlen;
   }
   port_send(T_SESSIONS, 0, buf, (uint32_t)n);
+  for (int i = 0; i < MVM_MAX_SESSIONS; i++)
+    if (sessions[i].used && sessions[i].reported) send_exit(&sessions[i]);
 }
 
 void sessions_new_host(void) {
@@ -379,7 +437,7 @@ void sessions_new_host(void) {
 }
 
 void session_resize(uint32_t id, const uint8_t *payload, uint32_t len) {
-  struct session *s = find(id);
+  struct session *s = find_live(id);
   if (!s) return; /* the command ended meanwhile */
   struct tlv_iter it = {payload, len};
   uint16_t tag; const uint8_t *v; uint32_t n, rows = 0, cols = 0; int r;
@@ -393,10 +451,10 @@ void session_resize(uint32_t id, const uint8_t *payload, uint32_t len) {
 }
 
 static void finish_if_done(struct session *s) {
-  if (!s->exited || s->out_fd >= 0 || s->err_fd >= 0) return;
-  if (WIFSIGNALED(s->status)) send_exit(s->id, 0, WTERMSIG(s->status), NULL, s->timed_out);
-  else send_exit(s->id, WEXITSTATUS(s->status), 0, NULL, s->timed_out);
-  session_free(s);
+  if (!s->exited || s->reported || s->out_fd >= 0 || s->err_fd >= 0) return;
+  if (WIFSIGNALED(s->status)) s->term_signal = WTERMSIG(s->status);
+  else s->exit_code = WEXITSTATUS(s->status);
+  report_exit(s);
 }
 
 void sessions_reap(void) {
@@ -405,7 +463,7 @@ void sessions_reap(void) {
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
     for (int i = 0; i < MVM_MAX_SESSIONS; i++) {
       struct session *s = &sessions[i];
-      if (s->used && s->pid == pid) {
+      if (s->used && !s->exited && s->pid == pid) {
         s->exited = 1;
         s->status = status;
         s->exited_at = uptime_ms();
@@ -468,7 +526,8 @@ int sessions_next_timeout(void) {
       int64_t left = s->deadline - now < 0 ? 0 : s->deadline - now;
       if (best < 0 || left < best) best = left;
     }
-    if (!s->used || !s->exited || s->out_credit == 0) continue; /* a WINDOW frame wakes those */
+    /* A WINDOW frame wakes those without credit; without a host, nothing is forwarded, so no hurry. */
+    if (!s->used || !s->exited || s->reported || s->out_credit == 0 || !port_connected()) continue;
     int64_t left = s->exited_at + EXIT_GRACE_MS - now;
     if (left < 0) left = 0;
     if (best < 0 || left < best) best = left;
@@ -486,7 +545,7 @@ void sessions_tick(void) {
       kill_tree(s);
     }
     /* Without a host, output waits in the pipes (and the EXIT after it) until one connects. */
-    if (!s->used || !s->exited || now < s->exited_at + EXIT_GRACE_MS || s->out_credit == 0 || !port_connected()) continue;
+    if (!s->used || !s->exited || s->reported || now < s->exited_at + EXIT_GRACE_MS || s->out_credit == 0 || !port_connected()) continue;
     /* Forward what is already in the pipes, then stop listening to whoever still holds them. */
     while (s->out_credit > 0 && pump_output(s, &s->out_fd, T_STDOUT) > 0) {}
     while (s->out_credit > 0 && pump_output(s, &s->err_fd, T_STDERR) > 0) {}

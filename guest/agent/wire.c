@@ -72,7 +72,9 @@ int header_decode(const uint8_t in[16], struct frame_header *h) {
 }
 
 void tlv_bytes(struct tlv_out *t, uint16_t tag, const void *p, uint32_t n) {
-  if (t->overflow || t->len + 6 + n > sizeof t->buf) { t->overflow = 1; return; }
+  /* Written so that no sum can wrap: the room left must hold the 6-byte field header and n bytes. */
+  size_t room = t->len <= sizeof t->buf ? sizeof t->buf - t->len : 0;
+  if (t->overflow || room < 6 || n > room - 6) { t->overflow = 1; return; }
   uint8_t *o = t->buf + t->len;
   o[0] = tag; o[1] = tag >> 8;
   put32(o + 2, n);

@@ -16,9 +16,12 @@ void header_encode(uint8_t out[16], uint8_t type, uint32_t session, uint32_t len
 /* Returns 0 when the 16 bytes are a valid header (magic, CRC), -1 otherwise. */
 int header_decode(const uint8_t in[16], struct frame_header *h);
 
-/* A growable buffer for building TLV payloads. */
+/* A fixed buffer of 8 KiB for building the payloads of control frames (HELLO, EXIT, ERROR, FS_DONE...;
+ * never bulk data). It does not grow: a field that does not fit is not written and sets `overflow`, and
+ * port_send_tlv() refuses to send such a payload (a frame missing fields would be worse than none). */
+#define TLV_OUT_MAX 8192
 struct tlv_out {
-  uint8_t buf[8192];
+  uint8_t buf[TLV_OUT_MAX];
   size_t len;
   int overflow;
 };

@@ -182,3 +182,28 @@ test("a hello from a new agent process fails the sessions the old one was runnin
   await assert.rejects(s.result, (e: Error) => e instanceof AgentDisconnectedError && /restarted/.test(e.message));
   assert.equal(client.info?.agentPid, 11);
 });
+
+test("an agent with exit-ack hears EXIT_ACK for the exits of sessions this host knows, and only for those", async () => {
+  const { client, agent } = setup((a, f) => {
+    if (f.type === FrameType.HELLO_REQ) a.hello(undefined, ["exec", "exit-ack"]);
+    if (f.type === FrameType.EXEC) a.exit(f.session, 3);
+  });
+  await client.hello();
+  const s = client.exec({ argv: ["x"] });
+  assert.equal((await s.result).status, 3);
+  assert.equal((await agent.next((f) => f.type === FrameType.EXIT_ACK)).session, s.id);
+  agent.exit(999, 1); // a session this host never had: its exit stays with the agent for an adopter
+  const t = client.exec({ argv: ["y"] });
+  await t.result;
+  await agent.next((f) => f.type === FrameType.EXIT_ACK && f.session === t.id);
+  assert.deepEqual(agent.received.filter((f) => f.type === FrameType.EXIT_ACK).map((f) => f.session), [s.id, t.id]);
+});
+
+test("an agent without exit-ack is never sent EXIT_ACK", async () => {
+  const { client, agent } = setup(echoAgent);
+  await client.hello();
+  await client.run(["cmd", "out", "", "0"]);
+  await new Promise((r) => setImmediate(r));
+  await client.run(["cmd", "out", "", "0"]); // a round trip after the first exit
+  assert.ok(!agent.received.some((f) => f.type === FrameType.EXIT_ACK));
+});

@@ -105,9 +105,15 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
     return this.open(FrameType.EXEC, encodeExec(req), (id, channel, limits) => new ExecSession(id, options, limits, channel));
   }
 
-  /** The commands the agent is running: after a host restart, the ones its predecessor started. */
+  /**
+   * The commands the agent holds: after a host restart, the ones its predecessor started, ended ones
+   * included until a host acknowledges their exit (the agent sends their EXIT again right after the list).
+   * From here on frames of unknown sessions are kept, as with keepOrphans, so that those EXITs (which may
+   * arrive with the list itself) reach adopt(); releaseOrphans() ends that.
+   */
   listSessions(options: { timeoutMs?: number } = {}): Promise<ListedSession[]> {
     if (this.closedError) return Promise.reject(this.closedError);
+    this.orphans ??= [];
     const listed = new Promise<ListedSession[]>((resolve, reject) => this.listWaiters.push({ resolve, reject }));
     this.send(FrameType.LIST, 0);
     return withDeadline(listed, options, "the guest agent did not list its sessions");

@@ -92,3 +92,26 @@ test("a restarted host keeps frames of sessions it does not know yet, and adopti
   // New sessions get ids above the adopted one.
   assert.ok(client.exec({ argv: ["true"] }).id > 7);
 });
+
+test("adoption of a command the agent lists as ended: the EXIT it sends again after the list ends it, acknowledged", async () => {
+  const entry = (id: number, pid: number, argv: string) => Buffer.concat([Buffer.from([id, 0, 0, 0, pid, 0, 0, 0, 0]), Buffer.from(argv)]);
+  const { client, agent } = setup((a, f) => {
+    if (f.type === FrameType.HELLO_REQ) a.hello(undefined, ["exec", "exit-ack"]);
+    if (f.type === FrameType.LIST) {
+      // Session 1 ended, its first EXIT lost with the host before; session 2 never started (pid 0).
+      a.send(FrameType.SESSIONS, 0, new FieldWriter().bytes(Field.SESSION, entry(1, 42, "job\u0000")).bytes(Field.SESSION, entry(2, 0, "nope\u0000")).build());
+      a.exit(1, 5);
+      a.send(FrameType.EXIT, 2, new FieldWriter().u32(Field.EXIT_CODE, 127).str(Field.MESSAGE, "cannot run nope: No such file or directory").build());
+    }
+  }, { keepOrphans: true });
+  await client.hello();
+  const listed = await client.listSessions({ timeoutMs: 1000 });
+  const [job, nope] = listed.map((l) => client.adopt(l, {}));
+  assert.equal((await job!.result).status, 5);
+  assert.equal(await job!.started, 42);
+  assert.equal((await nope!.result).status, 127);
+  assert.equal(await nope!.started, undefined);
+  client.releaseOrphans();
+  await agent.next((f) => f.type === FrameType.EXIT_ACK && f.session === 2);
+  assert.deepEqual(agent.received.filter((f) => f.type === FrameType.EXIT_ACK).map((f) => f.session).sort(), [1, 2]);
+});

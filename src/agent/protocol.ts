@@ -23,6 +23,8 @@ export const FrameType = {
   WRITE: 0x09,
   RESIZE: 0x0a,
   LIST: 0x0b,
+  /** The host has a session's EXIT: the agent may forget the session (agents with the "exit-ack" capability). */
+  EXIT_ACK: 0x0c,
   // guest -> host
   HELLO: 0x81,
   STARTED: 0x82,

@@ -36,12 +36,10 @@ export class FakeAgent {
     this.stream.write(bytes);
   }
 
-  hello(protocol = PROTO_VERSION): void {
-    const w = new FieldWriter()
-      .u32(Field.PROTO, protocol)
-      .str(Field.AGENT_VERSION, "fake")
-      .str(Field.CAP, "exec")
-      .u32(Field.MAX_PAYLOAD, MAX_PAYLOAD)
+  hello(protocol = PROTO_VERSION, caps = ["exec"]): void {
+    const w = new FieldWriter().u32(Field.PROTO, protocol).str(Field.AGENT_VERSION, "fake");
+    for (const c of caps) w.str(Field.CAP, c);
+    w.u32(Field.MAX_PAYLOAD, MAX_PAYLOAD)
       .u32(Field.WINDOW, WINDOW)
       .u32(Field.MAX_SESSIONS, 128);
     this.send(FrameType.HELLO, 0, w.build());
