@@ -64,6 +64,14 @@ static void done_error(uint32_t id, int err, const char *what, const char *path)
   port_send_tlv(T_FS_DONE, id, &t);
 }
 
+/* A failure told in the agent's own words (with errno for the host to classify). */
+static void done_error_msg(uint32_t id, int err, const char *msg) {
+  struct tlv_out t = {0};
+  tlv_u32(&t, F_ERRNO, (uint32_t)err);
+  tlv_str(&t, F_MESSAGE, msg);
+  port_send_tlv(T_FS_DONE, id, &t);
+}
+
 static void done_ok(uint32_t id, const struct transfer *tr) {
   struct tlv_out t = {0};
   if (tr) {
@@ -200,9 +208,52 @@ static int mkdir_p(const char *path, mode_t mode, int parents, const uid_t *uid,
   }
 }
 
+/* A recursive remove stays on the file system it started on. A shared folder (9p) mounted below the
+ * directory is the host's own files: the walk must never go into it. */
+static dev_t remove_dev;
+static char remove_crossing[PATH_MAX];
+
+static int find_crossing(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)ftw;
+  if (flag == FTW_NS || st->st_dev == remove_dev) return 0;
+  snprintf(remove_crossing, sizeof remove_crossing, "%s", path);
+  return 1; /* stops the walk */
+}
+
 static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st; (void)ftw;
+  (void)ftw;
+  if (flag != FTW_NS && st->st_dev != remove_dev) { errno = EXDEV; return -1; } /* FTW_MOUNT skips those already */
   return (flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 ? -1 : 0;
+}
+
+/* Is path (a directory, lstat'ed into st) a mount point: another device than its parent's, or "/"? */
+static int is_mount_point(const char *path, const struct stat *st) {
+  char parent[PATH_MAX + 4];
+  struct stat pst;
+  snprintf(parent, sizeof parent, "%s/..", path);
+  if (stat(parent, &pst) < 0) return 0;
+  return pst.st_dev != st->st_dev || pst.st_ino == st->st_ino;
+}
+
+/* rm -r that never crosses into another file system: it refuses, before removing anything, when a mount
+ * point is inside (or is) the directory; FTW_MOUNT keeps the walk on its own file system even if a mount
+ * appears meanwhile. Returns -1 with errno, and a message in msg when there is more to say than errno. */
+static int remove_tree(const char *path, const struct stat *st, char *msg, size_t msglen) {
+  remove_dev = st->st_dev;
+  if (is_mount_point(path, st)) {
+    snprintf(msg, msglen, "cannot remove %s: it is a mount point (a shared folder or another file system); nothing was removed", path);
+    errno = EBUSY;
+    return -1;
+  }
+  remove_crossing[0] = 0;
+  int r = nftw(path, find_crossing, 32, FTW_PHYS);
+  if (r == 1) {
+    snprintf(msg, msglen, "cannot remove %s: %s is a mount point (a shared folder or another file system); nothing was removed", path, remove_crossing);
+    errno = EXDEV;
+    return -1;
+  }
+  if (r < 0) return -1;
+  return nftw(path, remove_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
 static int parent_dirs(const char *path) {
@@ -224,6 +275,7 @@ void files_fs(uint32_t id, const uint8_t *payload, uint32_t len) {
   uid_t uid; gid_t gid;
   int ok = -1;
   const char *what = r.op;
+  char msg[PATH_MAX + 256] = "";
   if (r.owner[0] && parse_owner(r.owner, &uid, &gid) < 0) { errno = EINVAL; done_error(id, errno, "unknown user or group in", r.owner); return; }
   if (!strcmp(r.op, "stat")) {
     if ((ok = lstat(r.path, &st)) == 0) { entry_at(id, AT_FDCWD, r.path, r.path, &st); flush_entries(id); }
@@ -238,7 +290,7 @@ void files_fs(uint32_t id, const uint8_t *payload, uint32_t len) {
     if (!strcmp(r.path, "/")) { errno = EPERM; ok = -1; }
     else if ((ok = lstat(r.path, &st)) == 0) {
       if (!S_ISDIR(st.st_mode)) ok = unlink(r.path);
-      else if (r.flags & FL_RECURSIVE) ok = nftw(r.path, remove_one, 32, FTW_DEPTH | FTW_PHYS);
+      else if (r.flags & FL_RECURSIVE) ok = remove_tree(r.path, &st, msg, sizeof msg);
       else ok = rmdir(r.path);
     }
   } else if (!strcmp(r.op, "chmod")) {
@@ -251,7 +303,8 @@ void files_fs(uint32_t id, const uint8_t *payload, uint32_t len) {
     send_error(id, E_BAD_MESSAGE, "unknown file operation %s", r.op);
     return;
   }
-  if (ok < 0) done_error(id, errno, what, r.path);
+  if (ok < 0 && msg[0]) done_error_msg(id, errno, msg);
+  else if (ok < 0) done_error(id, errno, what, r.path);
   else done_ok(id, NULL);
 }
 

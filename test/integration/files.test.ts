@@ -206,3 +206,25 @@ test("10 concurrent execs and copies on one VM; a client that vanishes mid-copy 
   assert.equal((await files.stat("/root/big")).size, 20 * 1024 * 1024);
   assert.equal((await d.client.exec("busy", ["true"])).status, 0);
 });
+
+test("remove -r never crosses into a shared folder: the host's files stay, and nothing is removed", { timeout: 180_000 }, async (t) => {
+  const d = await startTestDaemon(t);
+  const host = join(d.home, "shared");
+  await mkdir(join(host, "sub"), { recursive: true });
+  await writeFile(join(host, "keep.txt"), "host file\n");
+  await writeFile(join(host, "sub", "deep.txt"), "deep\n");
+  await d.client.start((await d.client.create({ name: "rmx", volumes: [`${host}:/root/tree/share`] })).id);
+  const files = d.client.files("rmx");
+  await files.write("/root/tree/own.txt", "guest file");
+  const hostFiles = async () => (await readdir(host, { recursive: true })).sort();
+  // A directory holding the mount: refused before anything goes, guest files included.
+  await assert.rejects(files.remove("/root/tree", { recursive: true }), (e: MvmError) => /\/root\/tree\/share is a mount point.*nothing was removed/.test(e.message));
+  assert.equal(await files.readText("/root/tree/own.txt"), "guest file");
+  // The mount point itself: refused too (removing it would empty the host's folder, then fail).
+  await assert.rejects(files.remove("/root/tree/share", { recursive: true }), (e: MvmError) => /is a mount point/.test(e.message));
+  assert.deepEqual(await hostFiles(), ["keep.txt", "sub", join("sub", "deep.txt")]);
+  // Inside the shared folder it is the user's own choice: that works.
+  await files.remove("/root/tree/share/sub", { recursive: true });
+  assert.deepEqual(await hostFiles(), ["keep.txt"]);
+  assert.equal(await readFile(join(host, "keep.txt"), "utf8"), "host file\n");
+});
