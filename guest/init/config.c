@@ -76,6 +76,12 @@ int config_load(const char *path, struct vm_config *c, char *err, int errlen) {
       /* mount=TAG:ro|rw:/guest/path (the path last, so it may hold ':') */
       char *a = strchr(v, ':'), *b = a ? strchr(a + 1, ':') : NULL;
       bad = c->nmounts >= CONFIG_MAX_MOUNTS || !a || !b || b[1] != '/';
+      if (!bad && strlen(b + 1) > CONFIG_MAX_MOUNT_PATH) {
+        snprintf(err, errlen, "config line %d: the shared folder path %.64s... is %zu bytes, over the limit of %d",
+                 lineno, b + 1, strlen(b + 1), CONFIG_MAX_MOUNT_PATH);
+        rc = -1;
+        break;
+      }
       if (!bad) {
         *a = 0;
         *b = 0;

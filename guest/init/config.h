@@ -5,6 +5,7 @@
 #define CONFIG_MAX_ENV 256
 #define CONFIG_MAX_DNS 4
 #define CONFIG_MAX_MOUNTS 16
+#define CONFIG_MAX_MOUNT_PATH 511 /* bytes of a shared folder's guest path; a longer one is refused */
 
 /* A shared folder: a 9p tag QEMU exports, mounted at a guest path. */
 struct vm_mount {

@@ -154,9 +154,10 @@ static void write_resolv_conf(const struct vm_config *c, int on_root_disk) {
     say("cannot bind /etc/resolv.conf: %s", strerror(errno));
 }
 
-/* mkdir -p */
-static void make_dirs(const char *path) {
-  char buf[512];
+/* mkdir -p; a path that does not fit is refused (ENAMETOOLONG), never cut short. */
+static int make_dirs(const char *path) {
+  char buf[CONFIG_MAX_MOUNT_PATH + 1];
+  if (strlen(path) >= sizeof buf) { errno = ENAMETOOLONG; return -1; }
   snprintf(buf, sizeof buf, "%s", path);
   for (char *p = buf + 1; *p; p++) {
     if (*p != '/') continue;
@@ -165,13 +166,15 @@ static void make_dirs(const char *path) {
     *p = '/';
   }
   mkdir(buf, 0755);
+  return 0;
 }
 
 /* Shared folders over virtio-9p. Read-only is enforced by QEMU on the host side too. */
 static void mount_shared_folders(const struct vm_config *c) {
   for (int i = 0; i < c->nmounts; i++) {
     const struct vm_mount *m = &c->mounts[i];
-    make_dirs(m->path);
+    if (make_dirs(m->path) < 0)
+      fatal("cannot make the mount point of shared folder %s (%zu bytes, the limit is %d): %s", m->tag, strlen(m->path), CONFIG_MAX_MOUNT_PATH, strerror(errno));
     if (mount(m->tag, m->path, "9p", m->ro ? MS_RDONLY : 0, "trans=virtio,version=9p2000.L,msize=262144") < 0)
       fatal("cannot mount shared folder %s on %s: %s", m->tag, m->path, strerror(errno));
   }
@@ -204,8 +207,13 @@ static void start_agent(void) {
 }
 
 /* A root shell on the serial console, for `mvm console`. Only the daemon's user can reach the console
- * (its socket is private), as with a hypervisor's console. Restarted when it exits. */
+ * (its socket is private), as with a hypervisor's console. Restarted when it exits: at once after a
+ * session that lasted, after a growing delay (1 s, doubling up to SHELL_BACKOFF_MAX_MS) when it keeps
+ * dying at once (no usable console), so it never spins and never gives up. */
+#define SHELL_QUICK_MS 1000
+#define SHELL_BACKOFF_MAX_MS 60000
 static long long shell_started;
+static long long shell_backoff_ms = 1000;
 
 static void start_console_shell(void) {
   const char *shell = access("/bin/sh", X_OK) == 0 ? "/bin/sh" : NULL;
@@ -306,26 +314,47 @@ int main(int argc, char **argv) {
   start_agent();
   start_console_shell();
 
-  long long last_restart = 0;
+  /* Restarts wait for a time, not in a sleep: signals (a power-off above all) and reaping go on meanwhile.
+   * 0 means nothing is due. */
+  long long agent_started = uptime_ms(), agent_due = 0, shell_due = 0;
   for (;;) {
+    long long now = uptime_ms();
+    if (agent_due && now >= agent_due) { agent_due = 0; agent_started = now; start_agent(); }
+    if (shell_due && now >= shell_due) { shell_due = 0; start_console_shell(); }
+    long long next = agent_due && (!shell_due || agent_due < shell_due) ? agent_due : shell_due;
     siginfo_t si;
-    int sig = sigwaitinfo(&sigs, &si);
+    int sig;
+    if (next) {
+      long long wait = next - now;
+      struct timespec ts = {wait / 1000, (wait % 1000) * 1000000};
+      sig = sigtimedwait(&sigs, &si, &ts);
+    } else {
+      sig = sigwaitinfo(&sigs, &si);
+    }
+    if (sig < 0) continue; /* EAGAIN: a restart is due; EINTR */
     if (sig == SIGCHLD) {
       int status;
       pid_t pid;
       while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        now = uptime_ms();
         if (pid == shell_pid) {
-          /* A shell that dies at once (no usable console) is not restarted in a loop. */
-          if (uptime_ms() - shell_started > 1000) start_console_shell();
+          shell_pid = -1;
+          if (now - shell_started >= SHELL_QUICK_MS) {
+            shell_backoff_ms = 1000;
+            shell_due = now;
+          } else {
+            say("the console shell exited at once; starting it again in %lld s", shell_backoff_ms / 1000);
+            shell_due = now + shell_backoff_ms;
+            shell_backoff_ms = shell_backoff_ms * 2 > SHELL_BACKOFF_MAX_MS ? SHELL_BACKOFF_MAX_MS : shell_backoff_ms * 2;
+          }
           continue;
         }
         if (pid != agent_pid) continue;
+        agent_pid = -1;
         say("agent exited (%s %d); restarting it", WIFSIGNALED(status) ? "signal" : "status",
             WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-        /* Restart at once, but at most once a second when it keeps dying. */
-        if (uptime_ms() - last_restart < 1000) sleep(1);
-        last_restart = uptime_ms();
-        start_agent();
+        /* At once, but at most once a second when it keeps dying. */
+        agent_due = now - agent_started < 1000 ? agent_started + 1000 : now;
       }
     } else if (sig == SIGUSR2 || sig == SIGTERM || sig == SIGINT || sig == SIGPWR) {
       shutdown_now();

@@ -4,6 +4,7 @@ import { execFileSync } from "node:child_process";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import type { MvmError } from "../../src/errors.js";
 import { startTestDaemon } from "../support/daemon.js";
 
 /** A small ext4 image with one file in it, made without loop mounts. */
@@ -69,4 +70,18 @@ test("shared folders: visible, writable, and read-only ones cannot be written", 
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, "host file\nrefused\n");
   assert.equal(await readFile(join(rw, "out.txt"), "utf8"), "from-guest\n");
+});
+
+test("a shared folder's guest path over 511 bytes is refused with a clear message, not cut short", { timeout: 120_000 }, async (t) => {
+  const d = await startTestDaemon(t);
+  const host = join(d.home, "long");
+  await mkdir(host);
+  const guestPath = "/" + Array.from({ length: 6 }, (_, i) => String(i).repeat(100)).join("/"); // 606 bytes
+  await d.client.create({ name: "long", volumes: [`${host}:${guestPath}`] });
+  const err = await d.client.start("long").then(
+    () => undefined,
+    (e: MvmError) => e,
+  );
+  assert.ok(err, "the VM must not start with its shared folder somewhere else");
+  assert.match(JSON.stringify({ message: err.message, details: err.details }), /shared folder path \/0{63}\.\.\. is 606 bytes, over the limit of 511/);
 });
