@@ -14,6 +14,11 @@ if [ -z "${MVM_GUEST_REFRESH:-}" ] && [ -f "$manifest" ]; then
   if [ "$ok" = 1 ]; then cat "$manifest"; exit 0; fi
 fi
 
+# One build at a time per cache: two at once (two test runs) would build in the same work folders and
+# delete each other's files. The second waits, then finds what the first built.
+mkdir -p "$MVM_CACHE_DIR"
+exec 9>"$MVM_CACHE_DIR/.guest-build.lock"
+flock 9
 kernel=$(bash "$GUEST_DIR/kernel/build.sh")
 initramfs=$(bash "$GUEST_DIR/initramfs/build.sh")
 mkdir -p "$MVM_CACHE_DIR/guest"
