@@ -8,13 +8,16 @@ export { connect, MvmClient, VmHandle, Command, GuestFiles, type ConnectOptions,
 export type { OutputChunk } from "./client/command.js";
 export type { WriteOptions, WriteData, TransferResult } from "./client/files.js";
 export { copyIn, copyOut, parseCopyArg, type CopyStats, type CopyOptions } from "./client/copy.js";
-export type { FileEntry, FileType } from "./agent/messages.js";
+export type { FileEntry, FileType } from "./api/resource-schemas.js";
 export { launchGuest, adoptGuest, Guest, type LaunchOptions, type BootTimeline, type QemuExit, type StopRung } from "./vm/launch.js";
 export { ensureGuestArtifacts, type GuestArtifacts } from "./guest/artifacts.js";
 export type { GuestConfig } from "./guest/config-file.js";
 export { AgentClient, ExecSession, type ExecOptions, type ExecResult, type RunResult } from "./agent/client.js";
 export type { Hello } from "./agent/messages.js";
 export { chooseAccel, readHostFacts, type AccelChoice } from "./host/accel.js";
-export { VmSpecSchema } from "./vmspec/vm-spec.js";
+// The wire contract as TypeBox schemas (JSON Schema): what the API takes and answers.
+export { VmSpecSchema, VmViewSchema, CheckedSpecSchema, AttachEventSchema, ExitEventSchema, DaemonInfoSchema } from "./api/vm-schemas.js";
+export { ExecBodySchema, ExecResultSchema, ExecEventSchema, SessionInfoSchema, ErrorBodySchema } from "./api/command-schemas.js";
+export { ImageViewSchema, NetworkViewSchema, FileEntrySchema, TransferResultSchema } from "./api/resource-schemas.js";
 export type { VmState } from "./vm/state.js";
 export * from "./errors.js";

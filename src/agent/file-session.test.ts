@@ -4,7 +4,7 @@ import { duplexPair } from "../../test/support/duplex-pair.js";
 import { FakeAgent } from "../../test/support/fake-agent.js";
 import { AgentProtocolError, IntegrityError } from "../errors.js";
 import { AgentClient } from "./client.js";
-import { crc32 } from "./crc32.js";
+import { crc32 } from "../api/crc32.js";
 import { FieldWriter, Fields } from "./fields.js";
 import { Field, FrameType } from "./protocol.js";
 

@@ -2,7 +2,7 @@
 // bytes) and a payload. The decoder turns a byte stream into frames, refusing oversized ones and skipping
 // garbage up to the next valid header, so one bad frame never poisons the rest of the stream.
 
-import { crc32 } from "./crc32.js";
+import { crc32 } from "../api/crc32.js";
 import { ErrorCode, HEADER_SIZE, MAGIC, MAX_PAYLOAD, PROTO_VERSION } from "./protocol.js";
 
 export interface Frame {

@@ -1,6 +1,6 @@
 // Typed messages on top of frames and fields: what the host sends and what it reads back.
 
-import { crc32Hex } from "./crc32.js";
+import { crc32Hex } from "../api/crc32.js";
 import { Field, FsFlag } from "./protocol.js";
 import { FieldWriter, Fields } from "./fields.js";
 

@@ -2,15 +2,11 @@
 // CLI has is here, each taking an AbortSignal; VM handles implement Symbol.asyncDispose.
 
 import { join } from "node:path";
-import type { ExecResult } from "../agent/exec-session.js";
-import type { AttachEvent, ExitEvent } from "../daemon/vm-manager.js";
-import type { VmView } from "../daemon/views.js";
-import { MvmError } from "../errors.js";
-import type { AccelChoice } from "../host/accel.js";
+import type { ExecResult } from "../api/command-schemas.js";
+import type { AttachEvent, DaemonInfo, ExitEvent, VmSpecInput, VmView } from "../api/vm-schemas.js";
+import { DaemonDisconnectedError, DaemonNotRunningError, errorFromBody } from "../errors.js";
 import { homeDir } from "../host/paths.js";
-import type { VmSpecInput } from "../spec/vm-spec.js";
-import type { ImageRecord } from "../store/image-store.js";
-import type { NetworkRecord } from "../store/network-store.js";
+import type { ImageView as ImageRecord, NetworkView as NetworkRecord } from "../api/resource-schemas.js";
 import { startDaemon } from "./daemon-process.js";
 import { createInterface } from "node:readline";
 import type { Duplex } from "node:stream";
@@ -19,7 +15,7 @@ import { Command, type SessionInfo } from "./command.js";
 import { checkResult } from "./exec-errors.js";
 import { GuestFiles } from "./files.js";
 
-export type { VmView, VmSpecInput, ExitEvent, AttachEvent, SessionInfo };
+export type { VmView, VmSpecInput, ExitEvent, AttachEvent, SessionInfo, DaemonInfo };
 export { Command, GuestFiles };
 
 export interface ConnectOptions {
@@ -67,12 +63,6 @@ export interface ExecStream {
   close(): void;
 }
 
-export interface DaemonInfo {
-  version: string;
-  home: string;
-  pid: number;
-  accel: AccelChoice;
-}
 
 const enc = encodeURIComponent;
 
@@ -116,11 +106,11 @@ export class MvmClient {
   private async followStream(path: string, onEvent: (e: never) => void, signal?: AbortSignal): Promise<ExitEvent> {
     let exit: ExitEvent | undefined;
     await requestStream(this.http(signal), "POST", path, undefined, (v) => {
-      if (v.type === "error") throw Object.assign(new MvmError(String(v.message), { hint: v.hint as string, details: v.details as Record<string, unknown> }), { code: v.error });
+      if (v.type === "error") throw errorFromBody(undefined, v);
       if (v.type === "exit") exit = v as unknown as ExitEvent;
       (onEvent as (e: unknown) => void)(v);
     });
-    if (!exit) throw new MvmError("the daemon closed the stream before the command ended", { hint: "the daemon may have restarted; mvm ps shows the VM's state" });
+    if (!exit) throw new DaemonDisconnectedError("the daemon closed the stream before the command ended", { hint: "the daemon may have restarted; mvm ps shows the VM's state" });
     return exit;
   }
 
@@ -165,9 +155,9 @@ export class MvmClient {
       else if (v.type === "stdout") o.onStdout?.(Buffer.from(v.data as string, "base64"));
       else if (v.type === "stderr") o.onStderr?.(Buffer.from(v.data as string, "base64"));
       else if (v.type === "exit") result = v as unknown as ExecResult;
-      else if (v.type === "error") throw Object.assign(new MvmError(String(v.message), { hint: v.hint as string }), { code: v.error });
+      else if (v.type === "error") throw errorFromBody(undefined, v);
     });
-    if (!result) throw new MvmError("the daemon closed the stream before the command ended", { hint: "the VM may have stopped; mvm ps shows its state" });
+    if (!result) throw new DaemonDisconnectedError("the daemon closed the stream before the command ended", { hint: "the VM may have stopped; mvm ps shows its state" });
     return o.check ? checkResult(argv, result) : result;
   }
 
@@ -223,10 +213,10 @@ export class MvmClient {
           resolve(v as unknown as ExecResult);
         } else if (v.type === "error") {
           settled = true;
-          reject(Object.assign(new MvmError(String(v.message), { hint: v.hint as string, details: v.details as Record<string, unknown> }), { code: v.error }));
+          reject(errorFromBody(undefined, v));
         }
       });
-      socket.on("close", () => settled || reject(new MvmError("the daemon closed the exec stream before the command ended", { hint: "the VM may have stopped; mvm ps shows its state" })));
+      socket.on("close", () => settled || reject(new DaemonDisconnectedError("the daemon closed the exec stream before the command ended", { hint: "the VM may have stopped; mvm ps shows its state" })));
     });
     return {
       result,
@@ -273,9 +263,9 @@ export class MvmClient {
     await requestStream(this.http(signal), "POST", path, body, (v) => {
       if (v.type === "progress") onProgress?.(String(v.line));
       else if (v.type === "done") image = v.image as ImageRecord;
-      else if (v.type === "error") throw Object.assign(new MvmError(String(v.message), { hint: v.hint as string, details: v.details as Record<string, unknown> }), { code: v.error });
+      else if (v.type === "error") throw errorFromBody(undefined, v);
     });
-    if (!image) throw new MvmError("the daemon closed the stream before the image was ready", { hint: "the daemon may have restarted; nothing was registered" });
+    if (!image) throw new DaemonDisconnectedError("the daemon closed the stream before the image was ready", { hint: "the daemon may have restarted; nothing was registered" });
     return image;
   }
 
@@ -353,7 +343,7 @@ export async function connect(options: ConnectOptions = {}): Promise<MvmClient> 
     return client;
   } catch (e) {
     if (!isNoDaemon(e)) throw e;
-    if (options.autoStart === false) throw new MvmError("the mvm daemon is not running", { hint: "start it with mvm daemon, or let the CLI start it" });
+    if (options.autoStart === false) throw new DaemonNotRunningError("the mvm daemon is not running", { hint: "start it with mvm daemon, or let the CLI start it" });
   }
   await startDaemon(home);
   // Two clients may have raced to start it; the winner may need a moment more to listen.

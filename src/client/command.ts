@@ -2,10 +2,9 @@
 // outlives the client), or found again later with client.command(vm, id). Its output can be read as
 // async iterators, from the start of what the daemon kept, as often as wanted.
 
-import type { ExecResult } from "../agent/exec-session.js";
-import { MvmError } from "../errors.js";
-import { errorFromBody } from "../daemon/http-errors.js";
-import type { SessionInfo } from "../daemon/session-registry.js";
+import type { ExecResult } from "../api/command-schemas.js";
+import { errorFromBody, InternalError } from "../errors.js";
+import type { SessionInfo } from "../api/command-schemas.js";
 import { requestJson, requestUpload, streamLines, type HttpOptions } from "./http.js";
 import { chunks, type WriteData } from "./files.js";
 import { checkResult } from "./exec-errors.js";
@@ -40,8 +39,8 @@ export class Command {
    */
   async wait(o: { check?: boolean; signal?: AbortSignal } = {}): Promise<ExecResult> {
     const info = await requestJson<SessionInfo>(this.http(o.signal), "POST", `${this.path}/wait`);
-    if (info.error) throw errorFromBody(502, info.error);
-    if (!info.result) throw new MvmError(`command ${this.id} has no result`, { hint: "this is a bug in mvm" });
+    if (info.error) throw errorFromBody(undefined, info.error);
+    if (!info.result) throw new InternalError(`command ${this.id} has no result`);
     return o.check ? checkResult(info.argv, info.result) : info.result;
   }
 

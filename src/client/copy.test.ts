@@ -3,7 +3,7 @@ import { lstat, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import type { FileEntry } from "../agent/messages.js";
+import type { FileEntry } from "../api/resource-schemas.js";
 import { copyOut, parseCopyArg } from "./copy.js";
 import type { GuestFiles } from "./files.js";
 

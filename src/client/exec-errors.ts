@@ -1,6 +1,6 @@
 // Turning a command's result into an error, for callers who asked for `check`.
 
-import type { ExecResult } from "../agent/exec-session.js";
+import type { ExecResult } from "../api/command-schemas.js";
 import { CommandFailedError, CommandTimedOutError } from "../errors.js";
 
 export function checkResult(argv: string[], r: ExecResult): ExecResult {

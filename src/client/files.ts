@@ -1,12 +1,11 @@
 // Files in a running VM, for library users: vm.files.read/write/list/stat/mkdir/rename/remove/... Every
 // transfer is checksummed here and compared with the guest's CRC-32, so a copy that arrives is the copy sent.
 
-import { crc32, crc32Hex } from "../agent/crc32.js";
+import { crc32, crc32Hex } from "../api/crc32.js";
 import type { Readable } from "node:stream";
-import type { FileEntry } from "../agent/messages.js";
-import type { TransferResult } from "../agent/file-session.js";
-import { IntegrityError, MvmError } from "../errors.js";
-import { errorFromBody } from "../daemon/http-errors.js";
+import type { FileEntry } from "../api/resource-schemas.js";
+import type { TransferResult } from "../api/resource-schemas.js";
+import { errorFromBody, FileNotFoundError, IntegrityError } from "../errors.js";
 import { requestBody, requestJson, requestUpload, type HttpOptions } from "./http.js";
 
 export type { FileEntry, TransferResult };
@@ -59,7 +58,7 @@ export class GuestFiles {
       await this.stat(path, signal);
       return true;
     } catch (e) {
-      if ((e as MvmError).code === "FILE_NOT_FOUND") return false;
+      if (e instanceof FileNotFoundError) return false;
       throw e;
     }
   }
@@ -108,7 +107,7 @@ export class GuestFiles {
       await onData(chunk);
     }
     const error = res.trailers["x-mvm-error"];
-    if (error) throw errorFromBody(502, JSON.parse(error) as Record<string, string>);
+    if (error) throw errorFromBody(undefined, JSON.parse(error) as Record<string, unknown>);
     const mine = crc32Hex(crc);
     const theirs = res.trailers["x-mvm-crc32"];
     if (!res.complete || theirs !== mine) {

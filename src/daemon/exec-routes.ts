@@ -3,47 +3,26 @@
 
 import type { FastifyInstance } from "fastify";
 import { batches } from "./batches.js";
-import { BadRequestError } from "./http-errors.js";
+import { checkBody } from "../api/check.js";
+import { ExecBodySchema, ExecEventSchema, SessionInfoSchema, SignalBodySchema, StdinQuery, type ExecBody } from "../api/command-schemas.js";
+import { route } from "../api/routes.js";
+import { Type } from "@sinclair/typebox";
 import { followSession, ndjson } from "./ndjson.js";
 import type { VmManager } from "./vm-manager.js";
+import { BadRequestError } from "../errors.js";
 
 type Ref = { Params: { ref: string } };
 type RefId = { Params: { ref: string; id: string } };
 
-export interface ExecBody {
-  argv: string[];
-  timeoutMs?: number;
-  env?: Record<string, string>;
-  cwd?: string;
-  user?: string;
-  /** base64 stdin, sent whole and then closed. */
-  input?: string;
-  /** Keep running when the client goes away; answers at once with the session's info. */
-  background?: boolean;
-  /** Background only: keep stdin open for POST .../stdin (otherwise it reads /dev/null, or `input`). */
-  stdin?: boolean;
-}
-
-/** Checks the common part of exec requests (HTTP body or upgraded stream's first line). */
-export function execOptions(body: unknown): Omit<ExecBody, "input"> {
-  const b = (body ?? {}) as Partial<ExecBody>;
-  if (!Array.isArray(b.argv) || b.argv.length === 0 || !b.argv.every((a) => typeof a === "string")) {
-    throw new BadRequestError("exec needs argv: a non-empty list of strings", { hint: "send {\"argv\": [\"echo\", \"hi\"]}" });
-  }
-  if (b.env !== undefined && (typeof b.env !== "object" || b.env === null || !Object.values(b.env).every((v) => typeof v === "string"))) {
-    throw new BadRequestError("env must map names to strings", { hint: "send {\"env\": {\"FOO\": \"bar\"}}" });
-  }
-  for (const k of ["cwd", "user"] as const) {
-    if (b[k] !== undefined && typeof b[k] !== "string") throw new BadRequestError(`${k} must be a string`);
-  }
-  if (b.timeoutMs !== undefined && (typeof b.timeoutMs !== "number" || !(b.timeoutMs > 0) || b.timeoutMs > 0xffffffff)) {
-    throw new BadRequestError(`timeoutMs must be a positive number of milliseconds, not ${JSON.stringify(b.timeoutMs)}`);
-  }
+/** Checks the common part of exec requests (HTTP body or upgraded stream's first line) against the schema. */
+export function execOptions(body: unknown): Omit<ExecBody, "input" | "tty"> {
+  const b = checkBody(ExecBodySchema, body ?? {}, "exec request");
   return { argv: b.argv, env: b.env, cwd: b.cwd, user: b.user, timeoutMs: b.timeoutMs, background: b.background === true, stdin: b.stdin === true };
 }
 
 export function registerExecRoutes(app: FastifyInstance, manager: VmManager): void {
-  app.post<Ref & { Body: ExecBody }>("/v1/vms/:ref/exec", (req, reply) => {
+  const execDoc = route({ summary: "run a command: NDJSON session, stdout/stderr (base64), exit; background=true answers 201 at once with its info", answer: "ndjson", body: ExecBodySchema, events: ExecEventSchema });
+  app.post<Ref & { Body: ExecBody }>("/v1/vms/:ref/exec", execDoc, (req, reply) => {
     const o = execOptions(req.body);
     const input = req.body.input;
     const t = manager.exec(req.params.ref, { ...o, stdin: input !== undefined || (o.background && o.stdin) });
@@ -56,23 +35,24 @@ export function registerExecRoutes(app: FastifyInstance, manager: VmManager): vo
     followSession(t, raw, false);
   });
 
-  app.get<Ref>("/v1/vms/:ref/sessions", (req) => manager.listSessions(req.params.ref));
+  app.get<Ref>("/v1/vms/:ref/sessions", route({ summary: "the VM's commands: running, and ended background ones", answer: "json", response: Type.Array(SessionInfoSchema) }), (req) => manager.listSessions(req.params.ref));
 
-  app.get<RefId>("/v1/vms/:ref/sessions/:id", (req) => manager.session(req.params.ref, req.params.id).info);
+  app.get<RefId>("/v1/vms/:ref/sessions/:id", route({ summary: "one command", answer: "json", response: SessionInfoSchema }), (req) => manager.session(req.params.ref, req.params.id).info);
 
-  app.get<RefId>("/v1/vms/:ref/sessions/:id/attach", (req, reply) => {
+  app.get<RefId>("/v1/vms/:ref/sessions/:id/attach", route({ summary: "its kept output, then live, then exit or error", answer: "ndjson", events: ExecEventSchema }), (req, reply) => {
     const t = manager.session(req.params.ref, req.params.id);
     followSession(t, ndjson(reply), true);
   });
 
-  app.post<RefId>("/v1/vms/:ref/sessions/:id/wait", async (req) => {
+  app.post<RefId>("/v1/vms/:ref/sessions/:id/wait", route({ summary: "wait for it to end", answer: "json", response: SessionInfoSchema }), async (req) => {
     const t = manager.session(req.params.ref, req.params.id);
     await t.ended;
     return t.info;
   });
 
   // The body (application/octet-stream) goes to the command's stdin as it arrives; ?eof=true closes it after.
-  app.post<RefId & { Querystring: { eof?: string } }>("/v1/vms/:ref/sessions/:id/stdin", async (req, reply) => {
+  const stdinDoc = route({ summary: "bytes to its stdin as the guest takes them; eof=true closes it after", answer: "none", status: 204, octetBody: true, query: StdinQuery });
+  app.post<RefId & { Querystring: { eof?: string } }>("/v1/vms/:ref/sessions/:id/stdin", stdinDoc, async (req, reply) => {
     const t = manager.session(req.params.ref, req.params.id);
     if (t.result) throw new BadRequestError(`command ${t.id} has ended; its stdin is closed`, { hint: "mvm session ls shows how it ended" });
     const body = req.body as AsyncIterable<Buffer> | Buffer | undefined;
@@ -82,12 +62,13 @@ export function registerExecRoutes(app: FastifyInstance, manager: VmManager): vo
     return reply.status(204).send();
   });
 
-  app.post<RefId & { Body: { signal?: number } }>("/v1/vms/:ref/sessions/:id/signal", (req, reply) => {
+  const signalDoc = route({ summary: "a signal to its process group; id job is the VM's own command", answer: "none", status: 204, body: SignalBodySchema });
+  app.post<RefId & { Body: { signal?: number } }>("/v1/vms/:ref/sessions/:id/signal", signalDoc, (req, reply) => {
     manager.signal(req.params.ref, req.params.id, Number(req.body?.signal ?? 15));
     return reply.status(204).send();
   });
 
-  app.delete<RefId>("/v1/vms/:ref/sessions/:id", (req, reply) => {
+  app.delete<RefId>("/v1/vms/:ref/sessions/:id", route({ summary: "SIGKILL it if running, then forget it", answer: "none", status: 204 }), (req, reply) => {
     manager.removeSession(req.params.ref, req.params.id);
     return reply.status(204).send();
   });

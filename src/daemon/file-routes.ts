@@ -4,9 +4,12 @@
 
 import type { FastifyInstance } from "fastify";
 import type { FsRequest } from "../agent/messages.js";
+import { FileOpAnswerSchema, FileOpBodySchema, FileOpParams, FileReadQuery, FileWriteQuery, TransferResultSchema } from "../api/resource-schemas.js";
+import { route } from "../api/routes.js";
 import { batches } from "./batches.js";
-import { BadRequestError, errorResponse } from "./http-errors.js";
+import { errorResponse } from "./http-errors.js";
 import type { VmManager } from "./vm-manager.js";
+import { BadRequestError } from "../errors.js";
 
 const OPS = ["stat", "list", "mkdir", "rename", "remove", "chmod", "chown", "symlink"] as const;
 type Op = (typeof OPS)[number];
@@ -64,7 +67,8 @@ function fsRequest(op: Op, b: FsBody): FsRequest & { op: Op } {
 }
 
 export function registerFileRoutes(app: FastifyInstance, manager: VmManager): void {
-  app.post<{ Params: { ref: string; op: string }; Body: FsBody }>("/v1/vms/:ref/files/:op", async (req) => {
+  const opDoc = route({ summary: "stat, list, mkdir, rename, remove, chmod, chown or symlink in the guest; answers {entries}", answer: "json", params: FileOpParams, body: FileOpBodySchema, response: FileOpAnswerSchema });
+  app.post<{ Params: { ref: string; op: string }; Body: FsBody }>("/v1/vms/:ref/files/:op", opDoc, async (req) => {
     const op = req.params.op as Op;
     if (!OPS.includes(op)) throw new BadRequestError(`unknown file operation ${JSON.stringify(req.params.op)}`, { hint: `one of ${OPS.join(", ")}` });
     const request = fsRequest(op, req.body ?? {});
@@ -72,7 +76,8 @@ export function registerFileRoutes(app: FastifyInstance, manager: VmManager): vo
     return { entries: await agent.fileOp(request) };
   });
 
-  app.get<{ Params: { ref: string }; Querystring: { path?: string } }>("/v1/vms/:ref/files/content", async (req, reply) => {
+  const readDoc = route({ summary: "a file's bytes, streamed; trailer x-mvm-crc32 (or x-mvm-error)", answer: "octet", query: FileReadQuery });
+  app.get<{ Params: { ref: string }; Querystring: { path?: string } }>("/v1/vms/:ref/files/content", readDoc, async (req, reply) => {
     const path = guestPath(req.query.path);
     const { agent } = manager.agentFor(req.params.ref, "files");
     const raw = reply.raw;
@@ -111,7 +116,8 @@ export function registerFileRoutes(app: FastifyInstance, manager: VmManager): vo
     );
   });
 
-  app.put<{ Params: { ref: string }; Querystring: Record<string, string | undefined> }>("/v1/vms/:ref/files/content", async (req) => {
+  const writeDoc = route({ summary: "write a file from the body, renamed into place when complete; answers {size, crc32}", answer: "json", octetBody: true, query: FileWriteQuery, response: TransferResultSchema });
+  app.put<{ Params: { ref: string }; Querystring: Record<string, string | undefined> }>("/v1/vms/:ref/files/content", writeDoc, async (req) => {
     const q = req.query;
     const path = guestPath(q.path);
     if (!req.headers["content-type"]?.startsWith("application/octet-stream")) {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { checkSpec } from "../vmspec/vm-spec.js";
-import { NameTakenError, NotFoundError, type VmRecord } from "../store/vm-store.js";
-import { StateError } from "../vm/state.js";
+import type { VmRecord } from "../store/vm-store.js";
+import { NameTakenError, NotFoundError, WrongStateError } from "../errors.js";
 import { buildServer } from "./server.js";
 import type { VmManager } from "./vm-manager.js";
 
@@ -18,9 +18,10 @@ function fakeManager(): VmManager {
     },
     create: (body: { name?: string }) => {
       if (body.name === "taken") throw new NameTakenError("a VM named taken already exists", { hint: "pick another" });
+      checkSpec(body); // what the real manager does first
       return Promise.resolve(record(body.name ?? "gen"));
     },
-    stop: () => Promise.reject(new StateError("cannot stop VM a: it is created, and stop needs it running or paused", { hint: "h" })),
+    stop: () => Promise.reject(new WrongStateError("cannot stop VM a: it is created, and stop needs it running or paused", { hint: "h" })),
     exec: () => {
       throw new Error("must not be reached with a bad body");
     },
@@ -63,13 +64,56 @@ test("invalid JSON is a 400 in the same body shape", async () => {
   assert.equal(r.json<{ error: string }>().error, "BAD_REQUEST");
 });
 
-test("the OpenAPI document describes exactly the routes the server has", async () => {
-  const { documentedRoutes, UPGRADE_ROUTES } = await import("./openapi.js");
+test("the OpenAPI document is made of the routes the server has: each documented, upgrades included", async () => {
+  const { UPGRADE_ROUTES } = await import("../api/openapi.js");
   const { registeredRoutes } = await import("./server.js");
-  const key = ([m, p]: readonly [string, string]) => `${m.toUpperCase()} ${p}`;
-  const served = [...registeredRoutes(app), ...UPGRADE_ROUTES].map(key).sort();
-  assert.deepEqual(documentedRoutes().map(key).sort(), served);
-  const doc = (await app.inject({ method: "GET", url: "/v1/openapi.json" })).json<{ openapi: string; paths: Record<string, object> }>();
+  const routes = [...registeredRoutes(app), ...UPGRADE_ROUTES];
+  for (const r of routes) assert.ok(r.doc?.summary, `${r.method} ${r.url} has no doc`);
+  const doc = (await app.inject({ method: "GET", url: "/v1/openapi.json" })).json<{ openapi: string; paths: Record<string, Record<string, { requestBody?: unknown }>> }>();
   assert.equal(doc.openapi, "3.1.0");
-  assert.ok("/v1/vms/{ref}/files/content" in doc.paths);
+  const key = (m: string, p: string) => `${m.toUpperCase()} ${p}`;
+  const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => key(m, p.replace(/\{(\w+)\}/g, ":$1"))));
+  assert.deepEqual(documented.sort(), routes.map((r) => key(r.method, r.url)).sort());
+  assert.ok(doc.paths["/v1/vms"]?.post?.requestBody, "the VM spec schema is the create body");
 });
+
+test("docs/api.md has a row for every route, and docs/vm-spec.md one for every spec key", async () => {
+  const { readFileSync } = await import("node:fs");
+  const { UPGRADE_ROUTES } = await import("../api/openapi.js");
+  const { registeredRoutes } = await import("./server.js");
+  const { VmSpecSchema } = await import("../api/vm-schemas.js");
+  const api = readFileSync(new URL("../../../docs/api.md", import.meta.url), "utf8");
+  for (const r of [...registeredRoutes(app), ...UPGRADE_ROUTES]) {
+    const row = new RegExp(`^\\| \`${r.method.toUpperCase()} ${r.url.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}[\`\\[?]`, "m");
+    assert.match(api, row, `docs/api.md: no row for ${r.method.toUpperCase()} ${r.url}`);
+  }
+  const spec = readFileSync(new URL("../../../docs/vm-spec.md", import.meta.url), "utf8");
+  const documented = spec.split("\n").filter((l) => l.startsWith("| `")).flatMap((l) => [...l.split("|")[1]!.matchAll(/`(\w+)`/g)].map((m) => m[1]!));
+  assert.deepEqual([...new Set(documented)].sort(), Object.keys(VmSpecSchema.properties).sort());
+});
+
+test("views and checked specs match the schemas the API documents", async () => {
+  const { Value } = await import("@sinclair/typebox/value");
+  const { VmViewSchema, CheckedSpecSchema } = await import("../api/vm-schemas.js");
+  const { vmView } = await import("./views.js");
+  const spec = checkSpec({ name: "full", cpus: 2, memory: "1G", network: "user", ports: ["8080:80/udp"], env: { A: "1" }, command: ["true"], machine: { pit: "off" } });
+  assert.ok(Value.Check(CheckedSpecSchema, spec), JSON.stringify([...Value.Errors(CheckedSpecSchema, spec)].slice(0, 3)));
+  const running: VmRecord = { ...record("a"), state: "running", pid: 7, pidStart: "9", argv: ["qemu"], accel: { chosen: "tcg", reason: "r" }, timings: { startedAt: new Date().toISOString(), helloMs: 700 }, lastExit: { exitCode: null, signal: "SIGKILL", at: "t", reason: "x" } };
+  for (const v of [vmView(record("a")), vmView(running)]) assert.ok(Value.Check(VmViewSchema, JSON.parse(JSON.stringify(v))), JSON.stringify([...Value.Errors(VmViewSchema, v)].slice(0, 3)));
+  const list = (await app.inject({ method: "GET", url: "/v1/vms" })).json<unknown[]>();
+  for (const v of list) assert.ok(Value.Check(VmViewSchema, v));
+});
+
+test("request bodies are checked by their schema: unknown keys and wrong types are a 400 naming the problem", async () => {
+  const bad = await app.inject({ method: "POST", url: "/v1/networks", payload: { name: "lan", bogus: 1 } });
+  assert.equal(bad.statusCode, 400);
+  assert.equal(bad.json<{ error: string }>().error, "BAD_REQUEST");
+  assert.match(bad.json<{ message: string }>().message, /bogus/);
+  const typed = await app.inject({ method: "POST", url: "/v1/vms/a/sessions/1/signal", payload: { signal: "TERM" } });
+  assert.equal(typed.statusCode, 400);
+  const op = await app.inject({ method: "POST", url: "/v1/vms/a/files/explode", payload: { path: "/x" } });
+  assert.equal(op.statusCode, 400);
+  const spec = await app.inject({ method: "POST", url: "/v1/vms", payload: { name: "x", cpu: 2 } });
+  assert.equal(spec.json<{ error: string }>().error, "INVALID_SPEC", "the spec keeps its own checker's error");
+});
+

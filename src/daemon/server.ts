@@ -4,54 +4,69 @@
 import { createReadStream, statSync, watch } from "node:fs";
 import type { ServerResponse } from "node:http";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
+import type { Static } from "@sinclair/typebox";
 import { vmDir, vmFiles } from "../vm/layout.js";
 import { chooseAccel, readHostFacts } from "../host/accel.js";
-import { BadRequestError, errorResponse } from "./http-errors.js";
+import { errorOptions, errorResponse, handleErrors } from "./http-errors.js";
 import { registerExecRoutes } from "./exec-routes.js";
 import { registerFileRoutes } from "./file-routes.js";
-import { openApiDocument } from "./openapi.js";
+import { openApiDocument } from "../api/openapi.js";
+import { route, type RegisteredRoute } from "../api/routes.js";
+import { DaemonInfoSchema, LogsQuery, RemoveQuery, StartQuery, VmSpecSchema, VmViewSchema, AttachEventSchema, ExitEventSchema } from "../api/vm-schemas.js";
+import { BuildEventSchema, ImageBuildBodySchema, ImageImportBodySchema, ImageViewSchema, NetworkCreateBodySchema, NetworkViewSchema } from "../api/resource-schemas.js";
+import { Type } from "@sinclair/typebox";
 import { line, ndjson } from "./ndjson.js";
 import { serveUpgrades } from "./upgrades.js";
 import type { AttachEvent, VmManager } from "./vm-manager.js";
 import { vmView } from "./views.js";
+import { BadRequestError } from "../errors.js";
 
 type Ref = { Params: { ref: string } };
 
-const registered = new WeakMap<FastifyInstance, Array<[string, string]>>();
+const registered = new WeakMap<FastifyInstance, RegisteredRoute[]>();
 
-/** The routes a server registered, as [method, path] (HEAD twins left out), for the OpenAPI drift test. */
-export const registeredRoutes = (app: FastifyInstance): Array<[string, string]> => registered.get(app) ?? [];
+/** The routes a server registered (HEAD twins left out), with their docs: what the OpenAPI document is made of. */
+export const registeredRoutes = (app: FastifyInstance): RegisteredRoute[] => registered.get(app) ?? [];
 
 export function buildServer(manager: VmManager, info: { version: string; home: string }): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
-  const routes: Array<[string, string]> = [];
+  const app = Fastify({
+    logger: false,
+    // Requests refused before any route runs (router, Node's parser) answer in mvm's body shape too.
+    ...errorOptions,
+    bodyLimit: 64 * 1024 * 1024,
+    // Unknown keys are refused, not silently dropped; nothing is coerced or defaulted behind the caller's back.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
+    schemaErrorFormatter: (errors, dataVar) => {
+      const problems = errors.slice(0, 5).map((e) => `${dataVar}${e.instancePath || ""}: ${e.message ?? "invalid"}${e.params && "additionalProperty" in e.params ? ` (${String(e.params.additionalProperty)})` : ""}`);
+      return new BadRequestError(`invalid request: ${problems.join("; ")}`, { hint: "GET /v1/openapi.json describes every request", details: { problems } });
+    },
+  });
+  const routes: RegisteredRoute[] = [];
   registered.set(app, routes);
   app.addHook("onRoute", (r) => {
-    for (const m of [r.method].flat()) if (m !== "HEAD") routes.push([m.toLowerCase(), r.url]);
+    for (const m of [r.method].flat()) if (m !== "HEAD") routes.push({ method: m.toLowerCase(), url: r.url, doc: r.config?.doc });
   });
 
   // File contents and stdin stream through as they arrive, never buffered whole.
   app.addContentTypeParser("application/octet-stream", (_req, payload, done) => done(null, payload));
 
-  app.setErrorHandler((error, _req, reply) => {
-    const { status, body } = errorResponse(error);
-    void reply.status(status).send(body);
-  });
+  handleErrors(app);
 
-  app.get("/v1/openapi.json", () => openApiDocument(info.version));
+  app.get("/v1/openapi.json", route({ summary: "this document", answer: "json" }), () => openApiDocument(info.version, routes));
 
-  app.get("/v1/info", () => ({ ...info, pid: process.pid, accel: chooseAccel("auto", readHostFacts()) }));
+  app.get("/v1/info", route({ summary: "daemon version, pid, home and accelerator choice", answer: "json", response: DaemonInfoSchema }), () => ({ ...info, pid: process.pid, accel: chooseAccel("auto", readHostFacts()) }));
 
-  app.get("/v1/vms", () => manager.list().map(vmView));
+  app.get("/v1/vms", route({ summary: "all VMs", answer: "json", response: Type.Array(VmViewSchema) }), () => manager.list().map(vmView));
 
-  app.post("/v1/vms", async (req, reply) => {
+  app.post("/v1/vms", route({ summary: "create a VM from a spec (unknown keys refused)", answer: "json", status: 201, body: VmSpecSchema, validateBody: false, response: VmViewSchema }), async (req, reply) => {
     const rec = await manager.create(req.body ?? {});
     return reply.status(201).send(vmView(rec));
   });
 
-  app.get<Ref>("/v1/vms/:ref", (req) => vmView(manager.get(req.params.ref)));
+  app.get<Ref>("/v1/vms/:ref", route({ summary: "one VM: state, pid, accel and binary with reasons, argv, timings, last exits", answer: "json", response: VmViewSchema }), (req) => vmView(manager.get(req.params.ref)));
 
-  app.post<Ref & { Querystring: { attach?: string } }>("/v1/vms/:ref/start", async (req, reply) => {
+  const startDoc = route({ summary: "boot; with attach=true, follow the VM's command as NDJSON (started, output..., exit)", answer: "json", query: StartQuery, response: VmViewSchema, events: AttachEventSchema });
+  app.post<Ref & { Querystring: { attach?: string } }>("/v1/vms/:ref/start", startDoc, async (req, reply) => {
     if (req.query.attach !== "true") return vmView(await manager.start(req.params.ref));
     // Attach before starting, so not a byte of the command's output is missed.
     const rec = manager.get(req.params.ref);
@@ -70,7 +85,7 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
     }
   });
 
-  app.post<Ref>("/v1/vms/:ref/attach", (req, reply) => {
+  app.post<Ref>("/v1/vms/:ref/attach", route({ summary: "the VM's command: kept output, then live, then its exit", answer: "ndjson", events: AttachEventSchema }), (req, reply) => {
     const rec = manager.get(req.params.ref);
     const raw = ndjson(reply);
     const off = manager.attach(
@@ -84,31 +99,37 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
     raw.on("close", off);
   });
 
+  const ops = {
+    stop: "power off (guest, then QMP quit, SIGTERM, SIGKILL)",
+    kill: "SIGKILL QEMU",
+    pause: "freeze the vCPUs",
+    resume: "unfreeze the vCPUs",
+  } as const;
   for (const op of ["stop", "kill", "pause", "resume"] as const) {
-    app.post<Ref>(`/v1/vms/:ref/${op}`, async (req) => vmView(await manager[op](req.params.ref)));
+    app.post<Ref>(`/v1/vms/:ref/${op}`, route({ summary: ops[op], answer: "json", response: VmViewSchema }), async (req) => vmView(await manager[op](req.params.ref)));
   }
 
-  app.delete<Ref & { Querystring: { force?: string } }>("/v1/vms/:ref", async (req, reply) => {
+  app.delete<Ref & { Querystring: { force?: string } }>("/v1/vms/:ref", route({ summary: "remove a stopped/crashed VM (force=true kills it first)", answer: "none", status: 204, query: RemoveQuery }), async (req, reply) => {
     await manager.remove(req.params.ref, req.query.force === "true");
     return reply.status(204).send();
   });
 
-  app.get("/v1/networks", () => manager.networks.list());
+  app.get("/v1/networks", route({ summary: "bridged networks and their VMs", answer: "json", response: Type.Array(NetworkViewSchema) }), () => manager.networks.list());
 
-  app.post<{ Body: { name?: string; subnet?: string; nat?: boolean } }>("/v1/networks", async (req, reply) => {
-    const b = req.body ?? {};
-    if (typeof b.name !== "string") throw new BadRequestError("a network needs a name", { hint: "send {\"name\": \"lan\"}" });
+  const networkDoc = route({ summary: "create a network (needs CAP_NET_ADMIN)", answer: "json", status: 201, body: NetworkCreateBodySchema, response: NetworkViewSchema });
+  app.post<{ Body: Static<typeof NetworkCreateBodySchema> }>("/v1/networks", networkDoc, async (req, reply) => {
+    const b = req.body;
     return reply.status(201).send(await manager.networks.create(b.name, { subnet: b.subnet, nat: b.nat }));
   });
 
-  app.delete<{ Params: { name: string } }>("/v1/networks/:name", async (req, reply) => {
+  app.delete<{ Params: { name: string } }>("/v1/networks/:name", route({ summary: "remove a network no VM uses", answer: "none", status: 204 }), async (req, reply) => {
     await manager.networks.remove(req.params.name);
     return reply.status(204).send();
   });
 
-  app.get("/v1/images", () => manager.images.list());
+  app.get("/v1/images", route({ summary: "registered images", answer: "json", response: Type.Array(ImageViewSchema) }), () => manager.images.list());
 
-  app.delete<{ Params: { name: string } }>("/v1/images/:name", async (req, reply) => {
+  app.delete<{ Params: { name: string } }>("/v1/images/:name", route({ summary: "remove an image no VM uses", answer: "none", status: 204 }), async (req, reply) => {
     await manager.images.remove(req.params.name);
     return reply.status(204).send();
   });
@@ -128,26 +149,27 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
     );
   };
 
-  app.post<{ Body: { file?: string; name?: string } }>("/v1/images/import", (req, reply) => {
-    const { file, name } = req.body ?? {};
-    if (typeof file !== "string" || typeof name !== "string") throw new BadRequestError("import needs {file, name}", { hint: "give the image file's absolute path and a name" });
+  const importDoc = route({ summary: "register an image file: progress, then done or error", answer: "ndjson", body: ImageImportBodySchema, events: BuildEventSchema });
+  app.post<{ Body: Static<typeof ImageImportBodySchema> }>("/v1/images/import", importDoc, (req, reply) => {
+    const { file, name } = req.body;
     streamBuild(reply, (onLine) => manager.images.import(file, name, onLine));
   });
 
-  app.post<{ Body: { distro?: string; suite?: string; packages?: string[]; name?: string } }>("/v1/images/build", (req, reply) => {
-    const b = req.body ?? {};
-    if (b.distro !== "debian") throw new BadRequestError(`cannot build ${JSON.stringify(b.distro)} images`, { hint: "mvm image build debian" });
+  const buildDoc = route({ summary: "build a Debian image: progress, then done or error", answer: "ndjson", body: ImageBuildBodySchema, events: BuildEventSchema });
+  app.post<{ Body: Static<typeof ImageBuildBodySchema> }>("/v1/images/build", buildDoc, (req, reply) => {
+    const b = req.body;
     streamBuild(reply, (onLine) => manager.images.build(b.name ?? "debian", { suite: b.suite ?? "bookworm", packages: b.packages ?? [] }, onLine));
   });
 
-  app.post("/v1/prune", async () => ({ removed: await manager.prune() }));
+  app.post("/v1/prune", route({ summary: "remove every stopped or crashed VM", answer: "json", response: Type.Object({ removed: Type.Array(Type.String()) }) }), async () => ({ removed: await manager.prune() }));
 
-  app.post<Ref>("/v1/vms/:ref/wait", async (req) => manager.wait(req.params.ref));
+  app.post<Ref>("/v1/vms/:ref/wait", route({ summary: "wait until the VM stops; its command's exit", answer: "json", response: ExitEventSchema }), async (req) => manager.wait(req.params.ref));
 
   registerExecRoutes(app, manager);
   registerFileRoutes(app, manager);
 
-  app.get<Ref & { Querystring: { console?: string; follow?: string } }>("/v1/vms/:ref/logs", (req, reply) => {
+  const logsDoc = route({ summary: "the command's log (NDJSON), or with console=true the serial console (text)", answer: "ndjson", query: LogsQuery, events: AttachEventSchema });
+  app.get<Ref & { Querystring: { console?: string; follow?: string } }>("/v1/vms/:ref/logs", logsDoc, (req, reply) => {
     const rec = manager.get(req.params.ref);
     const dir = vmDir(info.home, rec.id);
     const follow = req.query.follow === "true";

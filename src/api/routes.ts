@@ -1,0 +1,54 @@
+// How a route is described: one object per route gives Fastify its request schemas (validated on every
+// call) and the OpenAPI generator (openapi.ts) everything else it needs. There is no second route table:
+// the document is built from the routes the server actually registered.
+
+import type { TSchema } from "@sinclair/typebox";
+
+export type Answer = "json" | "ndjson" | "octet" | "text" | "none" | "upgrade";
+
+export interface RouteDoc {
+  summary: string;
+  answer: Answer;
+  /** The success status, 200 unless given. */
+  status?: number;
+  /** A JSON request body. */
+  body?: TSchema;
+  /** The body is raw bytes (application/octet-stream), streamed through. */
+  octetBody?: boolean;
+  query?: TSchema;
+  params?: TSchema;
+  /** The JSON answer's schema. */
+  response?: TSchema;
+  /** For NDJSON (and upgraded) streams: the schema of one line. */
+  events?: TSchema;
+  /**
+   * false: the body schema is documented but checked by the handler instead (the VM spec, whose checker
+   * gives INVALID_SPEC with the unknown keys named and resolves files).
+   */
+  validateBody?: boolean;
+}
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    doc?: RouteDoc;
+  }
+}
+
+/** Route options for Fastify: request schemas to validate, and the doc kept in the route's config. */
+export function route(d: RouteDoc) {
+  return {
+    schema: {
+      summary: d.summary,
+      ...(d.body && d.validateBody !== false ? { body: d.body } : {}),
+      ...(d.query ? { querystring: d.query } : {}),
+      ...(d.params ? { params: d.params } : {}),
+    },
+    config: { doc: d },
+  };
+}
+
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+  doc?: RouteDoc;
+}

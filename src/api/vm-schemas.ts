@@ -1,0 +1,108 @@
+// The wire contract for VMs: the spec a client sends (the one schema every door uses, from src/vmspec/),
+// the checked spec and the record the daemon answers with, and what following a VM's command streams.
+
+import { Type, type Static } from "@sinclair/typebox";
+import { MachineSchema, VmSpecSchema } from "../vmspec/vm-spec.js";
+
+export { VmSpecSchema };
+export type VmSpecInput = Static<typeof VmSpecSchema>;
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+
+export const PortMappingSchema = Type.Object({ hostIp: Type.String(), hostPort: Type.Integer(), guestPort: Type.Integer(), proto: Type.Union([Type.Literal("tcp"), Type.Literal("udp")]) });
+
+/** The spec as checked: defaults filled in, sizes in MiB, ports, disks and folders parsed. */
+export const CheckedSpecSchema = Type.Object({
+  name: Type.String(),
+  cpus: Type.Integer(),
+  memoryMiB: Type.Integer(),
+  kernel: Type.Optional(Type.String()),
+  initrd: Type.Optional(Type.String()),
+  append: Type.Optional(Type.String()),
+  cmdline: Type.Optional(Type.String()),
+  accel: Type.Union([Type.Literal("auto"), Type.Literal("kvm"), Type.Literal("tcg")]),
+  binary: Type.Union([Type.Literal("auto"), Type.Literal("full"), Type.Literal("microvm")]),
+  hostname: Type.String(),
+  machine: MachineSchema,
+  network: Type.String(),
+  ip: Type.Optional(Type.String()),
+  ports: Type.Array(PortMappingSchema),
+  image: Type.Optional(Type.String()),
+  diskSizeMiB: Type.Optional(Type.Integer()),
+  disks: Type.Array(Type.Object({ path: Type.String(), readOnly: Type.Boolean(), format: Type.Union([Type.Literal("raw"), Type.Literal("qcow2")]) })),
+  volumes: Type.Array(Type.Object({ hostPath: Type.String(), guestPath: Type.String(), readOnly: Type.Boolean() })),
+  command: Type.Optional(Type.Array(Type.String())),
+  env: Type.Record(Type.String(), Type.String()),
+  workdir: Type.Optional(Type.String()),
+  user: Type.Optional(Type.String()),
+  ready: Type.Optional(Type.Object({ consoleLine: Type.String() })),
+});
+
+export const VmStateSchema = Type.Union([
+  Type.Literal("created"),
+  Type.Literal("starting"),
+  Type.Literal("running"),
+  Type.Literal("paused"),
+  Type.Literal("stopping"),
+  Type.Literal("stopped"),
+  Type.Literal("crashed"),
+]);
+
+export const VmExitSchema = Type.Object({
+  exitCode: Nullable(Type.Integer()),
+  signal: Type.Union([Type.Integer(), Type.String(), Type.Null()]),
+  status: Type.Optional(Type.Integer()),
+  at: Type.String(),
+  reason: Type.String(),
+  message: Type.Optional(Type.String({ description: "what the agent said about the command's end, or the error that lost it" })),
+});
+
+export const ChoiceSchema = Type.Object({ chosen: Type.String(), reason: Type.String() });
+
+/** What clients see of a VM: the record as stored plus derived fields. `inspect` prints this. */
+export const VmViewSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  state: VmStateSchema,
+  spec: CheckedSpecSchema,
+  lastExit: Type.Optional(VmExitSchema),
+  commandExit: Type.Optional(VmExitSchema),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+  pid: Type.Optional(Type.Integer()),
+  pidStart: Type.Optional(Type.String()),
+  accel: Type.Optional(ChoiceSchema),
+  binary: Type.Optional(Type.Object({ kind: Type.String(), path: Type.String(), reason: Type.String() })),
+  argv: Type.Optional(Type.Array(Type.String())),
+  timings: Type.Optional(
+    Type.Object({
+      startedAt: Type.Optional(Type.String()),
+      qmpMs: Type.Optional(Type.Number()),
+      helloMs: Type.Optional(Type.Number()),
+      guestInitUptimeMs: Type.Optional(Type.Number()),
+      guestHelloUptimeMs: Type.Optional(Type.Number()),
+    }),
+  ),
+  kernelRelease: Type.Optional(Type.String()),
+  bridged: Type.Optional(Type.Object({ network: Type.String(), ip: Type.String(), prefix: Type.Integer(), gateway: Type.String(), tap: Type.String() })),
+  uptimeMs: Type.Optional(Type.Number()),
+  bootMs: Type.Optional(Type.Number()),
+});
+export type VmView = Static<typeof VmViewSchema>;
+
+/** Output of a VM's own command, as NDJSON lines (base64 data). */
+export const OutputEventSchema = Type.Object({ type: Type.Union([Type.Literal("stdout"), Type.Literal("stderr")]), data: Type.String(), at: Type.Optional(Type.String()) });
+export const ExitEventSchema = Type.Object({ type: Type.Literal("exit"), commandExit: Type.Optional(VmExitSchema), state: Type.String() });
+export type ExitEvent = Static<typeof ExitEventSchema>;
+export const AttachEventSchema = Type.Union([OutputEventSchema, ExitEventSchema]);
+
+export const DaemonInfoSchema = Type.Object({ version: Type.String(), home: Type.String(), pid: Type.Integer(), accel: ChoiceSchema });
+export type DaemonInfo = Static<typeof DaemonInfoSchema>;
+
+export const RemoveQuery = Type.Object({ force: Type.Optional(Type.Union([Type.Literal("true"), Type.Literal("false")])) }, { additionalProperties: false });
+export const StartQuery = Type.Object({ attach: Type.Optional(Type.Union([Type.Literal("true"), Type.Literal("false")])) }, { additionalProperties: false });
+export const LogsQuery = Type.Object(
+  { console: Type.Optional(Type.Union([Type.Literal("true"), Type.Literal("false")])), follow: Type.Optional(Type.Union([Type.Literal("true"), Type.Literal("false")])) },
+  { additionalProperties: false },
+);
+export type AttachEvent = Static<typeof AttachEventSchema>;
