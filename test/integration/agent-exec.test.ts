@@ -15,7 +15,7 @@ describe("exec through the agent", () => {
   });
   after(() => stopGuest(guest));
 
-  test("hello describes the agent and the kernel", () => {
+  test("hello describes the agent and the kernel", { timeout: 60_000 }, () => {
     const hello = guest.hello!;
     assert.equal(hello.protocol, 1);
     assert.match(hello.kernel ?? "", /^6\.1\.\d+/);
@@ -24,45 +24,45 @@ describe("exec through the agent", () => {
     assert.ok((hello.initUptimeMs ?? 0) > 0 && (hello.uptimeMs ?? 0) >= (hello.initUptimeMs ?? 0));
   });
 
-  test("stdout and stderr stay apart", async () => {
+  test("stdout and stderr stay apart", { timeout: 60_000 }, async () => {
     const r = await agent().run(["sh", "-c", "echo to-out; echo to-err >&2; echo more-out"]);
     assert.equal(r.stdout.toString(), "to-out\nmore-out\n");
     assert.equal(r.stderr.toString(), "to-err\n");
     assert.equal(r.exitCode, 0);
   });
 
-  test("exit codes come back as they are", async () => {
+  test("exit codes come back as they are", { timeout: 60_000 }, async () => {
     for (const code of [0, 1, 3, 42, 255]) {
       const r = await agent().run(["sh", "-c", `exit ${code}`]);
       assert.deepEqual([r.exitCode, r.signal, r.status], [code, null, code]);
     }
   });
 
-  test("a command that does not exist gives 127 and says why", async () => {
+  test("a command that does not exist gives 127 and says why", { timeout: 60_000 }, async () => {
     const r = await agent().run(["no-such-command-here"]);
     assert.equal(r.status, 127);
     assert.equal(r.pid, undefined);
     assert.match(r.message ?? "", /no-such-command-here: No such file or directory/);
   });
 
-  test("a file that cannot be executed gives 126", async () => {
+  test("a file that cannot be executed gives 126", { timeout: 60_000 }, async () => {
     const r = await agent().run(["/etc/passwd"]);
     assert.equal(r.status, 126);
     assert.match(r.message ?? "", /Permission denied/);
   });
 
-  test("a command killed by a signal gives 128+N", async () => {
+  test("a command killed by a signal gives 128+N", { timeout: 60_000 }, async () => {
     const r = await agent().run(["sh", "-c", "kill -9 $$"]);
     assert.deepEqual([r.exitCode, r.signal, r.status], [null, 9, 137]);
   });
 
-  test("signals reach the command's process group", async () => {
+  test("signals reach the command's process group", { timeout: 60_000 }, async () => {
     const s = agent().exec({ argv: ["sh", "-c", "echo ready; sleep 30"], onStdout: () => s.kill(15) });
     const r = await s.result;
     assert.equal(r.signal, 15);
   });
 
-  test("env, working directory and user", async () => {
+  test("env, working directory and user", { timeout: 60_000 }, async () => {
     const r = await agent().run(["sh", "-c", 'echo "$FROM_CONFIG|$EXTRA|$(pwd)|$(id -u)|$HOME"'], { env: { EXTRA: "a=b" }, cwd: "/tmp", user: "nobody" });
     assert.equal(r.stdout.toString(), "yes, with spaces|a=b|/tmp|65534|/nonexistent\n");
     const bad = await agent().run(["true"], { cwd: "/does/not/exist" });
@@ -73,7 +73,7 @@ describe("exec through the agent", () => {
     assert.match(nouser.message ?? "", /no such user/);
   });
 
-  test("five concurrent sessions each get their own output and status", async () => {
+  test("five concurrent sessions each get their own output and status", { timeout: 60_000 }, async () => {
     const runs = Array.from({ length: 5 }, (_, i) =>
       agent().run(["sh", "-c", `for n in 1 2 3; do echo s${i}-$n; sleep 0.1; done; echo e${i} >&2; exit ${i + 10}`]),
     );
@@ -85,7 +85,7 @@ describe("exec through the agent", () => {
     });
   });
 
-  test("binary data survives stdin and stdout, beyond one flow-control window", async () => {
+  test("binary data survives stdin and stdout, beyond one flow-control window", { timeout: 60_000 }, async () => {
     const data = randomBytes(3 * 1024 * 1024 + 17);
     const r = await agent().run(["cat"], { input: data });
     assert.equal(r.exitCode, 0);
@@ -95,19 +95,19 @@ describe("exec through the agent", () => {
     assert.equal(sum.stdout.toString().split(" ")[0], createHash("sha256").update(data).digest("hex"));
   });
 
-  test("all 256 byte values come back from the guest unchanged", async () => {
+  test("all 256 byte values come back from the guest unchanged", { timeout: 60_000 }, async () => {
     const r = await agent().run(["sh", "-c", "i=0; while [ $i -lt 256 ]; do printf \"\\\\$(printf %o $i)\"; i=$((i+1)); done"]);
     assert.deepEqual([...r.stdout], Array.from({ length: 256 }, (_, i) => i));
   });
 
-  test("a command that leaves a background child still finishes", async () => {
+  test("a command that leaves a background child still finishes", { timeout: 60_000 }, async () => {
     const r = await agent().run(["sh", "-c", "sleep 5 & echo started"]);
     assert.equal(r.stdout.toString(), "started\n");
     assert.equal(r.exitCode, 0);
     assert.ok(r.durationMs < 4000, `took ${r.durationMs} ms: waited for the background child`);
   });
 
-  test("a timeout kills the command and everything it started, SIGTERM-proof and setsid'd ones included", async () => {
+  test("a timeout kills the command and everything it started, SIGTERM-proof and setsid'd ones included", { timeout: 60_000 }, async () => {
     const script = "trap '' TERM; setsid sh -c 'trap \"\" TERM; echo $$ > /tmp/grandchild; sleep 100' & sleep 100";
     const started = performance.now();
     const r = await agent().run(["sh", "-c", script], { timeoutMs: 1500 });
@@ -121,7 +121,7 @@ describe("exec through the agent", () => {
     assert.deepEqual([quick.status, quick.timedOut], [0, undefined], "a command within its time is untouched");
   });
 
-  test("hostile frames get clear errors and the agent keeps serving", async () => {
+  test("hostile frames get clear errors and the agent keeps serving", { timeout: 60_000 }, async () => {
     const errors: AgentProtocolError[] = [];
     const onError = (e: AgentProtocolError) => errors.push(e);
     agent().on("protocol-error", onError);
@@ -141,7 +141,7 @@ describe("exec through the agent", () => {
     for (const code of ["BAD_FRAME", "UNKNOWN_TYPE", "FRAME_TOO_LARGE", "BAD_MESSAGE"]) assert.ok(names.includes(code), `no ${code} in ${names.join(",")}`);
   });
 
-  test("the host dropping the channel and coming back finds the agent serving (daemon restart)", async () => {
+  test("the host dropping the channel and coming back finds the agent serving (daemon restart)", { timeout: 60_000 }, async () => {
     const oldAgent = agent();
     const hello = await guest.reconnect(15000);
     assert.ok(oldAgent.closed);
@@ -150,7 +150,7 @@ describe("exec through the agent", () => {
     assert.equal(r.stdout.toString(), "reconnected\n");
   });
 
-  test("the agent restarting fails its sessions clearly, and the VM carries on", async () => {
+  test("the agent restarting fails its sessions clearly, and the VM carries on", { timeout: 60_000 }, async () => {
     const before = guest.hello!.agentPid;
     const rehello = new Promise((r) => agent().once("hello", r));
     const killed = agent().run(["sh", "-c", "kill -9 $PPID; sleep 10"]);

@@ -1,11 +1,11 @@
 // Bridged networks, inside a network namespace each test makes: no traffic leaves it.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { killDaemon, startTestDaemon } from "../support/daemon.js";
+import { killDaemon, startTestDaemon, waitGone } from "../support/daemon.js";
 
 const root = process.getuid?.() === 0;
 
-test("two VMs on one network reach each other and the bridge; rm removes taps; a network in use stays", { skip: !root && "needs root" }, async (t) => {
+test("two VMs on one network reach each other and the bridge; rm removes taps; a network in use stays", { skip: !root && "needs root", timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t, { netns: true });
   const c = d.client;
   const net = await c.createNetwork("lan", { subnet: "10.77.0.0/24" });
@@ -32,13 +32,13 @@ test("two VMs on one network reach each other and the bridge; rm removes taps; a
   assert.doesNotMatch(d.inNetns(["ip", "link", "show"]), new RegExp(net.bridge));
 });
 
-test("QEMU and the daemon killed: the next daemon leaves no tap behind", { skip: !root && "needs root" }, async (t) => {
+test("QEMU and the daemon killed: the next daemon leaves no tap behind", { skip: !root && "needs root", timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t, { netns: true });
   const net = await d.client.createNetwork("lan", { subnet: "10.78.0.0/24" });
   const vm = await d.client.start((await d.client.create({ name: "v", network: "lan" })).id);
   await killDaemon(d);
   process.kill(vm.pid!, "SIGKILL");
-  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(await waitGone([vm.pid!]), [], "QEMU died of SIGKILL");
   assert.match(d.inNetns(["ip", "link", "show"]), new RegExp(vm.bridged!.tap), "the tap outlived both");
   // As after a host reboot, the bridge is gone too: the next daemon makes it again.
   d.inNetns(["ip", "link", "del", net.bridge]);
@@ -52,7 +52,7 @@ test("QEMU and the daemon killed: the next daemon leaves no tap behind", { skip:
   assert.equal((await c2.exec("v", ["ping", "-c", "1", "-W", "5", "10.78.0.1"])).status, 0);
 });
 
-test("bad networks and addresses: clear errors, nothing half-made", { skip: !root && "needs root" }, async (t) => {
+test("bad networks and addresses: clear errors, nothing half-made", { skip: !root && "needs root", timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t, { netns: true });
   const nat = await d.client.createNetwork("out", { subnet: "10.82.0.0/24", nat: true });
   assert.match(d.inNetns(["nft", "list", "table", "ip", `mvm_${nat.id}`]), /ip saddr 10\.82\.0\.0\/24 ip daddr != 10\.82\.0\.0\/24 masquerade/);

@@ -4,9 +4,9 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { connect } from "../../src/client/client.js";
 import { processStartTime } from "../../src/vm/qemu-process.js";
-import { killDaemon, qemuPidsOf, startTestDaemon } from "../support/daemon.js";
+import { killDaemon, qemuPidsOf, startTestDaemon, waitGone } from "../support/daemon.js";
 
-test("run: the command's output, streams apart, and its exit code; --rm leaves nothing", async (t) => {
+test("run: the command's output, streams apart, and its exit code; --rm leaves nothing", { timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const ok = await d.cli(["run", "--rm", "--", "sh", "-c", "echo out; echo err >&2; uname -r"]);
   assert.equal(ok.code, 0, ok.stderr);
@@ -20,7 +20,7 @@ test("run: the command's output, streams apart, and its exit code; --rm leaves n
   assert.deepEqual(await d.client.list(), []);
 });
 
-test("bad input is refused with a clear error and creates nothing", async (t) => {
+test("bad input is refused with a clear error and creates nothing", { timeout: 60_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const cases: Array<[string[], RegExp]> = [
     [["run", "--memory", "-5", "--", "true"], /memory/],
@@ -41,7 +41,7 @@ test("bad input is refused with a clear error and creates nothing", async (t) =>
   assert.deepEqual(await d.client.list(), []);
 });
 
-test("lifecycle: every transition, and wrong-state calls name both states", async (t) => {
+test("lifecycle: every transition, and wrong-state calls name both states", { timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const c = d.client;
   const vm = await c.create({ name: "life" });
@@ -64,7 +64,7 @@ test("lifecycle: every transition, and wrong-state calls name both states", asyn
   await assert.rejects(c.get("life"), (e: Error & { code?: string }) => e.code === "NOT_FOUND");
 });
 
-test("a VM with a command powers off when it ends; start runs it again; wait and logs", async (t) => {
+test("a VM with a command powers off when it ends; start runs it again; wait and logs", { timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const c = d.client;
   await c.create({ name: "job", command: ["sh", "-c", "echo run at $(cat /proc/uptime | cut -d. -f1); exit 5"] });
@@ -81,7 +81,7 @@ test("a VM with a command powers off when it ends; start runs it again; wait and
   assert.match(ps.stdout, /job\s+stopped.*\s5\n/);
 });
 
-test("QEMU killed while running: crashed, with the signal, logs kept", async (t) => {
+test("QEMU killed while running: crashed, with the signal, logs kept", { timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const vm = await d.client.start((await d.client.create({ name: "victim" })).id);
   process.kill(vm.pid!, "SIGKILL");
@@ -97,7 +97,7 @@ test("QEMU killed while running: crashed, with the signal, logs kept", async (t)
   assert.equal((await d.client.start("victim")).state, "running", "a crashed VM starts again");
 });
 
-test("QEMU dying during boot: the start fails with its console, the VM is crashed, nothing runs", async (t) => {
+test("QEMU dying during boot: the start fails with its console, the VM is crashed, nothing runs", { timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t);
   await d.client.create({ name: "doomed", append: "rdinit=/no/such/init" });
   await assert.rejects(d.client.start("doomed"), (e: Error & { code?: string; details?: Record<string, unknown> }) => {
@@ -111,7 +111,7 @@ test("QEMU dying during boot: the start fails with its console, the VM is crashe
   assert.deepEqual(qemuPidsOf(d.home), []);
 });
 
-test("six concurrent creates of one name: exactly one wins", async (t) => {
+test("six concurrent creates of one name: exactly one wins", { timeout: 60_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const results = await Promise.allSettled(Array.from({ length: 6 }, () => d.cli(["create", "--name", "same"])));
   const codes = results.map((r) => (r.status === "fulfilled" ? r.value.code : -1)).sort();
@@ -119,7 +119,7 @@ test("six concurrent creates of one name: exactly one wins", async (t) => {
   assert.equal((await d.client.list()).length, 1);
 });
 
-test("daemon killed with -9: the VM keeps running and the next daemon re-adopts it", async (t) => {
+test("daemon killed with -9: the VM keeps running and the next daemon re-adopts it", { timeout: 300_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const vm = await d.client.start((await d.client.create({ name: "survivor" })).id);
   const startTime = processStartTime(vm.pid!);
@@ -134,21 +134,21 @@ test("daemon killed with -9: the VM keeps running and the next daemon re-adopts 
   // Now QEMU dies while no daemon watches: the next daemon must not believe it is running.
   await killDaemon(d);
   process.kill(vm.pid!, "SIGKILL");
-  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual(await waitGone([vm.pid!]), [], "QEMU died of SIGKILL");
   const c3 = await connect({ home: d.home });
   const after = await c3.get("survivor");
   assert.equal(after.state, "crashed");
   assert.match(after.lastExit?.reason ?? "", /while the daemon was away/);
 });
 
-test("the API socket is private to the daemon's user", async (t) => {
+test("the API socket is private to the daemon's user", { timeout: 60_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const mode = (await import("node:fs")).statSync(`${d.home}/mvm.sock`).mode & 0o777;
   assert.equal(mode, 0o600);
   assert.ok(readFileSync(`${d.home}/daemon.pid`, "utf8").length > 0);
 });
 
-test("library: run, exec with callbacks and input, and await using removes the VM", async (t) => {
+test("library: run, exec with callbacks and input, and await using removes the VM", { timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const mvm = await connect({ home: d.home });
   {
@@ -162,7 +162,7 @@ test("library: run, exec with callbacks and input, and await using removes the V
   assert.deepEqual(await mvm.list(), []);
 });
 
-test("console: a shell on the serial console answers, and detaching leaves the VM running", async (t) => {
+test("console: a shell on the serial console answers, and detaching leaves the VM running", { timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t);
   await d.client.start((await d.client.create({ name: "con" })).id);
   const stream = await d.client.console("con");
@@ -182,7 +182,7 @@ test("console: a shell on the serial console answers, and detaching leaves the V
   await assert.rejects(d.client.console("nope"), (e: Error & { code?: string }) => e.code === "NOT_FOUND");
 });
 
-test("daemon killed mid-boot: the next daemon kills the half-booted QEMU and says so", async (t) => {
+test("daemon killed mid-boot: the next daemon kills the half-booted QEMU and says so", { timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const vm = await d.client.create({ name: "midboot" });
   const starting = d.client.start(vm.id).catch((e: Error) => e);
@@ -201,7 +201,7 @@ test("daemon killed mid-boot: the next daemon kills the half-booted QEMU and say
   assert.deepEqual(qemuPidsOf(d.home), []);
 });
 
-test("asked for KVM where it cannot be used: a clear error, and the VM untouched", async (t) => {
+test("asked for KVM where it cannot be used: a clear error, and the VM untouched", { timeout: 60_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const info = await d.client.info();
   if (info.accel.chosen === "kvm") return t.skip("this host has real KVM");
@@ -213,7 +213,7 @@ test("asked for KVM where it cannot be used: a clear error, and the VM untouched
   assert.equal((await d.client.get("needs-kvm")).state, "created");
 });
 
-test("no QEMU installed: start says what to install, and the VM stays as it was", async (t) => {
+test("no QEMU installed: start says what to install, and the VM stays as it was", { timeout: 60_000 }, async (t) => {
   const saved = process.env.MVM_QEMU;
   process.env.MVM_QEMU = "/nonexistent/qemu-system-x86_64"; // the daemon this test starts inherits it
   try {
@@ -230,7 +230,7 @@ test("no QEMU installed: start says what to install, and the VM stays as it was"
   }
 });
 
-test("signals reach a running exec and the VM's command (Ctrl-C forwarding)", async (t) => {
+test("signals reach a running exec and the VM's command (Ctrl-C forwarding)", { timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const vm = await d.client.create({ name: "sig", command: ["sh", "-c", "trap 'echo got-int; exit 9' INT; echo ready; while :; do sleep 0.1; done"] });
   const job = d.client.startAttached(vm.id, (e) => {
@@ -244,7 +244,7 @@ test("signals reach a running exec and the VM's command (Ctrl-C forwarding)", as
   assert.equal(r.status, 130);
 });
 
-test("interactive exec: stdin streams as it comes, answers come back before it ends; -i through the CLI", async (t) => {
+test("interactive exec: stdin streams as it comes, answers come back before it ends; -i through the CLI", { timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t);
   await d.client.start((await d.client.create({ name: "talk" })).id);
   let out = "";
@@ -271,7 +271,7 @@ test("interactive exec: stdin streams as it comes, answers come back before it e
   assert.equal(run.stdout.trim(), "5");
 });
 
-test("a spec file is the same schema: unknown keys refused, flags override its keys", async (t) => {
+test("a spec file is the same schema: unknown keys refused, flags override its keys", { timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const { writeFile } = await import("node:fs/promises");
   const good = `${d.home}/good.json`;
@@ -289,7 +289,7 @@ test("a spec file is the same schema: unknown keys refused, flags override its k
   assert.equal((await d.cli(["create", "-f", `${d.home}/missing.json`])).code, 125);
 });
 
-test("exec --timeout: status 124, the reason on stderr, the VM unaffected", async (t) => {
+test("exec --timeout: status 124, the reason on stderr, the VM unaffected", { timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t);
   await d.client.start((await d.client.create({ name: "slow" })).id);
   const r = await d.cli(["exec", "--timeout", "1s", "slow", "--", "sleep", "30"]);

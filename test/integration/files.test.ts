@@ -22,7 +22,7 @@ async function sha256File(path: string): Promise<string> {
   return h.digest("hex");
 }
 
-test("files: write, read, stat, list, mkdir -p, rename, remove, chmod, chown, symlink; binary-safe; odd names", async (t) => {
+test("files: write, read, stat, list, mkdir -p, rename, remove, chmod, chown, symlink; binary-safe; odd names", { timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const files = await runningVm(d, "fs");
   const binary = randomBytes(300_000); // every byte value, several frames
@@ -70,7 +70,7 @@ test("files: write, read, stat, list, mkdir -p, rename, remove, chmod, chown, sy
   assert.equal((await files.read("/root/empty")).length, 0);
 });
 
-test("files: bad input gets a clear error and changes nothing", async (t) => {
+test("files: bad input gets a clear error and changes nothing", { timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const files = await runningVm(d, "bad");
   await assert.rejects(files.read("/no/such/file"), (e) => code(e) === "FILE_NOT_FOUND" && /no\/such\/file/.test((e as Error).message));
@@ -109,7 +109,7 @@ test("files: bad input gets a clear error and changes nothing", async (t) => {
   await assert.rejects(files.read("/etc/hosts"), (e) => code(e) === "WRONG_STATE");
 });
 
-test("mvm cp: 100 MB both ways with matching sha256, docker cp rules for files and directories", async (t) => {
+test("mvm cp: 100 MB both ways with matching sha256, docker cp rules for files and directories", { timeout: 600_000 }, async (t) => {
   const d = await startTestDaemon(t);
   await runningVm(d, "cp", "512M");
   const big = join(d.home, "big.bin");
@@ -170,7 +170,7 @@ test("mvm cp: 100 MB both ways with matching sha256, docker cp rules for files a
   assert.match(ontoFile.stderr, /onto file/);
 });
 
-test("10 concurrent execs and copies on one VM; a client that vanishes mid-copy leaves nothing behind", async (t) => {
+test("10 concurrent execs and copies on one VM; a client that vanishes mid-copy leaves nothing behind", { timeout: 300_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const files = await runningVm(d, "busy", "384M");
   const blobs = Array.from({ length: 10 }, (_, i) => randomBytes(512 * 1024 + i));

@@ -9,7 +9,7 @@ import { BootError } from "../../src/errors.js";
 import { launchGuest } from "../../src/vm/launch.js";
 import { assertGone, bootGuest, guestArtifacts, withConsole } from "../support/guests.js";
 
-test("stop: the guest powers off and QEMU ends with status 0", async (t) => {
+test("stop: the guest powers off and QEMU ends with status 0", { timeout: 180_000 }, async (t) => {
   const guest = await bootGuest((fn) => t.after(fn));
   const stopped = await guest.stop({ timeoutMs: 20000 });
   assert.deepEqual(stopped, { exit: { code: 0, signal: null, known: true }, via: "guest" });
@@ -17,7 +17,7 @@ test("stop: the guest powers off and QEMU ends with status 0", async (t) => {
   assert.deepEqual(await guest.stop(), stopped, "a second stop returns the same result");
 });
 
-test("stop falls back to QMP quit when the guest ignores power-off", async (t) => {
+test("stop falls back to QMP quit when the guest ignores power-off", { timeout: 180_000 }, async (t) => {
   const guest = await bootGuest((fn) => t.after(fn));
   // Freeze the vCPUs: the agent can no longer answer, but QEMU's monitor still can.
   await guest.qmp.execute("stop");
@@ -26,7 +26,7 @@ test("stop falls back to QMP quit when the guest ignores power-off", async (t) =
   assert.equal(stopped.exit.code, 0);
 });
 
-test("QMP pauses and resumes the guest; the agent serves again after", async (t) => {
+test("QMP pauses and resumes the guest; the agent serves again after", { timeout: 180_000 }, async (t) => {
   const guest = await bootGuest((fn) => t.after(fn));
   const qmp = guest.qmp;
   assert.ok(guest.timeline.qmpReadyMs! > 0);
@@ -40,7 +40,7 @@ test("QMP pauses and resumes the guest; the agent serves again after", async (t)
   assert.deepEqual(events.filter((e) => e === "STOP" || e === "RESUME"), ["STOP", "RESUME"]);
 });
 
-test("a boot with both host cores busy does not hang", async (t) => {
+test("a boot with both host cores busy does not hang", { timeout: 300_000 }, async (t) => {
   // Busy loops on every core: the case where TSC calibration used to fail and the kernel hung for good.
   const hogs = Array.from({ length: 2 }, () => spawn(process.execPath, ["-e", "for(;;){}"], { stdio: "ignore" }));
   t.after(() => {
@@ -56,7 +56,7 @@ test("a boot with both host cores busy does not hang", async (t) => {
   }
 });
 
-test("a root disk without anything of mvm in it is switched into, with init still PID 1", async (t) => {
+test("a root disk without anything of mvm in it is switched into, with init still PID 1", { timeout: 180_000 }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "mvm-rootfs-"));
   t.after(() => rm(dir, { recursive: true, force: true }));
   // A minimal root filesystem: busybox and a marker, made from the initramfs minus mvm's own files.
@@ -89,7 +89,7 @@ test("a root disk without anything of mvm in it is switched into, with init stil
   assert.equal(fsck, "0\nwritten\n");
 });
 
-test("a root disk that is missing fails the boot with init's reason, and QEMU is gone", async () => {
+test("a root disk that is missing fails the boot with init's reason, and QEMU is gone", { timeout: 180_000 }, async () => {
   const art = await guestArtifacts();
   await assert.rejects(launchGuest({ artifacts: art, config: { root: { device: "/dev/vdz" } }, helloTimeoutMs: 60000 }), (e: unknown) => {
     assert.ok(e instanceof BootError, String(e));
@@ -98,7 +98,7 @@ test("a root disk that is missing fails the boot with init's reason, and QEMU is
   });
 });
 
-test("QEMU refusing its argv is a BootError carrying QEMU's message", async () => {
+test("QEMU refusing its argv is a BootError carrying QEMU's message", { timeout: 60_000 }, async () => {
   const art = await guestArtifacts();
   await assert.rejects(launchGuest({ artifacts: art, extraArgs: ["-device", "no-such-device"] }), (e: unknown) => {
     assert.ok(e instanceof BootError);
@@ -107,7 +107,7 @@ test("QEMU refusing its argv is a BootError carrying QEMU's message", async () =
   });
 });
 
-test("a guest whose agent never answers times out and is killed", async () => {
+test("a guest whose agent never answers times out and is killed", { timeout: 60_000 }, async () => {
   const art = await guestArtifacts();
   // "sleep 3600" as PID 1 instead of mvm-init (the kernel passes the bare word on as its argument).
   const started = Date.now();
@@ -115,7 +115,7 @@ test("a guest whose agent never answers times out and is killed", async () => {
   assert.ok(Date.now() - started < 20000);
 });
 
-test("no QEMU process is left", () => {
+test("no QEMU process is left", { timeout: 30_000 }, () => {
   const left = execFileSync("sh", ["-c", "pgrep -f '[q]emu-system.*org.mvm.agent' || true"]).toString().trim();
   if (left) for (const pid of left.split("\n")) assertGone(Number(pid));
 });

@@ -28,7 +28,7 @@ const out = async (d: TestDaemon, vm: string, script: string) => {
   return s;
 };
 
-test("an imported image boots; each VM writes to its own overlay; writes survive stop/start; the base never changes", async (t) => {
+test("an imported image boots; each VM writes to its own overlay; writes survive stop/start; the base never changes", { timeout: 300_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const tree = await busyboxTree(d.home);
   const ext4 = join(d.home, "root.ext4");
@@ -59,7 +59,7 @@ test("an imported image boots; each VM writes to its own overlay; writes survive
   assert.deepEqual(await d.client.images(), []);
 });
 
-test("tarball imports boot; bad images are refused and nothing is registered", async (t) => {
+test("tarball imports boot; bad images are refused and nothing is registered", { timeout: 300_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const tree = await busyboxTree(d.home);
   const tarball = join(d.home, "rootfs.tar");
@@ -89,7 +89,7 @@ test("tarball imports boot; bad images are refused and nothing is registered", a
   assert.deepEqual(await d.client.list(), []);
 });
 
-test("a Debian image built with debootstrap boots from disk and runs a command", { skip: process.getuid?.() !== 0 ? "needs root" : false }, async (t) => {
+test("a Debian image built with debootstrap boots from disk and runs a command", { skip: process.getuid?.() !== 0 ? "needs root" : false, timeout: 900_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const r = await d.cli(["run", "--rm", "--image", "debian", "--", "sh", "-c", "cat /etc/debian_version; readlink /proc/1/exe"]);
   assert.equal(r.code, 0, r.stderr.slice(-2000));

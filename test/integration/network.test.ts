@@ -25,13 +25,13 @@ function httpGet(url: string): Promise<string> {
   });
 }
 
-test("no network by default: the guest has only loopback", async (t) => {
+test("no network by default: the guest has only loopback", { timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const r = await d.cli(["run", "--rm", "--", "ls", "/sys/class/net"]);
   assert.equal(r.stdout, "lo\n");
 });
 
-test("a published port reaches a guest httpd; a port already taken is refused before boot", async (t) => {
+test("a published port reaches a guest httpd; a port already taken is refused before boot", { timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const port = await freePort();
   await d.client.start((await d.client.create({ name: "web", network: "user", ports: [`${port}:8080`] })).id);
@@ -51,7 +51,7 @@ test("a published port reaches a guest httpd; a port already taken is refused be
   assert.equal((await d.client.get("clash")).state, "created");
 });
 
-test("user reaches out; user,restrict does not", async (t) => {
+test("user reaches out; user,restrict does not", { timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const server = createHttpServer((_req, res) => res.end("host-says-hi"));
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));

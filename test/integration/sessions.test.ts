@@ -22,7 +22,7 @@ async function sh(d: TestDaemon, vm: string, script: string): Promise<string> {
   return out;
 }
 
-test("background commands outlive their client: list, re-attach from the start, stdin, signals, wait, remove", async (t) => {
+test("background commands outlive their client: list, re-attach from the start, stdin, signals, wait, remove", { timeout: 300_000 }, async (t) => {
   const d = await startTestDaemon(t);
   await runningVm(d, "bg");
   const cmd = await d.client.spawn("bg", ["sh", "-c", "echo started; echo to-err >&2; read line; echo got:$line; read rest; exit 7"], { stdin: true });
@@ -82,7 +82,7 @@ test("background commands outlive their client: list, re-attach from the start, 
   await assert.rejects(orphan.wait(), (e) => code(e) === "VM_GONE");
 });
 
-test("pty: exec -t gets a terminal of the asked size, resizes reach it; mvm exec -it and run -it in a real terminal", async (t) => {
+test("pty: exec -t gets a terminal of the asked size, resizes reach it; mvm exec -it and run -it in a real terminal", { timeout: 300_000 }, async (t) => {
   const d = await startTestDaemon(t);
   await runningVm(d, "tty");
   let out = "";
@@ -143,7 +143,7 @@ test("pty: exec -t gets a terminal of the asked size, resizes reach it; mvm exec
   assert.match(intPane(), /int-exit=9/);
 });
 
-test("exec: many MB of binary output arrive intact; a vanished client kills its command; a crashed agent fails only its commands", async (t) => {
+test("exec: many MB of binary output arrive intact; a vanished client kills its command; a crashed agent fails only its commands", { timeout: 300_000 }, async (t) => {
   const d = await startTestDaemon(t);
   await runningVm(d, "out", "384M");
   await sh(d, "out", "dd if=/dev/urandom of=/root/r.bin bs=1M count=24 2>/dev/null");
@@ -192,7 +192,7 @@ test("exec: many MB of binary output arrive intact; a vanished client kills its 
   assert.match(stopped.stderr, /it is stopped/);
 });
 
-test("daemon killed with -9: the next one adopts the commands it started, and the VM's own command still ends the VM", async (t) => {
+test("daemon killed with -9: the next one adopts the commands it started, and the VM's own command still ends the VM", { timeout: 300_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const waitFile = (f: string, code: number, say: string) => ["sh", "-c", `echo before; while [ ! -f ${f} ]; do sleep 0.1; done; echo ${say}; exit ${code}`];
   await d.client.start((await d.client.create({ name: "re", command: waitFile("/tmp/go", 6, "job-done") })).id);
@@ -227,7 +227,7 @@ test("daemon killed with -9: the next one adopts the commands it started, and th
   assert.deepEqual([exit2.commandExit?.status, exit2.state], [5, "stopped"]);
 });
 
-test("while no daemon is connected the agent goes on: timeouts are enforced and children reaped on time", async (t) => {
+test("while no daemon is connected the agent goes on: timeouts are enforced and children reaped on time", { timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t);
   await runningVm(d, "away");
   const a = await d.client.spawn("away", ["sleep", "300"], { timeoutMs: 1500 });

@@ -17,7 +17,7 @@ async function ext4Image(dir: string, name: string, content: string): Promise<st
   return image;
 }
 
-test("disks: raw and qcow2, in order, writes kept, read-only enforced; commas in paths inject nothing", async (t) => {
+test("disks: raw and qcow2, in order, writes kept, read-only enforced; commas in paths inject nothing", { timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const raw = await ext4Image(d.home, "data,evil=1", "raw disk\n");
   const base = await ext4Image(d.home, "base", "qcow2 disk\n");
@@ -42,7 +42,7 @@ test("disks: raw and qcow2, in order, writes kept, read-only enforced; commas in
   assert.equal((await d.client.get("disks")).state, "running", "the holder is untouched");
 });
 
-test("bad disks and folders are refused before boot, naming the input", async (t) => {
+test("bad disks and folders are refused before boot, naming the input", { timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const cases: Array<[string[], RegExp]> = [
     [["--disk", "/nonexistent.img"], /cannot use disk \/nonexistent\.img: ENOENT/],
@@ -59,7 +59,7 @@ test("bad disks and folders are refused before boot, naming the input", async (t
   assert.deepEqual(await d.client.list(), []);
 });
 
-test("shared folders: visible, writable, and read-only ones cannot be written", async (t) => {
+test("shared folders: visible, writable, and read-only ones cannot be written", { timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const rw = join(d.home, "shared-rw");
   const ro = join(d.home, "shared-ro");

@@ -2,6 +2,7 @@
 // VM, stops the daemon and fails if a QEMU of that home survives.
 import assert from "node:assert/strict";
 import { execFile, execFileSync, spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -37,33 +38,88 @@ export function qemuPidsOf(home: string): number[] {
   return out ? out.split("\n").map(Number) : [];
 }
 
+/** Whether a process still runs (a zombie, dead but not yet reaped, does not). */
+export function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** Waits until none of the processes runs, or the time is up; returns those still running. */
+export async function waitGone(pids: number[], timeoutMs = 10_000): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  let left = pids.filter(isRunning);
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+    left = left.filter(isRunning);
+  }
+  return left;
+}
+
+/** The daemon and CLI processes of a home: node processes started with that MVM_HOME. */
+function mvmPidsOf(home: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0")[0] !== process.execPath) continue;
+      if (readFileSync(`/proc/${name}/environ`, "utf8").split("\0").includes(`MVM_HOME=${home}`)) pids.push(Number(name));
+    } catch {
+      /* gone meanwhile, or not ours to read */
+    }
+  }
+  return pids;
+}
+
+function signal(pids: number[], sig: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+}
+
+/** Rejects if the promise has not settled within the time. */
+function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 /** SIGKILLs the daemon and waits until it is really gone (kill only sends the signal). */
 export async function killDaemon(d: TestDaemon): Promise<void> {
   const pid = await d.daemonPid();
   process.kill(pid, "SIGKILL");
-  for (let i = 0; i < 500; i++) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`daemon ${pid} survived SIGKILL`);
+  if ((await waitGone([pid], 5000)).length > 0) throw new Error(`daemon ${pid} survived SIGKILL`);
 }
 
 const DAEMON = new URL("../../src/daemon/main.js", import.meta.url).pathname;
 
-/** A daemon inside a network namespace: spawned with `ip netns exec`, and ready when it says so. */
+/** A daemon inside a network namespace: spawned with `ip netns exec`, and ready when it says so (within 30 s). */
 async function spawnInNetns(netns: string, home: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const child = spawn("ip", ["netns", "exec", netns, process.execPath, DAEMON], { env: { ...process.env, MVM_HOME: home }, detached: true, stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`daemon in ${netns} not ready within 30 s; it said: ${out.slice(-500)}`));
+    }, 30_000);
     child.stdout.on("data", (b: Buffer) => {
       out += b.toString();
-      if (out.includes("ready\n")) resolve();
+      if (out.includes("ready\n")) {
+        clearTimeout(timer);
+        resolve();
+      }
     });
-    child.once("exit", (code) => reject(new Error(`daemon in ${netns} exited ${code}`)));
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`daemon in ${netns} exited ${code}`));
+    });
     child.unref();
   });
 }
@@ -72,6 +128,9 @@ export async function startTestDaemon(t: Pick<TestContext, "after">, options: { 
   await guestArtifacts(); // build (or find) the guest before any daemon needs it
   const home = await mkdtemp(join(tmpdir(), "mvm-home-"));
   let netns: string | undefined;
+  // Registered before anything is started, so that it runs even if starting fails; it runs when the test
+  // times out too, and each step has its own deadline so that the teardown itself cannot hang.
+  t.after(() => teardown(home, netns), { timeout: 120_000 });
   if (options.netns) {
     netns = `mvmt-${home.slice(-6).replace(/[^a-zA-Z0-9]/g, "x")}`;
     execFileSync("ip", ["netns", "add", netns]);
@@ -99,25 +158,28 @@ export async function startTestDaemon(t: Pick<TestContext, "after">, options: { 
       }),
     daemonPid: async () => (await connect({ home, autoStart: !netns })).info().then((i) => i.pid),
   };
-  t.after(async () => {
-    try {
+  return d;
+}
+
+/** Removes every VM of the home, stops its daemon, kills whatever is left, and fails if a QEMU was. */
+async function teardown(home: string, netns: string | undefined): Promise<void> {
+  try {
+    await within(60_000, "removing the test's VMs", (async () => {
       const c = await connect({ home, autoStart: !netns });
       for (const vm of await c.list()) await c.remove(vm.id, { force: true }).catch(() => undefined);
       process.kill((await c.info()).pid, "SIGTERM");
-    } catch {
-      /* the test took the daemon down itself */
-    }
-    const left = qemuPidsOf(home);
-    for (const pid of left) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        /* gone meanwhile */
-      }
-    }
-    await rm(home, { recursive: true, force: true });
-    if (netns) execFileSync("ip", ["netns", "del", netns]);
-    assert.deepEqual(left, [], `QEMU processes of ${home} survived the test`);
-  });
-  return d;
+    })());
+  } catch {
+    /* the test took the daemon down itself, or the daemon does not answer: ended below */
+  }
+  // The daemon, and any CLI of this home still running (a test that timed out waiting on one).
+  const mvm = mvmPidsOf(home);
+  signal(mvm, "SIGTERM");
+  signal(await waitGone(mvm, 5000), "SIGKILL");
+  const left = qemuPidsOf(home);
+  signal(left, "SIGKILL");
+  await waitGone(left, 5000);
+  await rm(home, { recursive: true, force: true });
+  if (netns) execFileSync("ip", ["netns", "del", netns]);
+  assert.deepEqual(left, [], `QEMU processes of ${home} survived the test`);
 }

@@ -48,8 +48,12 @@ export async function withConsole<T>(guest: Guest, fn: () => Promise<T>): Promis
   }
 }
 
-after(async () => {
-  const left = [...started];
-  await Promise.all(left.map((g) => g.kill()));
-  for (const g of left) assertGone(g.process.pid);
-});
+// Whatever a test left running (one that timed out, or a suite's shared guest) is killed when the file ends.
+after(
+  async () => {
+    const left = [...started];
+    await Promise.all(left.map((g) => g.kill()));
+    for (const g of left) assertGone(g.process.pid);
+  },
+  { timeout: 60_000 },
+);
