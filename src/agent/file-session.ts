@@ -3,8 +3,8 @@
 // kinds of transfer checksum every byte on the host and compare with the CRC-32 the agent reports, so a
 // copy is checked end to end.
 
-import { crc32, crc32Hex } from "./crc32.js";
-import { AbortError, GuestFileError, IntegrityError } from "../errors.js";
+import { crc32, crc32Hex } from "../api/crc32.js";
+import { AbortError, guestFileError, type GuestFileError, IntegrityError } from "../errors.js";
 import { CreditedReceiver, CreditedSender } from "./credit.js";
 import { encodeWindow, type FileEntry, type FsDone } from "./messages.js";
 import { FrameType } from "./protocol.js";
@@ -16,16 +16,8 @@ export interface TransferResult {
   crc32: string;
 }
 
-/** What a guest errno means to someone holding a path. */
-function guestError(done: FsDone, fallback: string): GuestFileError {
-  return new GuestFileError(done.message ?? fallback, done.errno, {
-    hint:
-      done.errno === 2 ? "check the path inside the VM (mvm exec NAME -- ls -la DIR)"
-      : done.errno === 28 ? "the VM's disk is full; give it a bigger one (--disk-size) or free space; nothing was left half-written"
-      : done.errno === 17 ? "the path exists already"
-      : undefined,
-  });
-}
+/** What a guest errno means to someone holding a path: the class (and its hint) follows the errno. */
+const guestError = (done: FsDone, fallback: string): GuestFileError => guestFileError(done.message ?? fallback, done.errno);
 
 abstract class FileSessionBase implements ChannelSession {
   protected finished = false;

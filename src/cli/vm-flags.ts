@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { MvmError } from "../errors.js";
+import { InvalidArgumentError, InvalidSpecError } from "../errors.js";
 import type { VmSpecInput } from "../vmspec/vm-spec.js";
 
 export interface VmFlags {
@@ -65,7 +65,7 @@ function parseEnv(list: string[]): Record<string, string> {
   const env: Record<string, string> = {};
   for (const item of list) {
     const eq = item.indexOf("=");
-    if (eq <= 0) throw new MvmError(`invalid environment entry ${JSON.stringify(item)}`, { hint: "write -e NAME=VALUE" });
+    if (eq <= 0) throw new InvalidArgumentError(`invalid environment entry ${JSON.stringify(item)}`, { hint: "write -e NAME=VALUE" });
     env[item.slice(0, eq)] = item.slice(eq + 1);
   }
   return env;
@@ -78,15 +78,15 @@ function readSpecFile(path: string | undefined): Record<string, unknown> {
   try {
     text = readFileSync(path, "utf8");
   } catch (e) {
-    throw new MvmError(`cannot read spec file ${path}: ${(e as NodeJS.ErrnoException).code}`, { hint: "check the path given to --file" });
+    throw new InvalidArgumentError(`cannot read spec file ${path}: ${(e as NodeJS.ErrnoException).code}`, { hint: "check the path given to --file" });
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (e) {
-    throw new MvmError(`spec file ${path} is not valid JSON: ${(e as Error).message}`, { hint: "see docs/vm-spec.md for the format" });
+    throw new InvalidSpecError(`spec file ${path} is not valid JSON: ${(e as Error).message}`, { hint: "see docs/vm-spec.md for the format" });
   }
-  if (!value || typeof value !== "object" || Array.isArray(value)) throw new MvmError(`spec file ${path} must hold one JSON object`, { hint: "see docs/vm-spec.md" });
+  if (!value || typeof value !== "object" || Array.isArray(value)) throw new InvalidSpecError(`spec file ${path} must hold one JSON object`, { hint: "see docs/vm-spec.md" });
   return value as Record<string, unknown>;
 }
 
@@ -95,7 +95,7 @@ function parseMachine(text: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const part of text.split(",")) {
     const [k, v, ...rest] = part.split("=");
-    if (!k || v === undefined || rest.length) throw new MvmError(`invalid machine option ${JSON.stringify(part)}`, { hint: "write --machine key=value[,key=value], keys acpi, pit, pic, rtc" });
+    if (!k || v === undefined || rest.length) throw new InvalidArgumentError(`invalid machine option ${JSON.stringify(part)}`, { hint: "write --machine key=value[,key=value], keys acpi, pit, pic, rtc" });
     out[k] = v;
   }
   return out;

@@ -9,7 +9,7 @@
 import { createWriteStream } from "node:fs";
 import { lstat, mkdir, open, readdir, readlink, rename, rm, symlink } from "node:fs/promises";
 import { basename, dirname, join, posix, relative, sep } from "node:path";
-import { MvmError } from "../errors.js";
+import { CopyError, FileExistsError, FileNotFoundError } from "../errors.js";
 import type { FileEntry, GuestFiles } from "./files.js";
 
 export interface CopyStats {
@@ -22,10 +22,6 @@ export interface CopyStats {
 export interface CopyOptions {
   onProgress?: (stats: CopyStats) => void;
   signal?: AbortSignal;
-}
-
-export class CopyError extends MvmError {
-  override readonly code = "COPY_FAILED";
 }
 
 const newStats = (): CopyStats => ({ files: 0, dirs: 0, symlinks: 0, bytes: 0 });
@@ -146,7 +142,7 @@ export async function copyIn(files: GuestFiles, src: string, dest: string, o: Co
     // A symlink as DEST counts as what it points to, as with docker cp: listing it works only for a directory.
     if (destEntry.type === "symlink") destEntry = { ...destEntry, type: (await files.list(dest, { signal: o.signal }).then(() => "dir" as const, () => "file" as const)) };
   } catch (e) {
-    if ((e as MvmError).code !== "FILE_NOT_FOUND") throw e;
+    if (!(e instanceof FileNotFoundError)) throw e;
   }
   const putFile = async (from: string, to: string, mode: number) => {
     const fh = await open(from, "r");
@@ -175,8 +171,8 @@ export async function copyIn(files: GuestFiles, src: string, dest: string, o: Co
       const from = join(hostDir, d.name);
       const to = posix.join(guestDir, d.name);
       if (d.isDirectory()) {
-        await files.mkdir(to, { mode: (await lstat(from)).mode & 0o777, signal: o.signal }).catch((e: MvmError) => {
-          if (e.code !== "FILE_EXISTS") throw e;
+        await files.mkdir(to, { mode: (await lstat(from)).mode & 0o777, signal: o.signal }).catch((e: unknown) => {
+          if (!(e instanceof FileExistsError)) throw e;
         });
         stats.dirs++;
         await walk(from, to);

@@ -1,15 +1,12 @@
 // Starting the daemon on demand: spawned in its own session with its log in $MVM_HOME/daemon.log; it
-// says "ready" on a pipe once it serves, so nothing polls for the socket.
+// says "ready" on a pipe once it serves, so nothing polls for the socket, or "error {body}" (the API's
+// error body) when it cannot start, which is rebuilt here into the error's own class.
 
 import { spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
-import { MvmError } from "../errors.js";
+import { DaemonAlreadyRunningError, DaemonStartError, errorFromBody, MvmError } from "../errors.js";
 import { readTail } from "../vm/layout.js";
-
-export class DaemonStartError extends MvmError {
-  override readonly code = "DAEMON_START_FAILED";
-}
 
 export async function startDaemon(home: string, timeoutMs = 30000): Promise<void> {
   mkdirSync(home, { recursive: true, mode: 0o700 });
@@ -33,9 +30,28 @@ export async function startDaemon(home: string, timeoutMs = 30000): Promise<void
           resolve();
         }
       });
+      // What it said before exiting is read to the end of the pipe (or for a second, should something it
+      // started hold the pipe open).
+      const said = () => new Promise<void>((r) => {
+        if (child.stdout!.closed) return r();
+        const t = setTimeout(r, 1000);
+        child.stdout!.once("close", () => {
+          clearTimeout(t);
+          r();
+        });
+      });
       child.once("exit", (code) => {
         clearTimeout(timer);
-        reject(new DaemonStartError(`the mvm daemon exited at start (status ${code})`, { details: { logTail: readTail(logPath, 2000) } }));
+        void said().then(() => {
+          const line = out.split("\n").find((l) => l.startsWith("error "));
+          let body: Record<string, unknown> | undefined;
+          try {
+            body = line ? (JSON.parse(line.slice(6)) as Record<string, unknown>) : undefined;
+          } catch {
+            /* not one of ours */
+          }
+          reject(body ? errorFromBody(undefined, body) : new DaemonStartError(`the mvm daemon exited at start (status ${code})`, { details: { logTail: readTail(logPath, 2000) } }));
+        });
       });
       child.once("error", (e) => {
         clearTimeout(timer);
@@ -45,7 +61,7 @@ export async function startDaemon(home: string, timeoutMs = 30000): Promise<void
   } catch (e) {
     const tail = readTail(logPath, 2000);
     // Another client may have started one at the same moment: that is as good as ours.
-    if (/already running/.test(tail)) return;
+    if (e instanceof DaemonAlreadyRunningError) return;
     if (e instanceof MvmError) e.details.logTail = tail;
     throw e;
   } finally {

@@ -3,7 +3,7 @@
 import { request, type IncomingMessage } from "node:http";
 import { createInterface } from "node:readline";
 import type { Duplex } from "node:stream";
-import { errorFromBody } from "../daemon/http-errors.js";
+import { errorFromBody } from "../errors.js";
 
 export interface HttpOptions {
   socketPath: string;

@@ -1,50 +1,102 @@
-// One HTTP status per error class, one body shape for all: { error, message, hint, details }.
+// One HTTP status per error class, one body shape for all: { error, message, hint, details }. The status
+// is the class's own (src/errors/); errors that are not mvm's (Fastify's, Node's HTTP parser's, bugs) are
+// first turned into the class that says the same, so every answer the daemon gives has mvm's shape.
 
-import { MvmError } from "../errors.js";
+import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
+import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply } from "fastify";
+import {
+  BadRequestError,
+  BodyTooLargeError,
+  HeadersTooLargeError,
+  InternalError,
+  MvmError,
+  RequestTimeoutError,
+  RouteNotFoundError,
+  UnsupportedMediaTypeError,
+  UriTooLongError,
+} from "../errors.js";
 
-const STATUS: Record<string, number> = {
-  INVALID_SPEC: 400,
-  INVALID_SIZE: 400,
-  INVALID_KERNEL: 400,
-  INVALID_GUEST_CONFIG: 400,
-  INVALID_QEMU_VALUE: 400,
-  BAD_REQUEST: 400,
-  NOT_FOUND: 404,
-  NAME_TAKEN: 409,
-  PORT_IN_USE: 409,
-  ADDRESS_TAKEN: 409,
-  INVALID_SUBNET: 400,
-  HOST_NETWORK: 403,
-  DISK_IN_USE: 409,
-  INVALID_STORAGE: 400,
-  INVALID_PORT: 400,
-  WRONG_STATE: 409,
-  TIMEOUT: 504,
-  ABORTED: 499,
-  FILE_NOT_FOUND: 404,
-  FILE_EXISTS: 409,
-  FILE_ERROR: 400,
-  GUEST_DISK_FULL: 507,
-  INTEGRITY: 502,
-  VM_GONE: 502,
-  AGENT_RESTARTED: 502,
+/**
+ * Fastify's own request errors, by the status it gives them: FST_ERR_CTP_BODY_TOO_LARGE 413,
+ * FST_ERR_CTP_INVALID_MEDIA_TYPE 415, FST_ERR_MAX_PARAM_LENGTH 414 (a path parameter over the router's
+ * limit), FST_ERR_NOT_FOUND 404; any other 4xx (FST_ERR_CTP_INVALID_JSON_BODY, FST_ERR_CTP_EMPTY_JSON_BODY,
+ * FST_ERR_CTP_INVALID_CONTENT_LENGTH, FST_ERR_BAD_URL, FST_ERR_VALIDATION, a JSON syntax error) is a 400.
+ */
+const FASTIFY_BY_STATUS: Record<number, typeof BadRequestError> = {
+  404: RouteNotFoundError,
+  408: RequestTimeoutError,
+  413: BodyTooLargeError,
+  414: UriTooLongError,
+  415: UnsupportedMediaTypeError,
+  431: HeadersTooLargeError,
 };
 
-export class BadRequestError extends MvmError {
-  override readonly code = "BAD_REQUEST";
+/** Where Fastify's text says less (or quotes the whole long path back). */
+const CLEARER: Record<string, string> = {
+  FST_ERR_MAX_PARAM_LENGTH: "a path parameter (a VM reference, a name) is over the router's limit of 100 characters",
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: "this route does not take a body of this content type",
+};
+
+/** Any error as mvm's: MvmErrors as they are, a request Fastify refused as the class for it, the rest as a bug. */
+export function asMvmError(e: unknown): MvmError {
+  if (e instanceof MvmError) return e;
+  const f = e as Partial<FastifyError> | undefined;
+  const message = typeof f?.message === "string" && f.message ? f.message : String(e);
+  if (f && typeof f.statusCode === "number" && f.statusCode >= 400 && f.statusCode < 500) {
+    const cls = FASTIFY_BY_STATUS[f.statusCode] ?? BadRequestError;
+    const details: Record<string, unknown> = { ...(f.code ? { fastifyCode: f.code } : {}), ...(f.validation ? { problems: f.validation } : {}) };
+    const text = (f.code ? CLEARER[f.code] : undefined) ?? message;
+    return new cls(text, { details, cause: e, ...(f.name === "SyntaxError" ? { hint: "send a JSON body (content-type: application/json)" } : {}) });
+  }
+  return new InternalError(message, { cause: e });
 }
 
 export function errorResponse(e: unknown): { status: number; body: Record<string, unknown> } {
-  if (e instanceof MvmError) return { status: STATUS[e.code] ?? 500, body: e.toJSON() };
-  const fastifyError = e as { statusCode?: number; message?: string; validation?: unknown };
-  if (fastifyError.statusCode && fastifyError.statusCode < 500) {
-    return { status: fastifyError.statusCode, body: { error: "BAD_REQUEST", message: fastifyError.message ?? "bad request", hint: "see docs/api.md" } };
-  }
-  return { status: 500, body: { error: "INTERNAL", message: (e as Error)?.message ?? String(e), hint: "this is a bug in mvm; the daemon log has the stack" } };
+  const err = asMvmError(e);
+  return { status: (err.constructor as typeof MvmError).status, body: err.toJSON() };
 }
 
-export function errorFromBody(status: number, body: { error?: string; message?: string; hint?: string; details?: Record<string, unknown> }): MvmError {
-  const err = new MvmError(body.message ?? `daemon answered ${status}`, { hint: body.hint, details: { ...body.details, status } });
-  Object.defineProperty(err, "code", { value: body.error ?? "DAEMON_ERROR" });
-  return err;
+const send = (reply: FastifyReply, e: unknown) => {
+  const { status, body } = errorResponse(e);
+  void reply.status(status).send(body);
+};
+
+function requestLineIsLonger(packet: Buffer | undefined): boolean {
+  if (!Buffer.isBuffer(packet)) return false;
+  const end = packet.indexOf("\r\n\r\n");
+  const head = end < 0 ? packet : packet.subarray(0, end);
+  const line = head.indexOf("\r\n");
+  return line < 0 || line > head.length - line;
+}
+
+/**
+ * Options for Fastify(): the requests its router refuses before any hook (a path parameter over the
+ * length limit: 414; a malformed URL: 400), and the ones Node's HTTP parser refuses before Fastify sees
+ * them (headers, or a request line, over Node's limit: 431 or 414; too slow: 408; unreadable: 400).
+ */
+export const errorOptions = {
+  frameworkErrors: (error: FastifyError, _req: unknown, reply: FastifyReply) => send(reply, error),
+  clientErrorHandler: (err: ConnectionError, socket: Socket) => {
+    const error = err as ConnectionError & { code?: string; rawPacket?: Buffer };
+    if (error.code === "ECONNRESET" || socket.destroyed) return;
+    const e =
+      error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? new RequestTimeoutError("the request did not arrive in time")
+      // Node counts the request line in its header limit: when the line is the larger part, the URL is to blame.
+      : error.code === "HPE_HEADER_OVERFLOW" && requestLineIsLonger(error.rawPacket) ? new UriTooLongError("the request's URL is over the daemon's limit")
+      : error.code === "HPE_HEADER_OVERFLOW" ? new HeadersTooLargeError("the request's headers are over the daemon's limit")
+      : new BadRequestError(`the daemon cannot read this HTTP request (${error.code ?? error.message})`, { hint: "send HTTP/1.1" });
+    const { status, body } = errorResponse(e);
+    const text = JSON.stringify(body);
+    if (socket.writable) {
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
+    }
+    socket.destroy(error);
+  },
+};
+
+/** Every route error, and a route that does not exist, answered in mvm's body shape. */
+export function handleErrors(app: FastifyInstance): void {
+  app.setErrorHandler((error, _req, reply) => send(reply, error));
+  app.setNotFoundHandler((req, reply) => send(reply, new RouteNotFoundError(`no route ${req.method} ${req.url.split("?")[0]}`)));
 }

@@ -3,12 +3,11 @@
 
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { ImageExistsError } from "../store/image-store.js";
-import { StateError } from "../vm/state.js";
 import { buildDebian, importImage, type DebianOptions } from "../images/image-builder.js";
 import type { ImageRecord, ImageStore } from "../store/image-store.js";
 import type { VmStore } from "../store/vm-store.js";
 import { checkSpec } from "../vmspec/vm-spec.js";
+import { NameTakenError, WrongStateError } from "../errors.js";
 
 export class ImageManager {
   constructor(private readonly o: { images: ImageStore; vms: VmStore; home: string }) {}
@@ -27,7 +26,7 @@ export class ImageManager {
 
   private checkNewName(name: string): void {
     checkSpec({ name }); // the same name rules as VMs
-    if (this.o.images.find(name)) throw new ImageExistsError(`an image named ${name} already exists`, { hint: `remove it first (mvm image rm ${name}) or pick another --name` });
+    if (this.o.images.find(name)) throw new NameTakenError(`an image named ${name} already exists`, { hint: `remove it first (mvm image rm ${name}) or pick another --name` });
   }
 
   async import(file: string, name: string, onLine: (l: string) => void): Promise<ImageRecord> {
@@ -45,7 +44,7 @@ export class ImageManager {
   async remove(name: string): Promise<void> {
     const image = this.o.images.get(name);
     const users = this.o.vms.list().filter((v) => v.spec.image === name).map((v) => v.name);
-    if (users.length) throw new StateError(`image ${name} is used by ${users.join(", ")}`, { hint: `remove those VMs first (mvm rm -f ${users.join(" ")})`, details: { image: name, vms: users } });
+    if (users.length) throw new WrongStateError(`image ${name} is used by ${users.join(", ")}`, { hint: `remove those VMs first (mvm rm -f ${users.join(" ")})`, details: { image: name, vms: users } });
     this.o.images.remove(name);
     await rm(image.path, { force: true });
   }

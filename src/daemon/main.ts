@@ -1,16 +1,18 @@
 #!/usr/bin/env node
 // The mvm daemon: one per host (per user when not root). Owns every VM; serves the API on
 // $MVM_HOME/mvm.sock (mode 0600). VMs outlive it: on start it re-adopts the QEMUs still running.
-// Prints "ready" on stdout once it serves, which is how `connect()` knows, without polling.
+// Prints "ready" on stdout once it serves, which is how `connect()` knows, without polling; or, when it
+// cannot start, "error " and the API's error body, which `connect()` rebuilds into the same class.
 
 import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { MvmError } from "../errors.js";
+import { DaemonAlreadyRunningError, DaemonStartError, MvmError } from "../errors.js";
 import { ensureGuestArtifacts, type GuestArtifacts } from "../guest/artifacts.js";
 import { cacheDir, homeDir } from "../host/paths.js";
 import { ImageStore } from "../store/image-store.js";
 import { NetworkStore } from "../store/network-store.js";
 import { VmStore } from "../store/vm-store.js";
+import { errorResponse } from "./http-errors.js";
 import { buildServer } from "./server.js";
 import { VmManager } from "./vm-manager.js";
 import { VERSION } from "../version.js";
@@ -38,11 +40,11 @@ function takeLock(path: string): void {
       } catch {
         /* stale */
       }
-      if (alive) throw new MvmError(`an mvm daemon is already running for this home (pid ${pid})`, { hint: "use it, or stop it first" });
+      if (alive) throw new DaemonAlreadyRunningError(`an mvm daemon is already running for this home (pid ${pid})`, { hint: "use it, or stop it first", details: { pid } });
       unlinkSync(path);
     }
   }
-  throw new MvmError(`cannot take the daemon lock ${path}`);
+  throw new DaemonStartError(`cannot take the daemon lock ${path}`, { hint: "another daemon may be starting at the same moment; try again" });
 }
 
 async function main(): Promise<void> {
@@ -112,5 +114,6 @@ async function main(): Promise<void> {
 main().catch((e: unknown) => {
   log(`cannot start: ${(e as Error).message}`);
   if (e instanceof MvmError && e.hint) log(`hint: ${e.hint}`);
+  process.stdout.write(`error ${JSON.stringify(errorResponse(e).body)}\n`);
   process.exit(1);
 });

@@ -4,12 +4,13 @@
 
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { HostNetworkError, deleteLink, disableNat, enableNat, ensureBridge, hasNetAdmin, hostAddresses, linkExists } from "../host/netlink.js";
-import { InvalidSubnetError, gatewayOf, overlaps, parseSubnet, type Subnet } from "../vmspec/subnet.js";
-import { InvalidSpecError, NAME_PATTERN } from "../vmspec/vm-spec.js";
-import { NetworkExistsError, type NetworkRecord, type NetworkStore } from "../store/network-store.js";
+import { deleteLink, disableNat, enableNat, ensureBridge, hasNetAdmin, hostAddresses, linkExists } from "../host/netlink.js";
+import { gatewayOf, overlaps, parseSubnet, type Subnet } from "../vmspec/subnet.js";
+import { NAME_PATTERN } from "../vmspec/vm-spec.js";
+import type { NetworkRecord, NetworkStore } from "../store/network-store.js";
 import type { VmStore } from "../store/vm-store.js";
-import { StateError, isLive } from "../vm/state.js";
+import { isLive } from "../vm/state.js";
+import { HostNetworkError, InvalidSpecError, InvalidSubnetError, NameTakenError, WrongStateError } from "../errors.js";
 
 export const isBridged = (network: string | undefined): network is string => network !== undefined && network !== "none" && !network.startsWith("user");
 const natTable = (n: { id: string }) => `mvm_${n.id}`;
@@ -59,7 +60,7 @@ export class NetworkManager {
     if (!new RegExp(NAME_PATTERN).test(name) || name === "none" || name === "user") {
       throw new InvalidSpecError(`invalid network name ${JSON.stringify(name)}`, { hint: "lower-case letters, digits and '-'; not none or user" });
     }
-    if (this.networks.list().some((n) => n.name === name)) throw new NetworkExistsError(`a network named ${name} already exists`, { hint: "pick another name" });
+    if (this.networks.list().some((n) => n.name === name)) throw new NameTakenError(`a network named ${name} already exists`, { hint: "pick another name" });
     const others = this.networks.list().map((n) => ({ name: n.name, s: parseSubnet(n.subnet) }));
     const host = (await hostAddresses()).map(([ip, prefix]) => ({ ip, s: parseSubnet(`${ip}/${Math.max(8, Math.min(prefix, 30))}`) }));
     const clash = (s: Subnet) => others.find((x) => overlaps(x.s, s))?.name ?? host.find((h) => overlaps(h.s, s))?.ip;
@@ -93,7 +94,7 @@ export class NetworkManager {
     requireNetAdmin();
     const net = this.networks.get(name);
     const users = this.list().find((n) => n.name === name)?.vms ?? [];
-    if (users.length) throw new StateError(`network ${name} is in use by ${users.join(", ")}`, { hint: `remove those VMs first (mvm rm -f ${users.join(" ")})`, details: { network: name, vms: users } });
+    if (users.length) throw new WrongStateError(`network ${name} is in use by ${users.join(", ")}`, { hint: `remove those VMs first (mvm rm -f ${users.join(" ")})`, details: { network: name, vms: users } });
     if (net.nat) await disableNat(natTable(net)).catch(() => undefined);
     await deleteLink(net.bridge);
     this.networks.remove(name);

@@ -1,8 +1,12 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { checkSpec } from "../vmspec/vm-spec.js";
 import type { VmRecord } from "../store/vm-store.js";
-import { NameTakenError, NotFoundError, WrongStateError } from "../errors.js";
+import { errorFromBody, MvmError, NameTakenError, NotFoundError, WrongStateError } from "../errors.js";
 import { buildServer } from "./server.js";
 import type { VmManager } from "./vm-manager.js";
 
@@ -21,7 +25,7 @@ function fakeManager(): VmManager {
       checkSpec(body); // what the real manager does first
       return Promise.resolve(record(body.name ?? "gen"));
     },
-    stop: () => Promise.reject(new WrongStateError("cannot stop VM a: it is created, and stop needs it running or paused", { hint: "h" })),
+    stop: () => Promise.reject(new WrongStateError("cannot stop VM a: it is created, and stop needs it running or paused", { hint: "h", details: { vm: "a", state: "created", allowed: ["running", "paused"] } })),
     exec: () => {
       throw new Error("must not be reached with a bad body");
     },
@@ -117,3 +121,63 @@ test("request bodies are checked by their schema: unknown keys and wrong types a
   assert.equal(spec.json<{ error: string }>().error, "INVALID_SPEC", "the spec keeps its own checker's error");
 });
 
+// Errors the HTTP layer raises before any route runs answer in the same body shape as the routes' own.
+const shape = (r: { json: <T>() => T }) => Object.keys(r.json<object>()).sort();
+const codeOf = (r: { json: <T>() => T }) => r.json<{ error: string }>().error;
+
+test("an unknown route is a 404 in mvm's body shape", async () => {
+  const r = await app.inject({ method: "GET", url: "/v1/no-such-thing" });
+  assert.equal(r.statusCode, 404);
+  assert.deepEqual(shape(r), ["details", "error", "hint", "message"]);
+  assert.equal(codeOf(r), "UNKNOWN_ROUTE");
+  assert.match(r.json<{ message: string }>().message, /GET \/v1\/no-such-thing/);
+});
+
+test("Fastify's own refusals keep mvm's body: 413 too large, 415 content type, 400 bad JSON, 414 long parameter", async () => {
+  const big = await app.inject({ method: "POST", url: "/v1/vms", payload: Buffer.alloc(64 * 1024 * 1024 + 1, 0x20), headers: { "content-type": "application/json" } });
+  assert.deepEqual([big.statusCode, codeOf(big)], [413, "BODY_TOO_LARGE"]);
+  assert.deepEqual(shape(big), ["details", "error", "hint", "message"]);
+  const xml = await app.inject({ method: "POST", url: "/v1/vms", payload: "<vm/>", headers: { "content-type": "application/xml" } });
+  assert.deepEqual([xml.statusCode, codeOf(xml)], [415, "UNSUPPORTED_MEDIA_TYPE"]);
+  const json = await app.inject({ method: "POST", url: "/v1/vms", payload: "{\"name\": ", headers: { "content-type": "application/json" } });
+  assert.deepEqual([json.statusCode, codeOf(json)], [400, "BAD_REQUEST"]);
+  assert.deepEqual(shape(json), ["details", "error", "hint", "message"]);
+  const long = await app.inject({ method: "GET", url: `/v1/vms/${"a".repeat(200)}` });
+  assert.deepEqual([long.statusCode, codeOf(long)], [414, "URI_TOO_LONG"]);
+});
+
+test("what Node's HTTP parser refuses (a URL or headers over its limit) answers in mvm's body too", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "mvm-http-"));
+  const server = buildServer(fakeManager(), { version: "test", home: dir });
+  await server.listen({ path: join(dir, "s.sock") });
+  const raw = (request: string) =>
+    new Promise<{ status: number; body: { error: string } }>((resolve, reject) => {
+      const s = connect(join(dir, "s.sock"));
+      let text = "";
+      s.on("data", (b: Buffer) => (text += b.toString()));
+      s.on("error", reject);
+      s.on("close", () => resolve({ status: Number(text.split(" ")[1]), body: JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4)) as { error: string } }));
+      s.end(request);
+    });
+  try {
+    const url = await raw(`GET /v1/vms/${"x".repeat(20000)} HTTP/1.1\r\nhost: mvm\r\n\r\n`);
+    assert.deepEqual([url.status, url.body.error], [414, "URI_TOO_LONG"]);
+    const headers = await raw(`GET /v1/vms HTTP/1.1\r\nhost: mvm\r\nx-big: ${"y".repeat(20000)}\r\n\r\n`);
+    assert.deepEqual([headers.status, headers.body.error], [431, "HEADERS_TOO_LARGE"]);
+    assert.deepEqual(Object.keys(headers.body).sort(), ["details", "error", "hint", "message"]);
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a wrong state is a 409, and the client rebuilds it as a WrongStateError with its details", async () => {
+  const r = await app.inject({ method: "POST", url: "/v1/vms/a/stop" });
+  assert.equal(r.statusCode, 409);
+  const e = errorFromBody(r.statusCode, r.json());
+  assert.ok(e instanceof WrongStateError && e instanceof MvmError);
+  assert.deepEqual([e.code, e.hint, e.message], ["WRONG_STATE", "h", "cannot stop VM a: it is created, and stop needs it running or paused"]);
+  assert.deepEqual(e.details, { vm: "a", state: "created", allowed: ["running", "paused"], status: 409 });
+  const missing = await app.inject({ method: "GET", url: "/v1/vms/zzz" });
+  assert.ok(errorFromBody(missing.statusCode, missing.json()) instanceof NotFoundError);
+});

@@ -5,8 +5,7 @@
 // is.
 
 import type { ExecOptions, ExecResult, ExecSession } from "../agent/exec-session.js";
-import { MvmError } from "../errors.js";
-import { NotFoundError } from "../store/vm-store.js";
+import { InvalidArgumentError, NotFoundError } from "../errors.js";
 import { errorResponse } from "./http-errors.js";
 
 /** Output kept per background session; older output is dropped first (the count is reported). */
@@ -190,7 +189,7 @@ export class SessionRegistry {
 
   /** Sends a signal to a running command. */
   signal(vmId: string, vmName: string, id: string, signo: number): void {
-    if (!Number.isInteger(signo) || signo < 1 || signo > 64) throw new MvmError(`invalid signal ${signo}`, { hint: "give a signal number between 1 and 64" });
+    if (!Number.isInteger(signo) || signo < 1 || signo > 64) throw new InvalidArgumentError(`invalid signal ${signo}`, { hint: "give a signal number between 1 and 64" });
     const s = this.get(vmId, vmName, id);
     if (s.result) throw new NotFoundError(`command ${id} of VM ${vmName} has ended already`, { hint: "mvm session ls shows how it ended" });
     s.session.kill(signo);

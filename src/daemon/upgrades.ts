@@ -9,11 +9,12 @@
 import type { IncomingMessage, Server } from "node:http";
 import { createInterface } from "node:readline";
 import type { Duplex } from "node:stream";
-import { BadRequestError, errorResponse } from "./http-errors.js";
+import { errorResponse } from "./http-errors.js";
 import { execOptions } from "./exec-routes.js";
 import { followSession } from "./ndjson.js";
 import type { TrackedSession } from "./session-registry.js";
 import type { VmManager } from "./vm-manager.js";
+import { BadRequestError, RouteNotFoundError } from "../errors.js";
 
 /** A terminal size from a client: whole rows and columns, 1-65535 each. */
 function ttySize(v: unknown): { rows: number; cols: number } {
@@ -103,7 +104,8 @@ export function serveUpgrades(server: Server, manager: VmManager): void {
     const m = /^\/v1\/vms\/([^/?]+)\/(console|exec)$/.exec(req.url ?? "");
     const kind = m?.[2];
     if (!m || req.headers.upgrade !== `mvm-${kind}`) {
-      return refuse(socket, 404, { error: "NOT_FOUND", message: "no such upgrade", hint: "GET /v1/vms/NAME/console (Upgrade: mvm-console) or /v1/vms/NAME/exec (Upgrade: mvm-exec)" });
+      const { status, body } = errorResponse(new RouteNotFoundError("no such upgrade", { hint: "GET /v1/vms/NAME/console (Upgrade: mvm-console) or /v1/vms/NAME/exec (Upgrade: mvm-exec)" }));
+      return refuse(socket, status, body);
     }
     const ref = decodeURIComponent(m[1]!);
     if (kind === "console") serveConsole(ref, socket, manager);

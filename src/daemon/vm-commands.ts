@@ -102,8 +102,8 @@ export class VmCommands {
   private follow(rec: VmRecord, result: Promise<ExecResult>): void {
     void result
       .then(
-        (r): VmExit => ({ exitCode: r.exitCode, signal: r.signal, status: r.status, at: new Date().toISOString(), reason: r.message ?? "the command ended" }),
-        (e: Error): VmExit => ({ exitCode: null, signal: null, status: 125, at: new Date().toISOString(), reason: e.message }),
+        (r): VmExit => ({ exitCode: r.exitCode, signal: r.signal, status: r.status, at: new Date().toISOString(), reason: r.message ?? "the command ended", message: r.message }),
+        (e: Error): VmExit => ({ exitCode: null, signal: null, status: 125, at: new Date().toISOString(), reason: e.message, message: e.message }),
       )
       .then(async (commandExit) => {
         this.o.store.update(rec.id, { commandExit });

@@ -1,12 +1,12 @@
 // The VMs' lifecycle: owns every VM's QEMU, agent channel and command, and keeps the records true. Each
-// operation checks the state it needs (StateError otherwise), moves the record with a compare-and-set
+// operation checks the state it needs (WrongStateError otherwise), moves the record with a compare-and-set
 // transition, and never touches another VM. What to launch comes from the plan (src/plan/), how from
 // src/vm/; images, networks, commands and reconciliation have modules of their own beside this one.
 
 import { mkdir, rm } from "node:fs/promises";
 import type { AgentClient } from "../agent/client.js";
 import type { ExecOptions } from "../agent/exec-session.js";
-import { BinaryUnusableError, MvmError } from "../errors.js";
+import { AgentNotConnectedError, BinaryUnusableError, InvalidSpecError, KvmUnusableError, QmpDisconnectedError } from "../errors.js";
 import type { GuestArtifacts } from "../guest/artifacts.js";
 import { chooseAccel, readHostFacts } from "../host/accel.js";
 import { createTap, deleteLink, ensureBridge } from "../host/netlink.js";
@@ -15,13 +15,13 @@ import { planVm } from "../plan/vm-plan.js";
 import { flattenArgv } from "../qemu/microvm-argv.js";
 import type { ImageStore } from "../store/image-store.js";
 import type { NetworkStore } from "../store/network-store.js";
-import { NotFoundError, type VmRecord, type VmStore } from "../store/vm-store.js";
+import type { VmRecord, VmStore } from "../store/vm-store.js";
 import { launchGuest, type Guest, type QemuExit } from "../vm/launch.js";
 import { readTail, vmDir, vmFiles } from "../vm/layout.js";
 import { processStartTime } from "../vm/qemu-process.js";
 import { OPERATIONS, isLive, requireState } from "../vm/state.js";
 import { allocate, gatewayOf, parseSubnet } from "../vmspec/subnet.js";
-import { checkSpec, InvalidSpecError } from "../vmspec/vm-spec.js";
+import { checkSpec } from "../vmspec/vm-spec.js";
 import { runTool } from "../images/tools.js";
 import { explainBootFailure } from "./boot-failure.js";
 import { ImageManager } from "./image-manager.js";
@@ -33,7 +33,6 @@ import type { SessionInfo, SessionRegistry, TrackedSession } from "./session-reg
 import { VmCommands, type AttachEvent, type ExitEvent } from "./vm-commands.js";
 
 export type { AttachEvent, ExitEvent };
-export { NotFoundError };
 
 export interface ManagerOptions {
   store: VmStore;
@@ -118,7 +117,7 @@ export class VmManager {
     requireState(rec.name, "start", rec.state);
     const spec = rec.spec;
     const accel = chooseAccel(spec.accel, readHostFacts());
-    if (!accel.usable) throw new BinaryUnusableError(`VM ${rec.name} asks for KVM, which cannot be used here: ${accel.reason}`, { hint: "set accel to auto or tcg" });
+    if (!accel.usable) throw new KvmUnusableError(`VM ${rec.name} asks for KVM, which cannot be used here: ${accel.reason}`, { hint: "set accel to auto or tcg" });
     const binary = await this.binaries.choose(accel.chosen, spec.binary, spec);
     if (!binary.usable) throw new BinaryUnusableError(binary.reason, { hint: "install Debian's qemu-system-x86 (scripts/setup.sh does), or set binary to auto" });
     const plan = planVm(rec, { home: this.o.home, accel: accel.chosen, qemuBinary: binary.path, artifacts: await this.o.artifacts(), nameservers: isBridged(spec.network) ? hostNameservers() : [] });
@@ -255,7 +254,7 @@ export class VmManager {
 
   private guestOf(rec: VmRecord): Guest {
     const g = this.guests.get(rec.id);
-    if (!g) throw new MvmError(`VM ${rec.name} is ${rec.state} but this daemon has no connection to its QEMU`, { hint: `kill it (mvm kill ${rec.name}) and start it again` });
+    if (!g) throw new QmpDisconnectedError(`VM ${rec.name} is ${rec.state} but this daemon has no connection to its QEMU`, { hint: `kill it (mvm kill ${rec.name}) and start it again` });
     return g;
   }
 
@@ -272,7 +271,7 @@ export class VmManager {
     requireState(rec.name, operation, rec.state);
     const agent = this.guestOf(rec).agent;
     if (!agent || agent.closed) {
-      throw new MvmError(`the agent of VM ${rec.name} is not connected`, {
+      throw new AgentNotConnectedError(`the agent of VM ${rec.name} is not connected`, {
         hint: rec.spec.ready ? "this VM is ready on a console line and has no mvm agent: use mvm console" : "the VM may be stopping; check mvm ps",
       });
     }

@@ -3,7 +3,8 @@ import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { GuestConfigError, encodeGuestConfig, writeGuestConfig } from "./config-file.js";
+import { encodeGuestConfig, writeGuestConfig } from "./config-file.js";
+import { GuestConfigError } from "../errors.js";
 
 test("every setting becomes one escaped line", () => {
   const text = encodeGuestConfig({

@@ -3,7 +3,7 @@
 // the kernel command line. Format: key=value lines, values %XX-escaped where a byte could break a line.
 
 import { writeFile } from "node:fs/promises";
-import { MvmError } from "../errors.js";
+import { GuestConfigError } from "../errors.js";
 
 export interface GuestConfig {
   hostname?: string;
@@ -13,10 +13,6 @@ export interface GuestConfig {
   network?: { iface: string; address: string; gateway?: string; dns?: string[] };
   /** 9p shares to mount: the tag QEMU exports and the guest path. */
   mounts?: Array<{ tag: string; path: string; readOnly: boolean }>;
-}
-
-export class GuestConfigError extends MvmError {
-  override readonly code = "INVALID_GUEST_CONFIG";
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;

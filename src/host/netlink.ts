@@ -4,13 +4,9 @@
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { promisify } from "node:util";
-import { MvmError } from "../errors.js";
+import { HostNetworkError } from "../errors.js";
 
 const run = promisify(execFile);
-
-export class HostNetworkError extends MvmError {
-  override readonly code = "HOST_NETWORK";
-}
 
 async function tool(cmd: string, args: string[], input?: string): Promise<string> {
   try {

@@ -3,12 +3,8 @@
 
 import { createSocket } from "node:dgram";
 import { createServer } from "node:net";
-import { MvmError } from "../errors.js";
+import { PortInUseError } from "../errors.js";
 import type { PortMapping } from "../vmspec/ports.js";
-
-export class PortInUseError extends MvmError {
-  override readonly code = "PORT_IN_USE";
-}
 
 function tryBind(p: PortMapping): Promise<NodeJS.ErrnoException | undefined> {
   return new Promise((resolve) => {

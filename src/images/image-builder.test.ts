@@ -3,7 +3,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { InvalidImageError, sniff } from "./image-builder.js";
+import { sniff } from "./image-builder.js";
+import { InvalidImageError } from "../errors.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mvm-sniff-"));
 const file = (name: string, bytes: Buffer) => {

@@ -6,12 +6,8 @@
 import { closeSync, openSync, readSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { MvmError } from "../errors.js";
+import { InvalidArgumentError, InvalidImageError, MvmError, NotRootError } from "../errors.js";
 import { runTool } from "./tools.js";
-
-export class InvalidImageError extends MvmError {
-  override readonly code = "INVALID_IMAGE";
-}
 
 export type SourceKind = "qcow2" | "ext4" | "tar";
 
@@ -117,11 +113,11 @@ export interface DebianOptions {
 
 export function buildDebian(name: string, o: DebianOptions, imagesDir: string, onLine: (l: string) => void): Promise<BuiltImage> {
   if (process.getuid?.() !== 0) {
-    return Promise.reject(new MvmError("building a Debian image needs root (debootstrap creates device files and sets owners)", { hint: "run the mvm daemon as root, or import an image instead (mvm image import)" }));
+    return Promise.reject(new NotRootError("building a Debian image needs root (debootstrap creates device files and sets owners)", { hint: "run the mvm daemon as root, or import an image instead (mvm image import)" }));
   }
-  if (!/^[a-z]+$/.test(o.suite)) return Promise.reject(new MvmError(`invalid suite ${JSON.stringify(o.suite)}`, { hint: "e.g. bookworm" }));
+  if (!/^[a-z]+$/.test(o.suite)) return Promise.reject(new InvalidArgumentError(`invalid suite ${JSON.stringify(o.suite)}`, { hint: "e.g. bookworm" }));
   const bad = o.packages.find((p) => !/^[a-z0-9][a-z0-9+.-]*$/.test(p));
-  if (bad !== undefined) return Promise.reject(new MvmError(`invalid package name ${JSON.stringify(bad)}`, { hint: "Debian package names: lower-case letters, digits, + - ." }));
+  if (bad !== undefined) return Promise.reject(new InvalidArgumentError(`invalid package name ${JSON.stringify(bad)}`, { hint: "Debian package names: lower-case letters, digits, + - ." }));
   return publish(
     imagesDir,
     name,

@@ -3,11 +3,7 @@
 
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
-import { MvmError } from "../errors.js";
-
-export class ImageToolError extends MvmError {
-  override readonly code = "IMAGE_BUILD_FAILED";
-}
+import { ImageToolError } from "../errors.js";
 
 export function runTool(cmd: string, args: string[], onLine?: (line: string) => void): Promise<string> {
   return new Promise((resolve, reject) => {

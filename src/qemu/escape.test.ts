@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { QemuOptionValueError, optList, optValue } from "./escape.js";
+import { optList, optValue } from "./escape.js";
+import { QemuOptionValueError } from "../errors.js";
 
 /** Splits a QEMU option list the way QEMU does: ",," is a literal comma, "," separates options. */
 function qemuSplit(list: string): string[] {

@@ -1,11 +1,7 @@
 // QEMU parses "-opt key=value,key=value": a comma inside a value starts a new option unless doubled. Every
 // value mvm puts into such a list goes through here, so no path or name can inject an option.
 
-import { MvmError } from "../errors.js";
-
-export class QemuOptionValueError extends MvmError {
-  override readonly code = "INVALID_QEMU_VALUE";
-}
+import { QemuOptionValueError } from "../errors.js";
 
 /** Escapes one value for a comma-separated QEMU option list. Control characters are refused outright. */
 export function optValue(value: string, what = "value"): string {

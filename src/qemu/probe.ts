@@ -7,7 +7,7 @@ import { createReadStream } from "node:fs";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { MvmError } from "../errors.js";
+import { QemuNotFoundError } from "../errors.js";
 
 const run = promisify(execFile);
 
@@ -19,10 +19,6 @@ export interface QemuBinaryInfo {
   devices: string[];
   netdevs: string[];
   sandbox: boolean;
-}
-
-export class QemuNotFoundError extends MvmError {
-  override readonly code = "QEMU_NOT_FOUND";
 }
 
 async function sha256File(path: string): Promise<string> {

@@ -2,7 +2,7 @@
 
 import type Database from "better-sqlite3";
 import { openDatabase } from "./database.js";
-import { NameTakenError as ImageExistsError, NotFoundError } from "./vm-store.js";
+import { NameTakenError, NotFoundError } from "../errors.js";
 
 export interface ImageRecord {
   name: string;
@@ -11,9 +11,6 @@ export interface ImageRecord {
   source: string;
   createdAt: string;
 }
-
-/** The same error as a taken VM name. */
-export { NameTakenError as ImageExistsError } from "./vm-store.js";
 
 export class ImageStore {
   private readonly db: Database.Database;
@@ -52,7 +49,7 @@ export class ImageStore {
     try {
       this.db.prepare("INSERT INTO images (name, path, virtual_bytes, source, created_at) VALUES (?, ?, ?, ?, ?)").run(i.name, i.path, i.virtualBytes, i.source, new Date().toISOString());
     } catch (e) {
-      if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") throw new ImageExistsError(`an image named ${i.name} already exists`, { hint: `remove it first (mvm image rm ${i.name}) or pick another --name` });
+      if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") throw new NameTakenError(`an image named ${i.name} already exists`, { hint: `remove it first (mvm image rm ${i.name}) or pick another --name` });
       throw e;
     }
     return this.get(i.name);

@@ -2,9 +2,8 @@
 // INSERT under a primary key, so two VMs can never get the same one.
 
 import type Database from "better-sqlite3";
-import { MvmError } from "../errors.js";
+import { AddressTakenError, NameTakenError, NotFoundError } from "../errors.js";
 import { openDatabase } from "./database.js";
-import { NameTakenError as NetworkExistsError, NotFoundError } from "./vm-store.js";
 
 export interface NetworkRecord {
   name: string;
@@ -13,13 +12,6 @@ export interface NetworkRecord {
   subnet: string;
   nat: boolean;
   createdAt: string;
-}
-
-/** The same error as a taken VM name. */
-export { NameTakenError as NetworkExistsError } from "./vm-store.js";
-
-export class AddressTakenError extends MvmError {
-  override readonly code = "ADDRESS_TAKEN";
 }
 
 export class NetworkStore {
@@ -50,7 +42,7 @@ export class NetworkStore {
     try {
       this.db.prepare("INSERT INTO networks (name, id, bridge, subnet, nat, created_at) VALUES (?, ?, ?, ?, ?, ?)").run(n.name, n.id, n.bridge, n.subnet, n.nat ? 1 : 0, new Date().toISOString());
     } catch (e) {
-      if (String((e as { code?: string }).code).startsWith("SQLITE_CONSTRAINT")) throw new NetworkExistsError(`a network named ${n.name} already exists`, { hint: "pick another name" });
+      if (String((e as { code?: string }).code).startsWith("SQLITE_CONSTRAINT")) throw new NameTakenError(`a network named ${n.name} already exists`, { hint: "pick another name" });
       throw e;
     }
     return this.get(n.name);

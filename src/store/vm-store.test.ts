@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { checkSpec } from "../vmspec/vm-spec.js";
-import { StateError } from "../vm/state.js";
-import { NameTakenError, NotFoundError, VmStore } from "./vm-store.js";
+import { VmStore } from "./vm-store.js";
+import { NameTakenError, NotFoundError, WrongStateError } from "../errors.js";
 
 async function withStore(fn: (store: VmStore, path: string) => Promise<void> | void) {
   const dir = await mkdtemp(join(tmpdir(), "mvm-store-"));
@@ -44,8 +44,8 @@ test("transitions are compare-and-set", () =>
     const a = s.create(checkSpec({ name: "vm" }));
     const started = s.transition(a.id, ["created"], "starting", { pid: 42 });
     assert.deepEqual([started.state, started.pid], ["starting", 42]);
-    assert.throws(() => s.transition(a.id, ["created"], "starting"), (e: unknown) => e instanceof StateError && e.details.state === "starting");
-    assert.throws(() => s.remove(a.id, ["created", "stopped"]), StateError);
+    assert.throws(() => s.transition(a.id, ["created"], "starting"), (e: unknown) => e instanceof WrongStateError && e.details.state === "starting");
+    assert.throws(() => s.remove(a.id, ["created", "stopped"]), WrongStateError);
     s.transition(a.id, ["starting"], "stopped");
     s.remove(a.id, ["stopped"]);
     assert.equal(s.find("vm"), undefined);

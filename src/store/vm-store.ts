@@ -5,9 +5,9 @@
 import { randomBytes } from "node:crypto";
 import type Database from "better-sqlite3";
 import { openDatabase } from "./database.js";
-import { MvmError } from "../errors.js";
+import { NameTakenError, NotFoundError, WrongStateError } from "../errors.js";
 import type { VmSpec } from "../vmspec/vm-spec.js";
-import { StateError, type VmState } from "../vm/state.js";
+import type { VmState } from "../vm/state.js";
 
 export interface VmExit {
   /** The command's (or QEMU's) exit code, or null when a signal ended it. */
@@ -17,6 +17,8 @@ export interface VmExit {
   status?: number;
   at: string;
   reason: string;
+  /** What the agent said about the command's end (it could not run it, it timed out) or the error that lost it. */
+  message?: string;
 }
 
 export interface VmRuntimeInfo {
@@ -42,14 +44,6 @@ export interface VmRecord extends VmRuntimeInfo {
   commandExit?: VmExit;
   createdAt: string;
   updatedAt: string;
-}
-
-export class NameTakenError extends MvmError {
-  override readonly code = "NAME_TAKEN";
-}
-
-export class NotFoundError extends MvmError {
-  override readonly code = "NOT_FOUND";
 }
 
 interface Row {
@@ -134,13 +128,13 @@ export class VmStore {
 
   /**
    * Moves a VM to `to` only if it is in one of `from`, merging `patch` into its data, atomically.
-   * Throws StateError (naming the state it is really in) when another caller got there first.
+   * Throws WrongStateError (naming the state it is really in) when another caller got there first.
    */
   transition(id: string, from: readonly VmState[], to: VmState, patch: Partial<VmRecord> = {}): VmRecord {
     return this.db.transaction(() => {
       const current = this.get(id);
       if (!from.includes(current.state)) {
-        throw new StateError(`VM ${current.name} is ${current.state}, not ${from.join(" or ")}`, {
+        throw new WrongStateError(`VM ${current.name} is ${current.state}, not ${from.join(" or ")}`, {
           details: { vm: current.name, state: current.state, expected: from, target: to },
           hint: "another request changed it first; check mvm ps -a",
         });
@@ -167,7 +161,7 @@ export class VmStore {
     this.db.transaction(() => {
       const current = this.get(id);
       if (!from.includes(current.state)) {
-        throw new StateError(`VM ${current.name} is ${current.state}; it cannot be removed now`, { details: { vm: current.name, state: current.state } });
+        throw new WrongStateError(`VM ${current.name} is ${current.state}; it cannot be removed now`, { details: { vm: current.name, state: current.state } });
       }
       this.db.prepare("DELETE FROM vms WHERE id = ?").run(id);
     }).immediate();

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { OPERATIONS, StateError, VM_STATES, requireState, type Operation } from "./state.js";
+import { WrongStateError } from "../errors.js";
+import { OPERATIONS, VM_STATES, requireState, type Operation } from "./state.js";
 
 test("every operation is allowed exactly in its states and refused, naming both states, elsewhere", () => {
   for (const op of Object.keys(OPERATIONS) as Operation[]) {
@@ -10,7 +11,7 @@ test("every operation is allowed exactly in its states and refused, naming both 
       else
         assert.throws(
           () => requireState("vm1", op, state),
-          (e: unknown) => e instanceof StateError && e.message.includes(state) && e.details.state === state && Boolean(e.hint),
+          (e: unknown) => e instanceof WrongStateError && e.message.includes(state) && e.details.state === state && Boolean(e.hint),
           `${op} in ${state}`,
         );
     }
@@ -23,7 +24,7 @@ test("the documented transitions", () => {
   requireState("v", "pause", "running");
   requireState("v", "resume", "paused");
   requireState("v", "forceRemove", "running");
-  assert.throws(() => requireState("v", "remove", "running"), (e: StateError) => /stop it first/.test(e.hint ?? ""));
-  assert.throws(() => requireState("v", "exec", "paused"), (e: StateError) => /resume it first/.test(e.hint ?? ""));
-  assert.throws(() => requireState("v", "start", "running"), StateError);
+  assert.throws(() => requireState("v", "remove", "running"), (e: WrongStateError) => /stop it first/.test(e.hint ?? ""));
+  assert.throws(() => requireState("v", "exec", "paused"), (e: WrongStateError) => /resume it first/.test(e.hint ?? ""));
+  assert.throws(() => requireState("v", "start", "running"), WrongStateError);
 });

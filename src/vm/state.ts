@@ -1,4 +1,4 @@
-// A VM's states and the operations allowed in each. A call in the wrong state fails with a StateError
+// A VM's states and the operations allowed in each. A call in the wrong state fails with a WrongStateError
 // naming both states, never with undefined behaviour.
 //
 //   created -> starting -> running <-> paused
@@ -6,7 +6,7 @@
 //   starting/running/paused -> crashed (QEMU died unasked)
 //   stopped/crashed -> starting (start)
 
-import { MvmError } from "../errors.js";
+import { WrongStateError } from "../errors.js";
 
 export const VM_STATES = ["created", "starting", "running", "paused", "stopping", "stopped", "crashed"] as const;
 export type VmState = (typeof VM_STATES)[number];
@@ -27,17 +27,13 @@ export const OPERATIONS = {
 
 export type Operation = keyof typeof OPERATIONS;
 
-export class StateError extends MvmError {
-  override readonly code = "WRONG_STATE";
-}
-
 export const isLive = (s: VmState): boolean => LIVE.includes(s);
 
 export function requireState(name: string, operation: Operation, current: VmState): void {
   const allowed: VmState[] = OPERATIONS[operation];
   if (allowed.includes(current)) return;
   const verb = operation === "forceRemove" ? "remove" : operation;
-  throw new StateError(`cannot ${verb} VM ${name}: it is ${current}, and ${verb} needs it ${allowed.join(" or ")}`, {
+  throw new WrongStateError(`cannot ${verb} VM ${name}: it is ${current}, and ${verb} needs it ${allowed.join(" or ")}`, {
     hint:
       current === "running" && operation === "remove"
         ? `stop it first (mvm stop ${name}) or remove it by force (mvm rm -f ${name})`

@@ -2,11 +2,7 @@
 // bzImage (the "HdrS" boot-protocol magic at 0x202). Catches a wrong path before QEMU says something obscure.
 
 import { closeSync, openSync, readSync } from "node:fs";
-import { MvmError } from "../errors.js";
-
-export class InvalidKernelError extends MvmError {
-  override readonly code = "INVALID_KERNEL";
-}
+import { InvalidKernelError } from "../errors.js";
 
 export function checkKernelFile(path: string): "vmlinux" | "bzImage" {
   let fd: number;
@@ -35,6 +31,6 @@ export function checkReadableFile(path: string, what: string): void {
   try {
     closeSync(openSync(path, "r"));
   } catch (e) {
-    throw new MvmError(`cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code}`, { hint: `check the ${what} path`, cause: e });
+    throw new InvalidKernelError(`cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code}`, { hint: `check the ${what} path`, cause: e });
   }
 }

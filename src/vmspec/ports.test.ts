@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { InvalidPortError, parsePort } from "./ports.js";
+import { parsePort } from "./ports.js";
+import { InvalidPortError } from "../errors.js";
 
 test("Docker's forms", () => {
   assert.deepEqual(parsePort("8080:80"), { hostIp: "127.0.0.1", hostPort: 8080, guestPort: 80, proto: "tcp" });

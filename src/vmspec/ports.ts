@@ -2,17 +2,13 @@
 // Bound to 127.0.0.1 unless HOSTIP says otherwise. Parsed strictly: the parts end up in a QEMU option.
 
 import { isIPv4 } from "node:net";
-import { MvmError } from "../errors.js";
+import { InvalidPortError } from "../errors.js";
 
 export interface PortMapping {
   hostIp: string;
   hostPort: number;
   guestPort: number;
   proto: "tcp" | "udp";
-}
-
-export class InvalidPortError extends MvmError {
-  override readonly code = "INVALID_PORT";
 }
 
 const port = (text: string, what: string, spec: string): number => {

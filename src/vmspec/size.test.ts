@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { InvalidSizeError, parseMemoryMiB } from "./size.js";
+import { parseMemoryMiB } from "./size.js";
+import { InvalidSizeError } from "../errors.js";
 
 test("sizes in MiB, with or without units", () => {
   assert.equal(parseMemoryMiB("256"), 256);

@@ -1,10 +1,6 @@
 // Memory sizes as users write them: "256" (MiB), "256M", "1G", "512MiB". Whole MiB only.
 
-import { MvmError } from "../errors.js";
-
-export class InvalidSizeError extends MvmError {
-  override readonly code = "INVALID_SIZE";
-}
+import { InvalidSizeError } from "../errors.js";
 
 const UNITS: Record<string, number> = { "": 1, m: 1, mb: 1, mib: 1, g: 1024, gb: 1024, gib: 1024 };
 

@@ -3,7 +3,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { InvalidStorageError, parseDisk, parseVolume } from "./storage.js";
+import { parseDisk, parseVolume } from "./storage.js";
+import { InvalidStorageError } from "../errors.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mvm-storage-"));
 const raw = join(dir, "a:b.img");

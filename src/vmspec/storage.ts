@@ -6,7 +6,7 @@
 
 import { accessSync, closeSync, constants, openSync, readSync, statSync } from "node:fs";
 import { isAbsolute } from "node:path";
-import { MvmError } from "../errors.js";
+import { InvalidStorageError } from "../errors.js";
 
 export interface DiskSpec {
   path: string;
@@ -18,10 +18,6 @@ export interface VolumeSpec {
   hostPath: string;
   guestPath: string;
   readOnly: boolean;
-}
-
-export class InvalidStorageError extends MvmError {
-  override readonly code = "INVALID_STORAGE";
 }
 
 function detectFormat(path: string): "raw" | "qcow2" {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { InvalidSubnetError, allocate, contains, gatewayOf, overlaps, parseSubnet } from "./subnet.js";
+import { allocate, contains, gatewayOf, overlaps, parseSubnet } from "./subnet.js";
+import { InvalidSubnetError } from "../errors.js";
 
 test("subnets are normalised and sized", () => {
   assert.deepEqual(parseSubnet("10.89.3.77/24").cidr, "10.89.3.0/24");

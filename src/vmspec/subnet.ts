@@ -1,11 +1,7 @@
 // IPv4 subnets for bridged networks: parsing, overlap, and address allocation.
 
 import { isIPv4 } from "node:net";
-import { MvmError } from "../errors.js";
-
-export class InvalidSubnetError extends MvmError {
-  override readonly code = "INVALID_SUBNET";
-}
+import { InvalidSubnetError } from "../errors.js";
 
 export interface Subnet {
   /** a.b.c.d/prefix, the network address normalised */

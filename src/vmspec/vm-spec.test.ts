@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { InvalidSpecError, NAME_PATTERN, checkSpec, generateName } from "./vm-spec.js";
+import { NAME_PATTERN, checkSpec, generateName } from "./vm-spec.js";
+import { InvalidSpecError } from "../errors.js";
 
 test("defaults fill a minimal spec", () => {
   const s = checkSpec({ name: "web" });

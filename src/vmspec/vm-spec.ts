@@ -4,7 +4,7 @@
 
 import { Type, type Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
-import { MvmError } from "../errors.js";
+import { InvalidSpecError } from "../errors.js";
 import { checkKernelFile, checkReadableFile } from "./kernel-file.js";
 import { parsePort, type PortMapping } from "./ports.js";
 import { parseDisk, parseVolume, type DiskSpec, type VolumeSpec } from "./storage.js";
@@ -92,10 +92,6 @@ export interface VmSpec {
   user?: string;
   /** Ready on a console line instead of the agent's hello (a user's own initrd). */
   ready?: { consoleLine: string };
-}
-
-export class InvalidSpecError extends MvmError {
-  override readonly code = "INVALID_SPEC";
 }
 
 /** Validates input against the schema; every problem is named with its path. */

@@ -2,14 +2,14 @@
 
 import { connect } from "../../client/client.js";
 import { copyIn, copyOut, parseCopyArg, type CopyStats } from "../../client/copy.js";
-import { MvmError } from "../../errors.js";
+import { InvalidArgumentError } from "../../errors.js";
 import { printJson } from "../output.js";
 
 export async function cpCommand(src: string, dst: string, flags: { json?: boolean; quiet?: boolean }): Promise<number> {
   const from = parseCopyArg(src);
   const to = parseCopyArg(dst);
   if (!!from.vm === !!to.vm) {
-    throw new MvmError("mvm cp copies between the host and a VM: exactly one side must be VM:PATH", { hint: "mvm cp ./app.tar myvm:/root/ or mvm cp myvm:/var/log ./logs" });
+    throw new InvalidArgumentError("mvm cp copies between the host and a VM: exactly one side must be VM:PATH", { hint: "mvm cp ./app.tar myvm:/root/ or mvm cp myvm:/var/log ./logs" });
   }
   const client = await connect();
   const started = performance.now();

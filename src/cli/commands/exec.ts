@@ -1,7 +1,7 @@
 // `mvm exec NAME -- CMD`: a command in a running VM, stdout and stderr apart, its status as ours.
 
 import { connect, type MvmClient } from "../../client/client.js";
-import { MvmError } from "../../errors.js";
+import { InvalidArgumentError } from "../../errors.js";
 import { printJson } from "../output.js";
 
 export interface ExecFlags {
@@ -16,15 +16,15 @@ export interface ExecFlags {
 }
 
 export async function execCommand(ref: string, argv: string[], flags: ExecFlags): Promise<number> {
-  if (argv.length === 0) throw new MvmError("exec needs a command", { hint: `mvm exec ${ref} -- uname -a` });
+  if (argv.length === 0) throw new InvalidArgumentError("exec needs a command", { hint: `mvm exec ${ref} -- uname -a` });
   const env: Record<string, string> = {};
   for (const e of flags.env) {
     const eq = e.indexOf("=");
-    if (eq <= 0) throw new MvmError(`invalid environment entry ${JSON.stringify(e)}`, { hint: "write -e NAME=VALUE" });
+    if (eq <= 0) throw new InvalidArgumentError(`invalid environment entry ${JSON.stringify(e)}`, { hint: "write -e NAME=VALUE" });
     env[e.slice(0, eq)] = e.slice(eq + 1);
   }
   const timeoutMs = flags.timeout === undefined ? undefined : parseDuration(flags.timeout);
-  if (flags.detach && (flags.interactive || flags.tty)) throw new MvmError("-d cannot be used with -i or -t", { hint: "a detached command takes stdin with mvm session stdin" });
+  if (flags.detach && (flags.interactive || flags.tty)) throw new InvalidArgumentError("-d cannot be used with -i or -t", { hint: "a detached command takes stdin with mvm session stdin" });
   const client = await connect();
   if (flags.detach) {
     const cmd = await client.spawn(ref, argv, { env, cwd: flags.workdir, user: flags.user, timeoutMs });
@@ -69,7 +69,7 @@ export async function execCommand(ref: string, argv: string[], flags: ExecFlags)
 /** "1500" (ms), "30s", "2m". */
 export function parseDuration(text: string): number {
   const m = /^(\d+)(ms|s|m)?$/.exec(text.trim());
-  if (!m || Number(m[1]) <= 0) throw new MvmError(`invalid timeout ${JSON.stringify(text)}`, { hint: "write milliseconds or with a unit: 1500, 30s, 2m" });
+  if (!m || Number(m[1]) <= 0) throw new InvalidArgumentError(`invalid timeout ${JSON.stringify(text)}`, { hint: "write milliseconds or with a unit: 1500, 30s, 2m" });
   return Number(m[1]) * (m[2] === "s" ? 1000 : m[2] === "m" ? 60000 : 1);
 }
 

@@ -2,7 +2,7 @@
 // output and exits with its status (Docker's convention); with --rm the VM is removed afterwards.
 
 import { connect, type MvmClient } from "../../client/client.js";
-import { MvmError } from "../../errors.js";
+import { InvalidArgumentError } from "../../errors.js";
 import { ensureGuestArtifacts } from "../../guest/artifacts.js";
 import { printJson, progress } from "../output.js";
 import { execInteractive } from "./exec.js";
@@ -37,10 +37,10 @@ export async function createCommand(command: string[], flags: VmFlags): Promise<
 }
 
 export async function runCommand(command: string[], flags: RunFlags): Promise<number> {
-  if (flags.detach && flags.rm) throw new MvmError("--rm and -d cannot be used together", { hint: "a detached VM is removed with mvm rm when you are done" });
+  if (flags.detach && flags.rm) throw new InvalidArgumentError("--rm and -d cannot be used together", { hint: "a detached VM is removed with mvm rm when you are done" });
   // An interactive run without a command is a shell, as with docker run -it.
   const spec = specFromFlags(flags, command.length === 0 && (flags.interactive || flags.tty) ? ["/bin/sh"] : command);
-  if (!flags.detach && !spec.command) throw new MvmError("run needs a command unless it runs detached", { hint: "mvm run -- uname -a, or mvm run -d --name NAME" });
+  if (!flags.detach && !spec.command) throw new InvalidArgumentError("run needs a command unless it runs detached", { hint: "mvm run -- uname -a, or mvm run -d --name NAME" });
   await guestReady();
   const client = await connect();
   await ensureDefaultImage(client, spec.image);
@@ -79,7 +79,7 @@ async function runAttached(client: MvmClient, id: string, flags: RunFlags): Prom
     else write(e.type === "stdout" ? process.stdout : process.stderr, e.data);
   });
   const ce = exit.commandExit;
-  if (!flags.json && ce?.status !== undefined && ce.status >= 125 && ce.reason !== "the command ended") process.stderr.write(`mvm: ${ce.reason}\n`);
+  if (!flags.json && ce?.status !== undefined && ce.status >= 125 && ce.message) process.stderr.write(`mvm: ${ce.message}\n`);
   if (flags.json) {
     printJson({ vm: await client.get(id), exit: ce, stdout: Buffer.concat(out.stdout).toString(), stderr: Buffer.concat(out.stderr).toString() });
   }
