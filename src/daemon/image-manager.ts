@@ -10,7 +10,7 @@ import { checkSpec } from "../vmspec/vm-spec.js";
 import { NameTakenError, WrongStateError } from "../errors.js";
 
 export class ImageManager {
-  constructor(private readonly o: { images: ImageStore; vms: VmStore; home: string }) {}
+  constructor(private readonly o: { images: ImageStore; vms: VmStore; home: string; /** Shared by every home: finished debootstraps are reused from here. */ cacheDir: string }) {}
 
   private get dir(): string {
     return join(this.o.home, "images");
@@ -37,7 +37,7 @@ export class ImageManager {
 
   async build(name: string, o: DebianOptions, onLine: (l: string) => void): Promise<ImageRecord> {
     this.checkNewName(name);
-    const built = await buildDebian(name, o, this.dir, onLine);
+    const built = await buildDebian(name, o, this.dir, onLine, this.o.cacheDir);
     return this.o.images.add({ name, ...built });
   }
 

@@ -44,12 +44,16 @@ export interface ManagerOptions {
   /** QEMU binaries, from the daemon's configuration only (never from a VM spec). */
   binaries: { full: string; microvm: string };
   log?: (line: string) => void;
+  /** How long a boot may take to become ready (default 60 s); tests shorten it. */
+  readyTimeoutMs?: number;
 }
 
 export class VmManager {
   private readonly guests = new Map<string, Guest>();
   /** Per live VM: resolves once its QEMU's exit has been written to the record. */
   private readonly exitRecorded = new Map<string, Promise<void>>();
+  /** Boots under way: a kill or forced remove meanwhile aborts the boot, which kills its QEMU (halt). */
+  private readonly booting = new Map<string, { abort: AbortController; ended: Promise<void> }>();
   /** The VM's own command and every other command running in VMs. */
   private readonly commands: VmCommands;
   private readonly binaries: QemuBinaries;
@@ -58,7 +62,7 @@ export class VmManager {
 
   constructor(private readonly o: ManagerOptions) {
     this.networks = new NetworkManager(o.networks, o.store);
-    this.images = new ImageManager({ images: o.images, vms: o.store, home: o.home });
+    this.images = new ImageManager({ images: o.images, vms: o.store, home: o.home, cacheDir: o.cacheDir });
     this.binaries = new QemuBinaries(o.binaries, o.cacheDir);
     this.commands = new VmCommands({ store: o.store, dirOf: (id) => vmDir(o.home, id), stop: (id) => this.stop(id) });
   }
@@ -138,40 +142,53 @@ export class VmManager {
       commandExit: undefined, // the last run's; this run's replaces it when its command ends
       timings: { startedAt: new Date().toISOString() },
     });
+    const abort = new AbortController();
+    let bootEnded!: () => void;
+    this.booting.set(rec.id, { abort, ended: new Promise<void>((r) => (bootEnded = r)) });
     let guest: Guest;
     try {
       await mkdir(plan.dir, { recursive: true, mode: 0o700 });
       guest = await launchGuest({
         ...plan,
-        helloTimeoutMs: 60000,
-        signal,
+        helloTimeoutMs: this.o.readyTimeoutMs ?? 60000,
+        signal: signal ? AbortSignal.any([signal, abort.signal]) : abort.signal,
         // Named in the record at once: a daemon that dies mid-boot leaves a QEMU the next one can find.
         onSpawn: (pid) => this.o.store.update(rec.id, { pid, pidStart: processStartTime(pid) }),
       });
     } catch (e) {
       if (bridged) await deleteLink(bridged.tap).catch(() => undefined);
       const err = explainBootFailure(e);
-      this.o.store.transition(rec.id, ["starting"], "crashed", {
+      // Aborted by kill or remove: halt records the VM stopped.
+      if (!abort.signal.aborted) this.o.store.transition(rec.id, ["starting"], "crashed", {
         pid: undefined,
         pidStart: undefined,
         lastExit: { exitCode: null, signal: null, at: new Date().toISOString(), reason: `boot failed: ${err instanceof Error ? err.message : String(err)}` },
       });
       throw err;
+    } finally {
+      this.booting.delete(rec.id);
+      bootEnded();
+    }
+    let running: VmRecord;
+    try {
+      running = this.o.store.transition(rec.id, ["starting"], "running", {
+        pid: guest.process.pid,
+        pidStart: processStartTime(guest.process.pid),
+        argv: flattenArgv(guest.argv),
+        kernelRelease: guest.hello?.kernel,
+        timings: {
+          startedAt: new Date(Date.now() - guest.now()).toISOString(),
+          qmpMs: guest.timeline.qmpReadyMs,
+          helloMs: guest.timeline.helloMs,
+          guestInitUptimeMs: guest.timeline.guestInitUptimeMs,
+          guestHelloUptimeMs: guest.timeline.guestHelloUptimeMs,
+        },
+      });
+    } catch (e) {
+      await guest.kill(); // killed or removed just as its boot completed: its QEMU goes too
+      throw e;
     }
     this.guests.set(rec.id, guest);
-    const running = this.o.store.transition(rec.id, ["starting"], "running", {
-      pid: guest.process.pid,
-      pidStart: processStartTime(guest.process.pid),
-      argv: flattenArgv(guest.argv),
-      kernelRelease: guest.hello?.kernel,
-      timings: {
-        startedAt: new Date(Date.now() - guest.now()).toISOString(),
-        qmpMs: guest.timeline.qmpReadyMs,
-        helloMs: guest.timeline.helloMs,
-        guestInitUptimeMs: guest.timeline.guestInitUptimeMs,
-        guestHelloUptimeMs: guest.timeline.guestHelloUptimeMs,
-      },
-    });
     this.watch(rec.id, guest);
     if (spec.command) this.commands.run(running, guest);
     return running;
@@ -232,7 +249,13 @@ export class VmManager {
     this.o.store.transition(rec.id, OPERATIONS[op], "stopping");
     const guest = this.guests.get(rec.id);
     if (guest) await how(guest);
-    else this.o.store.transition(rec.id, ["stopping"], "stopped", { pid: undefined });
+    else {
+      // Caught booting: the boot is aborted, and kills its QEMU before it gives up.
+      const boot = this.booting.get(rec.id);
+      boot?.abort.abort();
+      await boot?.ended;
+      this.o.store.transition(rec.id, ["stopping"], "stopped", { pid: undefined });
+    }
     // The record once the exit watcher has written QEMU's end to it.
     await this.exitRecorded.get(rec.id);
     return this.o.store.get(rec.id);

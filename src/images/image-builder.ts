@@ -3,9 +3,10 @@
 // $MVM_HOME/images. Everything is made under a temporary name and renamed at the end, so a failed or
 // interrupted build leaves nothing that looks like an image.
 
-import { closeSync, openSync, readSync } from "node:fs";
-import { chmod, mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { closeSync, constants, openSync, readSync } from "node:fs";
+import { chmod, copyFile, mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { InvalidArgumentError, InvalidImageError, MvmError, NotRootError } from "../errors.js";
 import { runTool } from "./tools.js";
 
@@ -111,7 +112,30 @@ export interface DebianOptions {
   mirror?: string;
 }
 
-export function buildDebian(name: string, o: DebianOptions, imagesDir: string, onLine: (l: string) => void): Promise<BuiltImage> {
+const DEFAULT_MIRROR = "http://deb.debian.org/debian";
+/** Bump when a change here changes what a build produces. */
+const DEBIAN_RECIPE = 1;
+/** A cached debootstrap older than this is built again (the suite gets point releases and security fixes). */
+const DEBIAN_CACHE_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
+
+/**
+ * Where a finished build of these inputs is kept, shared by every $MVM_HOME on the host: keyed on the suite,
+ * the packages, the mirror, debootstrap's own version and the recipe.
+ */
+async function debianCachePath(o: DebianOptions, cacheDir: string): Promise<string> {
+  const debootstrap = (await runTool("dpkg-query", ["-W", "-f=${Version}", "debootstrap"]).catch(() => "unknown")).trim();
+  const inputs = { recipe: DEBIAN_RECIPE, suite: o.suite, packages: [...o.packages].sort(), mirror: o.mirror ?? DEFAULT_MIRROR, debootstrap };
+  const key = createHash("sha256").update(JSON.stringify(inputs)).digest("hex").slice(0, 16);
+  return join(cacheDir, "images", `debian-${o.suite}-${key}.qcow2`);
+}
+
+async function freshEnough(path: string): Promise<Date | undefined> {
+  const s = await stat(path).catch(() => undefined);
+  return s && Date.now() - s.mtimeMs < DEBIAN_CACHE_MAX_AGE_MS ? s.mtime : undefined;
+}
+
+/** With `cacheDir`, a debootstrap of the same inputs made in the last week is reused (copied, never shared). */
+export function buildDebian(name: string, o: DebianOptions, imagesDir: string, onLine: (l: string) => void, cacheDir?: string): Promise<BuiltImage> {
   if (process.getuid?.() !== 0) {
     return Promise.reject(new NotRootError("building a Debian image needs root (debootstrap creates device files and sets owners)", { hint: "run the mvm daemon as root, or import an image instead (mvm image import)" }));
   }
@@ -122,11 +146,25 @@ export function buildDebian(name: string, o: DebianOptions, imagesDir: string, o
     imagesDir,
     name,
     async (out, work) => {
+      const cached = cacheDir ? await debianCachePath(o, cacheDir) : undefined;
+      const builtAt = cached ? await freshEnough(cached) : undefined;
+      if (cached && builtAt) {
+        onLine(`reusing the debootstrap of ${o.suite} built ${builtAt.toISOString()} (${cached}; delete it to build afresh)`);
+        await copyFile(cached, out, constants.COPYFILE_FICLONE);
+        return;
+      }
       const tree = join(work, "tree");
       const include = o.packages.length ? [`--include=${o.packages.join(",")}`] : [];
       onLine(`debootstrap ${o.suite} (minbase${o.packages.length ? ` + ${o.packages.join(" ")}` : ""})`);
-      await runTool("debootstrap", ["--variant=minbase", ...include, o.suite, tree, o.mirror ?? "http://deb.debian.org/debian"], onLine);
+      await runTool("debootstrap", ["--variant=minbase", ...include, o.suite, tree, o.mirror ?? DEFAULT_MIRROR], onLine);
       await folderToQcow2(tree, out, work, onLine);
+      if (cached) {
+        // Whole or absent: copied under a temporary name, then renamed.
+        await mkdir(dirname(cached), { recursive: true });
+        const tmp = `${cached}.tmp-${process.pid}`;
+        await copyFile(out, tmp, constants.COPYFILE_FICLONE);
+        await rename(tmp, cached);
+      }
     },
     `debootstrap ${o.suite}${o.packages.length ? ` with ${o.packages.join(",")}` : ""}`,
   );
