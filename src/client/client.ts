@@ -4,19 +4,19 @@
 import { join } from "node:path";
 import type { ExecResult } from "../api/command-schemas.js";
 import type { AttachEvent, DaemonInfo, ExitEvent, VmSpecInput, VmView } from "../api/vm-schemas.js";
-import { DaemonDisconnectedError, DaemonNotRunningError, errorFromBody } from "../errors.js";
-import { homeDir } from "../host/paths.js";
+import { DaemonDisconnectedError, errorFromBody } from "../errors.js";
 import type { ImageView as ImageRecord, NetworkView as NetworkRecord } from "../api/resource-schemas.js";
-import { startDaemon } from "./daemon-process.js";
 import { createInterface } from "node:readline";
 import type { Duplex } from "node:stream";
 import { openUpgrade, requestJson, requestStream, requestText, type HttpOptions } from "./http.js";
 import { Command, type SessionInfo } from "./command.js";
 import { checkResult } from "./exec-errors.js";
 import { GuestFiles } from "./files.js";
+import { VmHandle } from "./vm-handle.js";
 
 export type { VmView, VmSpecInput, ExitEvent, AttachEvent, SessionInfo, DaemonInfo };
-export { Command, GuestFiles };
+export { Command, GuestFiles, VmHandle };
+export { connect } from "./connect.js";
 
 export interface ConnectOptions {
   /** $MVM_HOME; defaults as the daemon's. */
@@ -289,71 +289,5 @@ export class MvmClient {
       throw e;
     }
     return new VmHandle(this, vm.id, vm.name);
-  }
-}
-
-export class VmHandle implements AsyncDisposable {
-  constructor(
-    private readonly client: MvmClient,
-    readonly id: string,
-    readonly name: string,
-  ) {}
-
-  exec(argv: string[], o?: ExecRequestOptions): Promise<ExecResult> {
-    return this.client.exec(this.id, argv, o);
-  }
-
-  spawn(argv: string[], o?: SpawnOptions): Promise<Command> {
-    return this.client.spawn(this.id, argv, o);
-  }
-
-  get files(): GuestFiles {
-    return this.client.files(this.id);
-  }
-
-  inspect(signal?: AbortSignal): Promise<VmView> {
-    return this.client.get(this.id, signal);
-  }
-
-  stop(signal?: AbortSignal): Promise<VmView> {
-    return this.client.stop(this.id, signal);
-  }
-
-  remove(): Promise<void> {
-    return this.client.remove(this.id, { force: true });
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.remove();
-  }
-}
-
-/** No daemon listens, or the one that did is dying (a connection it took is reset). */
-function isNoDaemon(e: unknown): boolean {
-  const code = (e as NodeJS.ErrnoException).code;
-  return code === "ENOENT" || code === "ECONNREFUSED" || code === "ECONNRESET";
-}
-
-/** Connects to the daemon of this home, starting it when none answers. */
-export async function connect(options: ConnectOptions = {}): Promise<MvmClient> {
-  const home = options.home ?? homeDir();
-  const client = new MvmClient(join(home, "mvm.sock"));
-  try {
-    await client.info(options.signal);
-    return client;
-  } catch (e) {
-    if (!isNoDaemon(e)) throw e;
-    if (options.autoStart === false) throw new DaemonNotRunningError("the mvm daemon is not running", { hint: "start it with mvm daemon, or let the CLI start it" });
-  }
-  await startDaemon(home);
-  // Two clients may have raced to start it; the winner may need a moment more to listen.
-  for (let i = 0; ; i++) {
-    try {
-      await client.info(options.signal);
-      return client;
-    } catch (e) {
-      if (!isNoDaemon(e) || i >= 50) throw e;
-      await new Promise((r) => setTimeout(r, 100));
-    }
   }
 }

@@ -2,6 +2,7 @@
 // operation checks the state it needs (WrongStateError otherwise), moves the record with a compare-and-set
 // transition, and never touches another VM. What to launch comes from the plan (src/plan/), how from
 // src/vm/; images, networks, commands and reconciliation have modules of their own beside this one.
+// Over 300 lines on purpose: every state transition and the cleanup that goes with it read together here.
 
 import { mkdir, rm } from "node:fs/promises";
 import type { AgentClient } from "../agent/client.js";

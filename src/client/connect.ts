@@ -1,0 +1,37 @@
+// Finding the daemon of a home, and starting it when none answers (the library's entry point).
+
+import { join } from "node:path";
+import { DaemonNotRunningError } from "../errors.js";
+import { homeDir } from "../host/paths.js";
+import { MvmClient, type ConnectOptions } from "./client.js";
+import { startDaemon } from "./daemon-process.js";
+
+/** No daemon listens, or the one that did is dying (a connection it took is reset). */
+function isNoDaemon(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === "ENOENT" || code === "ECONNREFUSED" || code === "ECONNRESET";
+}
+
+/** Connects to the daemon of this home, starting it when none answers. */
+export async function connect(options: ConnectOptions = {}): Promise<MvmClient> {
+  const home = options.home ?? homeDir();
+  const client = new MvmClient(join(home, "mvm.sock"));
+  try {
+    await client.info(options.signal);
+    return client;
+  } catch (e) {
+    if (!isNoDaemon(e)) throw e;
+    if (options.autoStart === false) throw new DaemonNotRunningError("the mvm daemon is not running", { hint: "start it with mvm daemon, or let the CLI start it" });
+  }
+  await startDaemon(home);
+  // Two clients may have raced to start it; the winner may need a moment more to listen.
+  for (let i = 0; ; i++) {
+    try {
+      await client.info(options.signal);
+      return client;
+    } catch (e) {
+      if (!isNoDaemon(e) || i >= 50) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
