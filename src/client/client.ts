@@ -1,7 +1,6 @@
 // The library: a typed client of the daemon, which it starts when none is running. Every operation the
 // CLI has is here, each taking an AbortSignal; VM handles implement Symbol.asyncDispose.
 
-import { join } from "node:path";
 import type { ExecResult } from "../api/command-schemas.js";
 import type { AttachEvent, DaemonInfo, ExitEvent, VmSpecInput, VmView } from "../api/vm-schemas.js";
 import { DaemonDisconnectedError, errorFromBody } from "../errors.js";
