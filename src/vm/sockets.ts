@@ -25,10 +25,15 @@ export interface VmSockets {
 }
 
 export async function listenForVm(files: { agentSocket: string; qmpSocket: string; consoleSocket: string }, withConsole: boolean): Promise<VmSockets> {
+  // Each first connection is awaited as soon as its socket listens: a running QEMU (one being adopted)
+  // may connect to the agent socket while the others are still being set up, and a connection nobody
+  // waits for yet would be accepted and lost (QEMU, connected, would not try again).
   const agent = await listenOn(files.agentSocket);
+  const agentConnected = nextConnection(agent);
   const qmp = await listenOn(files.qmpSocket);
+  const qmpConnected = nextConnection(qmp);
   const console = withConsole ? await listenOn(files.consoleSocket) : undefined;
-  return { agent, qmp, console, agentConnected: nextConnection(agent), qmpConnected: nextConnection(qmp) };
+  return { agent, qmp, console, agentConnected, qmpConnected };
 }
 
 export function closeVmSockets(s: VmSockets): void {
