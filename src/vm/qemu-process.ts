@@ -23,12 +23,18 @@ export interface QemuProcess {
   readonly child?: ChildProcess;
 }
 
-/** Field 22 of /proc/PID/stat: the start time in clock ticks since boot. With the pid it names one process. */
+/**
+ * Field 22 of /proc/PID/stat: the start time in clock ticks since boot. With the pid it names one process.
+ * undefined once the process has exited, a zombie included (an adopted QEMU's parent is init, which may
+ * take a while to reap it, or never, in a container whose PID 1 does not).
+ */
 export function processStartTime(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (fields[0] === "Z" || fields[0] === "X") return undefined;
+    return fields[19];
   } catch {
     return undefined;
   }
