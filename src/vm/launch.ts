@@ -19,7 +19,7 @@ import { flattenArgv, type ArgvEntry } from "../qemu/microvm-argv.js";
 import { QmpClient } from "../qemu/qmp-client.js";
 import { ConsoleTap } from "./console-tap.js";
 import { Guest, type BootTimeline } from "./guest.js";
-import { vmFiles } from "./layout.js";
+import { readTail, vmFiles } from "./layout.js";
 import { adoptQemu, spawnQemu, type QemuProcess } from "./qemu-process.js";
 import { AGENT_READY, waitReady, type Readiness } from "./readiness.js";
 import { closeVmSockets, listenForVm, type VmSockets } from "./sockets.js";
@@ -123,7 +123,8 @@ async function bringUp(b: BringUp): Promise<Guest> {
   if (b.stdout) consoleTap.readFrom(b.stdout);
   if (b.sockets.console) consoleTap.serve(b.sockets.console);
   const timeline: BootTimeline = {};
-  const output = () => ({ qemuStderr: (b.ownsDir ? b.stderr() : "").slice(-4000) || undefined, consoleTail: consoleTap.tail().slice(-4000), argv: flattenArgv(b.argv) });
+  // A daemon VM's QEMU writes its output to qemu.log (explainBootFailure reads it there for a disk lock).
+  const output = () => ({ qemuStderr: (b.ownsDir ? b.stderr() : readTail(vmFiles(b.dir).qemuLog, 4000)).slice(-4000) || undefined, consoleTail: consoleTap.tail().slice(-4000), argv: flattenArgv(b.argv) });
   const exitedEarly = b.proc.exited.then((exit) => {
     throw new BootError(`QEMU exited during boot (${exit.signal ?? (exit.known === false ? "status unknown" : `status ${exit.code}`)})`, {
       hint: "read QEMU's output and the console tail in the details",
