@@ -28,3 +28,21 @@ test("an exit no host acknowledged is listed to the next host, sent again, and a
   assert.equal((await agent.run(["true"])).status, 0);
   assert.ok(!(await agent.listSessions({ timeoutMs: 10000 })).some((l) => l.id === job.id));
 });
+
+test("a command that exited with output still to forward is listed, and its EXIT follows the list", { timeout: 180_000 }, async (t) => {
+  const guest = await bootGuest((fn) => t.after(fn));
+  const agent = guest.agent!;
+  // Past one window of output with the reader paused: the agent holds the rest (in the pipe) and the EXIT.
+  let got = 0;
+  const job = agent.exec({ argv: ["sh", "-c", "head -c 1064960 /dev/zero; exit 5"], onStdout: (b) => (got += b.length) });
+  job.pause();
+  const pid = await job.started;
+  // Until the agent has reaped it: `kill -0` fails only then (a zombie still counts).
+  assert.equal((await agent.run(["sh", "-c", `while kill -0 ${pid} 2>/dev/null; do sleep 0.05; done`], { timeoutMs: 60000 })).status, 0);
+  const listed = await agent.listSessions({ timeoutMs: 10000 });
+  assert.ok(listed.some((l) => l.id === job.id), `an ended command still owed to the host is listed: ${JSON.stringify(listed)}`);
+  job.resume();
+  assert.equal((await job.result).status, 5);
+  assert.equal(got, 1064960);
+  agent.releaseOrphans();
+});
