@@ -106,12 +106,15 @@ export class VmCommands {
         (e: Error): VmExit => ({ exitCode: null, signal: null, status: 125, at: new Date().toISOString(), reason: e.message, message: e.message }),
       )
       .then(async (commandExit) => {
-        this.o.store.update(rec.id, { commandExit });
-        // Like a container: when the command ends, the VM powers off.
+        // The record may be gone (removed by force meanwhile): then there is nothing to write or stop.
         const now = this.o.store.find(rec.id);
+        if (now) this.o.store.update(rec.id, { commandExit });
+        // Like a container: when the command ends, the VM powers off.
         if (now && (now.state === "running" || now.state === "paused")) await this.o.stop(rec.id).catch(() => undefined);
-        this.finish(rec.id);
-      });
+      })
+      // Never an unhandled rejection in the daemon: whatever failed, followers still hear the end.
+      .catch(() => undefined)
+      .finally(() => this.finish(rec.id));
   }
 
   /** The VM stopped: whoever follows its command hears the end. */

@@ -336,6 +336,8 @@ export class VmManager {
         // A paused guest cannot answer; its commands stay unknown to this daemon (noted in docs/api.md).
         if (state === "running" && guest.agent) await this.commands.adopt(rec, guest);
         else guest.agent?.releaseOrphans();
+        // A stop the last daemon began is finished, not forgotten (it would otherwise run on as "running").
+        if (rec.state === "stopping") void this.stop(rec.id).catch((e: unknown) => this.o.log?.(`finishing the stop of ${rec.name}: ${(e as Error).message}`));
       },
     });
   }
