@@ -19,7 +19,7 @@ const host: HostFacts = { home: "/h", accel: "tcg", qemuBinary: "/usr/bin/qemu-s
 
 function record(input: VmSpecInput, extra: Partial<VmRecord> = {}): VmRecord {
   const now = new Date(0).toISOString();
-  return { id: "0123456789ab", name: input.name ?? "vm", state: "created", spec: checkSpec(input), createdAt: now, updatedAt: now, ...extra } as VmRecord;
+  return { id: "0123456789ab", name: input.name ?? "vm", state: "created", spec: checkSpec(input), createdAt: now, updatedAt: now, ...extra };
 }
 
 // checkSpec opens the files a spec names: real ones, with a comma in a name.
