@@ -9,7 +9,7 @@ import { startDaemon } from "./daemon-process.js";
 /** No daemon listens, or the one that did is dying (a connection it took is reset). */
 function isNoDaemon(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException).code;
-  return code === "ENOENT" || code === "ECONNREFUSED" || code === "ECONNRESET";
+  return code === "ENOENT" || code === "ECONNREFUSED" || code === "ECONNRESET" || code === "EPIPE";
 }
 
 /** Connects to the daemon of this home, starting it when none answers. */

@@ -26,3 +26,8 @@ test("shared folders: absolute paths, existing folders, no sharing over system p
     assert.throws(() => parseVolume(bad), InvalidStorageError, bad);
   }
 });
+
+test("a shared folder's guest path over 511 bytes is refused before any boot", () => {
+  assert.throws(() => parseVolume(`/tmp:/${"a".repeat(511)}`), (e: unknown) => e instanceof InvalidStorageError && /511/.test(e.message));
+  assert.equal(parseVolume(`/tmp:/${"a".repeat(510)}`).guestPath.length, 511);
+});

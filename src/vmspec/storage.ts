@@ -60,6 +60,8 @@ export function parseVolume(text: string): VolumeSpec {
   if (guestPath === "/" || /^\/(proc|sys|dev|run)(\/|$)/.test(guestPath)) {
     throw new InvalidStorageError(`cannot share a folder onto ${guestPath}`, { hint: "pick a guest path outside /, /proc, /sys, /dev and /run" });
   }
+  // mvm-init refuses longer mount paths (its line buffer): say so here, before a boot that would fail.
+  if (Buffer.byteLength(guestPath) > 511) throw new InvalidStorageError(`the guest path of a shared folder is ${Buffer.byteLength(guestPath)} bytes; at most 511`, { hint: "mount it at a shorter guest path" });
   let st;
   try {
     st = statSync(hostPath);
