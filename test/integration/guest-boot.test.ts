@@ -116,6 +116,7 @@ test("a guest whose agent never answers times out and is killed", { timeout: 60_
 });
 
 test("no QEMU process is left", { timeout: 30_000 }, () => {
-  const left = execFileSync("sh", ["-c", "pgrep -f '[q]emu-system.*org.mvm.agent' || true"]).toString().trim();
+  // This run's QEMUs: their sockets live under its temporary folder (scripts/test-integration gives each run one).
+  const left = execFileSync("sh", ["-c", `pgrep -f '[q]emu-system.*${tmpdir()}/mvm-' || true`]).toString().trim();
   if (left) for (const pid of left.split("\n")) assertGone(Number(pid));
 });
