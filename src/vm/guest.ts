@@ -72,7 +72,13 @@ export class Guest implements AsyncDisposable {
     this.qmp = parts.qmp;
     this.timeline = parts.timeline;
     this.adopted = parts.adopted;
-    this.exited = parts.process.exited;
+    // QEMU's end counts once its monitor has said its last (a SHUTDOWN event may still sit unread on the
+    // socket when the process exit arrives): otherwise a guest power-off could be recorded as a crash.
+    const monitorDrained = new Promise<void>((resolve) => (parts.qmp.closed ? resolve() : parts.qmp.once("close", () => resolve())));
+    this.exited = parts.process.exited.then(async (exit) => {
+      await Promise.race([monitorDrained, new Promise<void>((r) => setTimeout(r, 1000).unref())]);
+      return exit;
+    });
     this.agentClient = parts.agent;
     this.agentChannel = parts.channel;
     this.helloMsg = parts.hello;

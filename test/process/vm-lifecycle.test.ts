@@ -135,6 +135,17 @@ test("a guest that powers itself off is stopped, not crashed", T, async (t) => {
   assert.equal(rec.lastExit?.reason, "the guest powered off");
 });
 
+test("a power-off whose SHUTDOWN event is still unread when QEMU's exit arrives is stopped too", T, async (t) => {
+  const { m } = setup(t);
+  const { id } = await m.create({ name: "quick", append: "fake_qemu.mode=prompt-exit" });
+  for (let i = 0; i < 5; i++) {
+    await m.start("quick");
+    await m.agentFor("quick").agent.run(["poweroff"]);
+    await waitFor(() => m.get(id).state !== "running", "the VM to stop");
+    assert.deepEqual([m.get(id).state, m.get(id).lastExit?.reason], ["stopped", "the guest powered off"], `round ${i}`);
+  }
+});
+
 test("QEMU dying during boot: crashed with the reason, nothing left running, the record intact", T, async (t) => {
   const { h, m } = setup(t);
   const created = await m.create({ name: "die" });

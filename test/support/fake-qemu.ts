@@ -10,7 +10,8 @@
 //   FAKE_QEMU_MODE          normal (default) | die-at-boot (prints FAKE_QEMU_STDERR, exits 1 at once) |
 //                           hang (connects nothing, says nothing) | no-hello (QMP and console work, the agent
 //                           never answers) | crash-after-ready (exits 1 FAKE_QEMU_CRASH_MS after the
-//                           host has both the hello and QMP)
+//                           host has both the hello and QMP) | prompt-exit (normal, but on shutdown it exits
+//                           right after the SHUTDOWN event, so its exit can reach the host before the event)
 //   FAKE_QEMU_STDERR        what die-at-boot prints (default: a line naming the mode)
 //   FAKE_QEMU_RECONNECT_MS  delay between connection attempts (default 1000, QEMU's reconnect=1)
 //   FAKE_QEMU_BOOT_MS       from start to the agent's hello (default 5)
@@ -126,7 +127,8 @@ function shutdown(guest: boolean, reason: string): void {
   exiting = true;
   process.stderr.write(`fake-qemu: shutting down (guest: ${guest}, reason: ${reason})\n`);
   qmpEvent("SHUTDOWN", { guest, reason });
-  setTimeout(() => process.exit(0), 10);
+  if (mode === "prompt-exit") setImmediate(() => process.exit(0));
+  else setTimeout(() => process.exit(0), 10);
 }
 
 function qmpCommand(msg: { execute?: string; id?: unknown }): void {
