@@ -26,8 +26,9 @@ export async function reconcile(h: ReconcileHooks): Promise<void> {
     const alive = rec.pid !== undefined && rec.pidStart !== undefined && processStartTime(rec.pid) === rec.pidStart;
     // A VM caught mid-boot is not adopted: its boot had no one to finish it. It is killed below.
     if (alive && rec.state !== "starting") {
+      let guest: Guest | undefined;
       try {
-        const guest = await adoptGuest({
+        guest = await adoptGuest({
           dir: vmDir(h.home, rec.id),
           pid: rec.pid!,
           pidStart: rec.pidStart!,
@@ -40,7 +41,8 @@ export async function reconcile(h: ReconcileHooks): Promise<void> {
         await h.adopted(rec, guest, state);
         continue;
       } catch {
-        /* not answering: killed below, as it cannot be managed */
+        // Not answering: killed, as it cannot be managed; its sockets go before anything can listen anew.
+        await guest?.kill().catch(() => undefined);
       }
     }
     if (alive) killPid(rec.pid!);

@@ -12,6 +12,8 @@ import type { VmManager } from "./vm-manager.js";
 
 const record = (name: string): VmRecord => ({ id: "abc123", name, spec: checkSpec({ name }), state: "created", createdAt: "t", updatedAt: "t" });
 
+const signalled: Array<[string, string, number]> = [];
+
 /** A stand-in manager: just enough to see how routes turn results and errors into responses. */
 function fakeManager(): VmManager {
   const fake = {
@@ -25,6 +27,7 @@ function fakeManager(): VmManager {
       checkSpec(body); // what the real manager does first
       return Promise.resolve(record(body.name ?? "gen"));
     },
+    signal: (ref: string, id: string, signo: number) => void signalled.push([ref, id, signo]),
     stop: () => Promise.reject(new WrongStateError("cannot stop VM a: it is created, and stop needs it running or paused", { hint: "h", details: { vm: "a", state: "created", allowed: ["running", "paused"] } })),
     exec: () => {
       throw new Error("must not be reached with a bad body");
@@ -115,6 +118,9 @@ test("request bodies are checked by their schema: unknown keys and wrong types a
   assert.match(bad.json<{ message: string }>().message, /bogus/);
   const typed = await app.inject({ method: "POST", url: "/v1/vms/a/sessions/1/signal", payload: { signal: "TERM" } });
   assert.equal(typed.statusCode, 400);
+  const bare = await app.inject({ method: "POST", url: "/v1/vms/a/sessions/1/signal" });
+  assert.equal(bare.statusCode, 204, "no body means SIGTERM");
+  assert.deepEqual(signalled, [["a", "1", 15]]);
   const op = await app.inject({ method: "POST", url: "/v1/vms/a/files/explode", payload: { path: "/x" } });
   assert.equal(op.statusCode, 400);
   const spec = await app.inject({ method: "POST", url: "/v1/vms", payload: { name: "x", cpu: 2 } });

@@ -186,7 +186,8 @@ export class VmManager {
         },
       });
     } catch (e) {
-      await guest.kill(); // killed or removed just as its boot completed: its QEMU goes too
+      await guest.kill(); // killed or removed just as its boot completed: its QEMU goes too, and its tap
+      if (bridged) await deleteLink(bridged.tap).catch(() => undefined);
       throw e;
     }
     this.guests.set(rec.id, guest);

@@ -63,7 +63,15 @@ export async function launchGuest(options: LaunchOptions = {}): Promise<Guest> {
   const sockets = await listenForVm(files, !ownsDir);
   const binary = options.qemuBinary ?? "qemu-system-x86_64";
   const t0 = performance.now();
-  const proc = spawnQemu(binary, flattenArgv(argv), ownsDir ? {} : { detached: true, logFile: files.qemuLog });
+  let proc: QemuProcess;
+  try {
+    proc = spawnQemu(binary, flattenArgv(argv), ownsDir ? {} : { detached: true, logFile: files.qemuLog });
+  } catch (e) {
+    // Refused before any process existed (an unopenable log, an argument Node will not pass): nothing stays.
+    closeVmSockets(sockets);
+    await removeVmFiles(dir, ownsDir);
+    throw new BootError(`cannot start QEMU (${binary}): ${(e as Error).message}`, { hint: "check the VM's kernel, initrd and command line, and that its directory is writable", cause: e });
+  }
   if (proc.pid > 0) options.onSpawn?.(proc.pid);
   let stderr = "";
   proc.child?.stderr?.on("data", (b: Buffer) => (stderr = (stderr + b.toString()).slice(-16384)));
@@ -156,6 +164,9 @@ async function bringUp(b: BringUp): Promise<Guest> {
       { timeoutMs: b.timeoutMs, signal: b.signal },
       "the guest did not become ready",
     );
+    // A VM ready on a console line has no agent, but QEMU connects its channel anyway: hold it (a closed one
+    // would make QEMU reconnect every second) and close it with the VM.
+    if (!ready.agent) void b.sockets.agentConnected.then((s) => (controller.signal.aborted ? s.destroy() : controller.signal.addEventListener("abort", () => s.destroy(), { once: true })));
     timeline.qemuConnectedMs = ready.agentConnectedMs;
     timeline.helloMs = ready.helloMs;
     timeline.firstConsoleMs = consoleTap.firstByteMs;
@@ -172,10 +183,15 @@ async function bringUp(b: BringUp): Promise<Guest> {
     void qmpReady.then((q) => q.close(), () => undefined);
     controller.abort();
     closeVmSockets(b.sockets);
-    const files = vmFiles(b.dir);
-    if (b.ownsDir) await rm(b.dir, { recursive: true, force: true });
-    else await Promise.all([files.agentSocket, files.qmpSocket, files.consoleSocket, files.config].map((f) => unlink(f).catch(() => undefined)));
+    await removeVmFiles(b.dir, b.ownsDir);
     if (e instanceof TimeoutError) Object.assign(e.details, output());
     throw e;
   }
+}
+
+/** After a failed launch: a temporary directory goes whole, a VM's own keeps its logs but not its sockets. */
+async function removeVmFiles(dir: string, ownsDir: boolean): Promise<void> {
+  const files = vmFiles(dir);
+  if (ownsDir) await rm(dir, { recursive: true, force: true });
+  else await Promise.all([files.agentSocket, files.qmpSocket, files.consoleSocket, files.config].map((f) => unlink(f).catch(() => undefined)));
 }

@@ -24,6 +24,7 @@ test("findLabelledQemus: mvm's labelled QEMUs of this home, by pid and VM id, an
   entry("106", ["/usr/bin/node", "server.js", "-name", `mvm-${id}`, sock(home, id)]); // not a QEMU
   entry("107", ["/usr/bin/qemu-system-x86_64", "-chardev", sock(home, id)]); // no label at all
   entry("108"); // gone while the scan ran: no cmdline to read
+  entry("109", ["/usr/bin/qemu-system-x86_64", "-name", `mvm-${id}`, "-chardev", sock(`/srv/copy${home}`, id)]); // a copy of this home elsewhere, same ids
   entry("self", ["/usr/bin/qemu-system-x86_64", "-name", `mvm-${id}`, sock(home, id)]); // not a pid
   writeFileSync(join(proc, "uptime"), "1.0 1.0\n");
   assert.deepEqual(findLabelledQemus(home, proc), [{ pid: 100, id }]);

@@ -2,7 +2,7 @@
 // `<home>/vms/<id>/`, so a scan of /proc tells which processes belong to a home and which VM each is.
 
 import { readdirSync, readFileSync } from "node:fs";
-import { vmDir } from "./layout.js";
+import { vmDir, vmFiles } from "./layout.js";
 
 export interface LabelledQemu {
   pid: number;
@@ -26,8 +26,10 @@ export function findLabelledQemus(home: string, procRoot = "/proc"): LabelledQem
     const label = at >= 0 ? argv[at + 1] : undefined;
     const m = label ? /^mvm-([0-9a-f]{8,64})$/.exec(label) : null;
     if (!m) continue;
-    // Another home's VM (another daemon, a test) is none of this daemon's business.
-    if (!argv.some((a) => a.includes(`${vmDir(home, m[1]!)}/`))) continue;
+    // Another home's VM (another daemon, a test, a copy of this home elsewhere) is none of this daemon's
+    // business: the agent socket option must name exactly this home's path (commas doubled, as QEMU wants).
+    const socketOption = `,path=${vmFiles(vmDir(home, m[1]!)).agentSocket.replaceAll(",", ",,")},`;
+    if (!argv.some((a) => a.startsWith("socket,") && a.includes(socketOption))) continue;
     found.push({ pid: Number(entry), id: m[1]! });
   }
   return found;

@@ -60,3 +60,10 @@ test("networks and published ports", () => {
   assert.throws(() => checkSpec({ network: "Bridge_0" }), /\/network/);
   assert.throws(() => checkSpec({ network: "user", ports: ["8080:80,hostfwd=tcp::22-:22"] }), /invalid/);
 });
+
+test("control characters in kernel, initrd, append or cmdline are refused (they would reach QEMU's argv)", () => {
+  for (const key of ["kernel", "initrd", "append", "cmdline"]) {
+    assert.throws(() => checkSpec({ [key]: "a\u0000b" }), (e: unknown) => e instanceof InvalidSpecError && e.message.startsWith(key), key);
+  }
+  assert.throws(() => checkSpec({ append: "quiet\ninit=/bin/sh" }), InvalidSpecError);
+});

@@ -148,6 +148,10 @@ export function checkSpec(input: unknown, options: { nameTaken?: (name: string) 
     }
     if (s.command) throw new InvalidSpecError("a VM ready on a console line has no agent to run its command", { hint: "drop ready to use mvm's agent, or put the command in your initrd" });
   }
+  for (const key of ["kernel", "initrd", "append", "cmdline"] as const) {
+    // eslint-disable-next-line no-control-regex -- matching control characters is the point
+    if (s[key] !== undefined && /[\x00-\x1f\x7f]/.test(s[key])) throw new InvalidSpecError(`${key} contains control characters (a NUL or newline cannot reach QEMU's argv)`, { hint: `remove them from ${key}` });
+  }
   if (s.kernel) checkKernelFile(s.kernel);
   if (s.initrd) checkReadableFile(s.initrd, "initrd");
   const name = s.name ?? generateName(options.nameTaken ?? (() => false));
