@@ -1,17 +1,9 @@
-// Checks a request body (or an upgraded stream's first line) against its schema: every problem named with
-// its path, at most five, and the unknown keys called out — the same shape of error as a bad VM spec.
+// Checks a request body (or an upgraded stream's first line) against its schema, reported as a bad VM spec
+// is (src/vmspec/schema-check.ts), as a BAD_REQUEST.
 
-import type { TSchema, Static } from "@sinclair/typebox";
-import { Value } from "@sinclair/typebox/value";
+import type { Static, TSchema } from "@sinclair/typebox";
 import { BadRequestError } from "../errors.js";
+import { checkAgainst } from "../vmspec/schema-check.js";
 
-export function checkBody<T extends TSchema>(schema: T, value: unknown, what: string): Static<T> {
-  if (Value.Check(schema, value)) return value;
-  const problems = [...Value.Errors(schema, value)].slice(0, 5).map((e) => `${e.path || "/"}: ${e.message}`);
-  const props = (schema as { properties?: Record<string, unknown> }).properties;
-  const unknown = props && value && typeof value === "object" ? Object.keys(value).filter((k) => !(k in props)) : [];
-  throw new BadRequestError(`invalid ${what}: ${problems.join("; ")}`, {
-    hint: unknown.length ? `unknown keys: ${unknown.join(", ")}` : "GET /v1/openapi.json describes every request",
-    details: { problems },
-  });
-}
+export const checkBody = <T extends TSchema>(schema: T, value: unknown, what: string): Static<T> =>
+  checkAgainst(schema, value, { what, hint: "GET /v1/openapi.json describes every request", error: BadRequestError });

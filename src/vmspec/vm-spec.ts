@@ -3,8 +3,8 @@
 // filled in, sizes parsed, files checked.
 
 import { Type, type Static } from "@sinclair/typebox";
-import { Value } from "@sinclair/typebox/value";
 import { InvalidSpecError } from "../errors.js";
+import { checkAgainst } from "./schema-check.js";
 import { checkKernelFile, checkReadableFile } from "./kernel-file.js";
 import { parsePort, type PortMapping } from "./ports.js";
 import { parseDisk, parseVolume, type DiskSpec, type VolumeSpec } from "./storage.js";
@@ -96,13 +96,7 @@ export interface VmSpec {
 
 /** Validates input against the schema; every problem is named with its path. */
 export function validateSpec(input: unknown): VmSpecInput {
-  if (Value.Check(VmSpecSchema, input)) return input;
-  const problems = [...Value.Errors(VmSpecSchema, input)].slice(0, 5).map((e) => `${e.path || "/"}: ${e.message}`);
-  const unknown = input && typeof input === "object" ? Object.keys(input).filter((k) => !(k in VmSpecSchema.properties)) : [];
-  throw new InvalidSpecError(`invalid VM spec: ${problems.join("; ")}`, {
-    hint: unknown.length ? `unknown keys: ${unknown.join(", ")}` : "see docs/vm-spec.md for the fields and their forms",
-    details: { problems },
-  });
+  return checkAgainst(VmSpecSchema, input, { what: "VM spec", hint: "see docs/vm-spec.md for the fields and their forms", error: InvalidSpecError });
 }
 
 /** A short random name (Docker-like) for VMs created without one. */
