@@ -23,14 +23,14 @@ static size_t have;
 static uint64_t discard_left; /* bytes of a refused oversized frame still to skip */
 static int resyncing;         /* looking for the next valid header after garbage */
 
-static void send_hello(void) {
+void send_hello(const uint64_t *answering, const char *const *errors, int nerrors) {
   struct tlv_out t = {0};
   struct utsname u;
   char host[256] = "";
   const char *init_ms = getenv("MVM_INIT_UPTIME_MS");
   tlv_u32(&t, F_PROTO, MVM_PROTO_VERSION);
   tlv_str(&t, F_AGENT_VERSION, AGENT_VERSION);
-  static const char *caps[] = {"exec", "stdin", "signal", "window", "poweroff", "timeout", "pty", "files", "exit-ack"};
+  static const char *caps[] = {"exec", "stdin", "signal", "window", "poweroff", "timeout", "pty", "files", "exit-ack", "identity"};
   for (size_t i = 0; i < sizeof caps / sizeof *caps; i++) tlv_str(&t, F_CAP, caps[i]);
   tlv_u32(&t, F_MAX_PAYLOAD, MVM_MAX_PAYLOAD);
   tlv_u32(&t, F_WINDOW, MVM_WINDOW);
@@ -41,6 +41,8 @@ static void send_hello(void) {
   gethostname(host, sizeof host - 1);
   tlv_str(&t, F_HOSTNAME, host);
   tlv_u32(&t, F_AGENT_PID, (uint32_t)getpid());
+  if (answering) tlv_u64(&t, F_REALTIME_NS, *answering);
+  for (int i = 0; i < nerrors; i++) tlv_str(&t, F_IDENTITY_ERROR, errors[i]);
   port_send_tlv(T_HELLO, 0, &t);
 }
 
@@ -57,7 +59,7 @@ static void dispatch(const struct frame_header *h, const uint8_t *p) {
     return;
   }
   switch (h->type) {
-    case T_HELLO_REQ: send_hello(); break;
+    case T_HELLO_REQ: send_hello(NULL, NULL, 0); break;
     case T_EXEC: session_exec(h->session, p, h->length); break;
     case T_STDIN:
       if (files_owns(h->session)) files_data(h->session, p, h->length);
@@ -80,6 +82,7 @@ static void dispatch(const struct frame_header *h, const uint8_t *p) {
     case T_RESIZE: session_resize(h->session, p, h->length); break;
     case T_LIST: sessions_list(); break;
     case T_EXIT_ACK: session_exit_ack(h->session); break;
+    case T_IDENTITY: identity_apply(h->session, p, h->length); break;
     case T_FS: files_fs(h->session, p, h->length); break;
     case T_READ: files_read(h->session, p, h->length); break;
     case T_WRITE: files_write(h->session, p, h->length); break;
@@ -164,7 +167,7 @@ int main(int argc, char **argv) {
   mkdir("/sys/fs/cgroup/mvm", 0755); /* one cgroup per command below it (see session.c) */
   if (port_open(port) < 0) return 1;
   sessions_init();
-  send_hello();
+  send_hello(NULL, NULL, 0);
 
   struct pollfd fds[2 + 3 * MVM_MAX_SESSIONS];
   for (;;) {
@@ -185,7 +188,7 @@ int main(int argc, char **argv) {
       sessions_reap();
     }
     if (!port_connected()) {
-      if (read_port() == 0) { port_set_connected(1); sessions_new_host(); send_hello(); }
+      if (read_port() == 0) { port_set_connected(1); sessions_new_host(); send_hello(NULL, NULL, 0); }
     } else if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
       if (read_port() < 0) { port_set_connected(0); files_abort_all(); }
     }

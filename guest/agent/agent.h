@@ -21,6 +21,12 @@ void send_error(uint32_t session, uint32_t code, const char *fmt, ...);
 int64_t uptime_ms(void);
 void logmsg(const char *fmt, ...);
 
+/* agent.c: HELLO. As the answer to IDENTITY (answering: its REALTIME_NS, else NULL) it echoes that value,
+ * by which the host tells it from any other HELLO, and names the steps that failed. */
+void send_hello(const uint64_t *answering, const char *const *errors, int nerrors);
+/* identity.c: applies an IDENTITY frame and answers with HELLO, or with ERROR if it is malformed. */
+void identity_apply(uint32_t session, const uint8_t *payload, uint32_t len);
+
 /* session.c: one running command per session. */
 struct session;
 void sessions_init(void);

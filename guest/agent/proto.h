@@ -12,6 +12,7 @@
 #define MVM_DATA_CHUNK (64 * 1024)   /* stdout/stderr are read and sent in chunks of at most this */
 #define MVM_WINDOW (1024 * 1024)     /* initial flow-control credit per session and direction */
 #define MVM_MAX_SESSIONS 128
+#define MVM_MAX_ENTROPY 512          /* IDENTITY: the most ENTROPY bytes (the kernel's CRNG needs 32) */
 
 /* Frame types: host -> guest. */
 #define T_HELLO_REQ 0x01
@@ -26,6 +27,7 @@
 #define T_RESIZE 0x0a /* a pty session's window size */
 #define T_LIST 0x0b   /* which sessions are running? (a host that restarted asks) */
 #define T_EXIT_ACK 0x0c /* the host has a session's EXIT: the agent may forget the session */
+#define T_IDENTITY 0x0d /* clock, hostname, entropy, env, address of a restored VM; answered by HELLO */
 /* Frame types: guest -> host. */
 #define T_HELLO 0x81
 #define T_STARTED 0x82
@@ -80,6 +82,12 @@
 #define F_CRC32 38
 #define F_SIZE 39
 #define F_SESSION 40
+#define F_REALTIME_NS 41    /* IDENTITY: u64, the host's CLOCK_REALTIME in ns when sent; echoed by its HELLO */
+#define F_ENTROPY 42        /* IDENTITY: at most 512 random bytes for the kernel's pool */
+#define F_NET_MAC 43        /* IDENTITY: eth0's new MAC, "52:54:00:aa:bb:cc" */
+#define F_NET_ADDRESS 44    /* IDENTITY: eth0's new address, "10.1.2.3/24" */
+#define F_NET_GATEWAY 45    /* IDENTITY: the new default route's gateway */
+#define F_IDENTITY_ERROR 46 /* HELLO after IDENTITY: one step that failed, "clock: EPERM (...)"; repeated */
 
 /* F_FLAGS bits. */
 #define FL_PARENTS 1   /* mkdir -p; WRITE: make missing parent directories */

@@ -19,14 +19,17 @@ import {
   decodeSessions,
   encodeExec,
   encodeFs,
+  encodeIdentity,
   type ExecRequest,
   type FileEntry,
   type FsRequest,
   type Hello,
+  type IdentityRequest,
   type ListedSession,
   type ExitMessage,
 } from "./messages.js";
-import { ErrorCode, FrameType, MAX_PAYLOAD, PROTO_VERSION, WINDOW, errorCodeName } from "./protocol.js";
+import { Fields } from "./fields.js";
+import { ErrorCode, Field, FrameType, MAX_PAYLOAD, PROTO_VERSION, WINDOW, errorCodeName } from "./protocol.js";
 import { ExecSession, type ExecOptions, type ExecResult } from "./exec-session.js";
 import { FileReadSession, FileWriteSession, FsOpSession } from "./file-session.js";
 import type { ChannelSession, SessionChannel, SessionLimits } from "./session.js";
@@ -61,6 +64,8 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
   private nextId = 1;
   private helloInfo?: Hello;
   private helloWaiters: Waiter<Hello>[] = [];
+  /** Each waits for the HELLO that echoes its REALTIME_NS. */
+  private identityWaiters: Array<Waiter<Hello> & { realtimeNs: bigint }> = [];
   private poweroffWaiters: Waiter<void>[] = [];
   private poweroffRequested = false;
   private closedError?: AgentDisconnectedError;
@@ -97,6 +102,31 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
     const hello = new Promise<Hello>((resolve, reject) => this.helloWaiters.push({ resolve, reject }));
     this.send(FrameType.HELLO_REQ, 0);
     return withDeadline(hello, options, "the guest agent did not say hello");
+  }
+
+  /**
+   * Makes a VM restored from a memory template (or resumed) a machine of its own: its clock, hostname,
+   * kernel RNG, environment and address (IdentityRequest). Resolves with the HELLO the agent answers with,
+   * which carries the new hostname and identityErrors: the steps that failed ([] if none did; the others
+   * were still applied). A malformed request, or an agent without the "identity" capability, rejects
+   * with AgentProtocolError. The answer is the HELLO that echoes realtimeNs: not the start-up one, a
+   * reconnect's or a hello()'s, which may arrive first.
+   */
+  async identity(req: IdentityRequest, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Hello> {
+    const what = "the guest agent did not answer IDENTITY";
+    if (this.closedError) throw this.closedError;
+    if (options.signal?.aborted) return withDeadline(new Promise<never>(() => {}), options, what); // nothing sent
+    const payload = encodeIdentity(req);
+    let waiter!: (typeof this.identityWaiters)[number];
+    const answer = new Promise<Hello>((resolve, reject) => (waiter = { resolve, reject, realtimeNs: req.realtimeNs }));
+    this.identityWaiters.push(waiter);
+    this.send(FrameType.IDENTITY, 0, payload);
+    try {
+      const hello = await withDeadline(answer, options, what);
+      return { ...hello, identityErrors: hello.identityErrors ?? [] };
+    } finally {
+      this.identityWaiters = this.identityWaiters.filter((w) => w !== waiter); // one that timed out waits no more
+    }
   }
 
   /** Starts a command. The session reports its pid, output and result; see ExecSession. */
@@ -279,6 +309,12 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
         if (this.helloInfo?.agentPid !== undefined && hello.agentPid !== this.helloInfo.agentPid) this.agentRestarted();
         this.helloInfo = hello;
         for (const w of this.helloWaiters.splice(0)) w.resolve(hello);
+        const answers = new Fields(frame.payload).all(Field.REALTIME_NS)[0];
+        if (answers?.length === 8) {
+          const ns = answers.readBigUInt64LE(0);
+          for (const w of this.identityWaiters.filter((i) => i.realtimeNs === ns)) w.resolve(hello);
+          this.identityWaiters = this.identityWaiters.filter((i) => i.realtimeNs !== ns);
+        }
         this.emit("hello", hello);
         return;
       }
@@ -334,7 +370,9 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
     if (session && code !== ErrorCode.UNKNOWN_SESSION) session.fail(error);
     // Frames that were in flight when a session ended are answered with UNKNOWN_SESSION: nothing is wrong.
     else if (code === ErrorCode.UNKNOWN_SESSION && !session) return;
-    else if (code === ErrorCode.UNSUPPORTED_VERSION) for (const w of this.helloWaiters.splice(0)) w.reject(error);
+    else if (code === ErrorCode.UNSUPPORTED_VERSION) for (const w of [...this.helloWaiters.splice(0), ...this.identityWaiters.splice(0)]) w.reject(error);
+    // The agent refused IDENTITY (BAD_MESSAGE) or does not know it (UNKNOWN_TYPE): no HELLO will answer.
+    else if (fromAgent && sessionId === 0 && this.identityWaiters.length) for (const w of this.identityWaiters.splice(0)) w.reject(error);
     else if (this.listenerCount("protocol-error")) this.emit("protocol-error", error);
   }
 
@@ -357,6 +395,8 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
     });
     for (const s of [...this.sessions.values()]) s.fail(error);
     this.sessions.clear();
+    // The new agent's first HELLO is no answer to an IDENTITY the old one may have half applied.
+    for (const w of this.identityWaiters.splice(0)) w.reject(error);
   }
 
   private onClose(cause?: Error): void {
@@ -367,7 +407,7 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
     });
     for (const s of [...this.sessions.values()]) s.fail(this.closedError);
     this.sessions.clear();
-    for (const w of this.helloWaiters.splice(0)) w.reject(this.closedError);
+    for (const w of [...this.helloWaiters.splice(0), ...this.identityWaiters.splice(0)]) w.reject(this.closedError);
     for (const w of this.listWaiters.splice(0)) w.reject(this.closedError);
     // A power-off that closes the channel has done what it was asked.
     for (const w of this.poweroffWaiters.splice(0)) {

@@ -26,6 +26,12 @@ export class FieldWriter {
     return this.bytes(tag, b);
   }
 
+  u64(tag: number, value: bigint): this {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(value);
+    return this.bytes(tag, b);
+  }
+
   build(): Buffer {
     return Buffer.concat(this.parts);
   }

@@ -1,7 +1,7 @@
 // Typed messages on top of frames and fields: what the host sends and what it reads back.
 
 import { crc32Hex } from "../api/crc32.js";
-import { Field, FsFlag } from "./protocol.js";
+import { Field, FsFlag, MAX_ENTROPY } from "./protocol.js";
 import { FieldWriter, Fields } from "./fields.js";
 
 export interface ExecRequest {
@@ -26,6 +26,40 @@ export function encodeExec(req: ExecRequest): Buffer {
   w.u8(Field.STDIN, req.stdin ? 1 : 0);
   if (req.timeoutMs !== undefined) w.u32(Field.TIMEOUT_MS, Math.max(1, Math.min(Math.round(req.timeoutMs), 0xffffffff)));
   if (req.tty) w.u8(Field.TTY, 1).u32(Field.ROWS, req.tty.rows).u32(Field.COLS, req.tty.cols);
+  return w.build();
+}
+
+/**
+ * What makes a VM restored from a memory template (or resumed) a machine of its own; see IDENTITY in
+ * docs/agent-protocol.md. The agent applies it in this order: clock, hostname, entropy, env, network.
+ */
+export interface IdentityRequest {
+  /** The host's CLOCK_REALTIME in nanoseconds, taken just before sending. */
+  realtimeNs: bigint;
+  hostname?: string;
+  /** At most MAX_ENTROPY bytes from the host's CSPRNG; the guest credits them in full and reseeds. */
+  entropy?: Buffer;
+  /** Set in the agent's own environment: every command started afterwards inherits it. */
+  env?: Record<string, string>;
+  /** eth0 of a bridged VM. The address replaces the old one and its routes: give the gateway with it. */
+  network?: { mac: string; address?: string; gateway?: string };
+}
+
+export function encodeIdentity(req: IdentityRequest): Buffer {
+  // What the guest would refuse is refused here, where the caller can see which value is wrong.
+  if (req.entropy && req.entropy.length > MAX_ENTROPY) throw new RangeError(`entropy of ${req.entropy.length} bytes is over ${MAX_ENTROPY}`);
+  const w = new FieldWriter().u64(Field.REALTIME_NS, req.realtimeNs);
+  if (req.hostname !== undefined) w.str(Field.HOSTNAME, req.hostname);
+  if (req.entropy) w.bytes(Field.ENTROPY, req.entropy);
+  for (const [k, v] of Object.entries(req.env ?? {})) {
+    if (!k || k.includes("=")) throw new RangeError(`environment variable name ${JSON.stringify(k)} is empty or holds "="`);
+    w.str(Field.ENV, `${k}=${v}`);
+  }
+  if (req.network) {
+    w.str(Field.NET_MAC, req.network.mac);
+    if (req.network.address !== undefined) w.str(Field.NET_ADDRESS, req.network.address);
+    if (req.network.gateway !== undefined) w.str(Field.NET_GATEWAY, req.network.gateway);
+  }
   return w.build();
 }
 
@@ -146,6 +180,8 @@ export interface Hello {
   hostname?: string;
   /** Changes when the agent restarts (init restarts it if it dies). */
   agentPid?: number;
+  /** In the answer to IDENTITY: each step that failed, as "clock: EPERM (Operation not permitted)". */
+  identityErrors?: string[];
 }
 
 export function decodeHello(payload: Buffer): Hello {
@@ -162,6 +198,7 @@ export function decodeHello(payload: Buffer): Hello {
     kernel: f.str(Field.KERNEL),
     hostname: f.str(Field.HOSTNAME),
     agentPid: f.u32(Field.AGENT_PID),
+    ...(f.all(Field.IDENTITY_ERROR).length ? { identityErrors: f.strs(Field.IDENTITY_ERROR) } : {}),
   };
 }
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { ErrorCode, Field, FrameType, FsFlag, HEADER_SIZE, MAX_PAYLOAD, MAX_SESSIONS, PROTO_VERSION, WINDOW } from "./protocol.js";
+import { ErrorCode, Field, FrameType, FsFlag, HEADER_SIZE, MAX_ENTROPY, MAX_PAYLOAD, MAX_SESSIONS, PROTO_VERSION, WINDOW } from "./protocol.js";
 
 // The guest's C header and this module must never drift apart.
 const header = readFileSync(fileURLToPath(new URL("../../../guest/agent/proto.h", import.meta.url)), "utf8");
@@ -17,6 +17,7 @@ test("limits match guest/agent/proto.h", () => {
   assert.equal(defines.get("MVM_MAX_PAYLOAD"), MAX_PAYLOAD);
   assert.equal(defines.get("MVM_WINDOW"), WINDOW);
   assert.equal(defines.get("MVM_MAX_SESSIONS"), MAX_SESSIONS);
+  assert.equal(defines.get("MVM_MAX_ENTROPY"), MAX_ENTROPY);
 });
 
 test("frame types, field tags and error codes match guest/agent/proto.h", () => {

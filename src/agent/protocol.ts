@@ -9,6 +9,8 @@ export const MAX_PAYLOAD = 256 * 1024;
 /** Initial flow-control credit per session and direction. */
 export const WINDOW = 1024 * 1024;
 export const MAX_SESSIONS = 128;
+/** IDENTITY carries at most this many bytes of entropy. */
+export const MAX_ENTROPY = 512;
 
 export const FrameType = {
   // host -> guest
@@ -25,6 +27,8 @@ export const FrameType = {
   LIST: 0x0b,
   /** The host has a session's EXIT: the agent may forget the session (agents with the "exit-ack" capability). */
   EXIT_ACK: 0x0c,
+  /** Clock, hostname, entropy, env and address of a restored VM; answered by HELLO (capability "identity"). */
+  IDENTITY: 0x0d,
   // guest -> host
   HELLO: 0x81,
   STARTED: 0x82,
@@ -81,6 +85,13 @@ export const Field = {
   CRC32: 38,
   SIZE: 39,
   SESSION: 40,
+  REALTIME_NS: 41,
+  ENTROPY: 42,
+  NET_MAC: 43,
+  NET_ADDRESS: 44,
+  NET_GATEWAY: 45,
+  /** In the HELLO that answers IDENTITY: one step that failed, repeated. */
+  IDENTITY_ERROR: 46,
 } as const;
 
 /** Bits of the FLAGS field of file operations. */
