@@ -36,6 +36,7 @@ export const CheckedSpecSchema = Type.Object({
   workdir: Type.Optional(Type.String()),
   user: Type.Optional(Type.String()),
   ready: Type.Optional(Type.Object({ consoleLine: Type.String() })),
+  boot: Type.Union([Type.Literal("auto"), Type.Literal("cold")]),
 });
 
 export const VmStateSchema = Type.Union([
@@ -46,6 +47,7 @@ export const VmStateSchema = Type.Union([
   Type.Literal("stopping"),
   Type.Literal("stopped"),
   Type.Literal("crashed"),
+  Type.Literal("suspended"),
 ]);
 
 export const VmExitSchema = Type.Object({
@@ -84,6 +86,18 @@ export const VmViewSchema = Type.Object({
     }),
   ),
   kernelRelease: Type.Optional(Type.String()),
+  boot: Type.Optional(
+    Type.Object(
+      {
+        how: Type.Union([Type.Literal("cold"), Type.Literal("clone"), Type.Literal("pool"), Type.Literal("snapshot"), Type.Literal("resume")]),
+        reason: Type.String(),
+        template: Type.Optional(Type.String()),
+        readyMs: Type.Optional(Type.Number()),
+      },
+      { description: "how the last start went: a cold boot, a clone of a memory template, a parked QEMU from the warm pool, a snapshot's or a suspend's state; why; start request → ready" },
+    ),
+  ),
+  diskUsed: Type.Optional(Type.Boolean({ description: "the root overlay has run a guest (a clone can no longer take it over)" })),
   bridged: Type.Optional(Type.Object({ network: Type.String(), ip: Type.String(), prefix: Type.Integer(), gateway: Type.String(), tap: Type.String() })),
   uptimeMs: Type.Optional(Type.Number()),
   bootMs: Type.Optional(Type.Number()),

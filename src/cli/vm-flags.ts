@@ -29,6 +29,7 @@ export interface VmFlags {
   volume: string[];
   image?: string;
   diskSize?: string;
+  boot?: string;
   json?: boolean;
 }
 
@@ -57,6 +58,7 @@ export function addVmFlags(cmd: Command): Command {
     .option("--network <mode>", "none (default: no NIC), user (outbound via slirp), user,restrict (published ports only), or a bridged network's name")
     .option("--ip <address>", "the VM's address on a bridged network (default: the next free one)")
     .option("-p, --publish <[ip:]host:guest[/proto]>", "publish a guest port on the host, 127.0.0.1 unless ip says otherwise (repeatable)", collect, [])
+    .option("--boot <how>", "auto (default: clone a memory template where the VM allows it) or cold (always boot the kernel)")
     .option("--machine <opts>", "microvm machine options: acpi, pit, pic, rtc = on|off|auto (e.g. pit=off,rtc=on)")
     .option("--json", "print JSON on stdout");
 }
@@ -128,6 +130,7 @@ export function specFromFlags(flags: VmFlags, command: string[] | undefined): Vm
     network: flags.network,
     ip: flags.ip,
     image: flags.image,
+    boot: flags.boot,
     diskSize: flags.diskSize,
     ports: flags.publish.length ? flags.publish : undefined,
     command: command && command.length ? command : undefined,

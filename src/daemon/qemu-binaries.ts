@@ -21,6 +21,12 @@ export class QemuBinaries {
     return p;
   }
 
+  /** Which build a binary is (its content's sha256 and version): templates and saved states name it. */
+  async build(path: string): Promise<{ sha256: string; version: string } | undefined> {
+    const info = await this.probe(path);
+    return info && { sha256: info.sha256, version: info.version };
+  }
+
   async choose(accel: "kvm" | "tcg", requested: "auto" | "full" | "microvm", spec?: VmSpec): Promise<BinaryChoice> {
     const [full, microvm] = await Promise.all([this.probe(this.paths.full), this.probe(this.paths.microvm)]);
     const userNet = spec?.network === "user" || spec?.network === "user,restrict";

@@ -16,20 +16,22 @@ import { planVm } from "../plan/vm-plan.js";
 import { flattenArgv } from "../qemu/microvm-argv.js";
 import type { ImageStore } from "../store/image-store.js";
 import type { NetworkStore } from "../store/network-store.js";
-import type { VmRecord, VmStore } from "../store/vm-store.js";
-import { launchGuest, type Guest, type QemuExit } from "../vm/launch.js";
+import type { BootInfo, VmRecord, VmStore } from "../store/vm-store.js";
+import type { Guest, QemuExit } from "../vm/launch.js";
 import { readTail, vmDir, vmFiles } from "../vm/layout.js";
 import { processStartTime } from "../vm/qemu-process.js";
 import { OPERATIONS, isLive, requireState } from "../vm/state.js";
 import { allocate, gatewayOf, parseSubnet } from "../vmspec/subnet.js";
 import { checkSpec } from "../vmspec/vm-spec.js";
-import { runTool } from "../images/tools.js";
+import { createOverlay } from "../images/overlay.js";
 import { explainBootFailure } from "./boot-failure.js";
 import { ImageManager } from "./image-manager.js";
 import type { JobLog } from "./job-log.js";
 import { NetworkManager, hostNameservers, isBridged, requireNetAdmin } from "./network-manager.js";
 import { QemuBinaries } from "./qemu-binaries.js";
 import { reconcile } from "./reconcile.js";
+import { TemplateManager } from "./template-manager.js";
+import { VmLauncher } from "./vm-launcher.js";
 import type { SessionInfo, SessionRegistry, TrackedSession } from "./session-registry.js";
 import { VmCommands, type AttachEvent, type ExitEvent } from "./vm-commands.js";
 
@@ -47,6 +49,8 @@ export interface ManagerOptions {
   log?: (line: string) => void;
   /** How long a boot may take to become ready (default 60 s); tests shorten it. */
   readyTimeoutMs?: number;
+  /** Where templates keep their RAM (default /dev/shm/mvm-templates). */
+  templateRamDir?: string;
 }
 
 export class VmManager {
@@ -58,6 +62,8 @@ export class VmManager {
   /** The VM's own command and every other command running in VMs. */
   private readonly commands: VmCommands;
   private readonly binaries: QemuBinaries;
+  private readonly launcher: VmLauncher;
+  readonly templates: TemplateManager;
   readonly images: ImageManager;
   readonly networks: NetworkManager;
 
@@ -65,6 +71,8 @@ export class VmManager {
     this.networks = new NetworkManager(o.networks, o.store);
     this.images = new ImageManager({ images: o.images, vms: o.store, home: o.home, cacheDir: o.cacheDir });
     this.binaries = new QemuBinaries(o.binaries, o.cacheDir);
+    this.templates = new TemplateManager({ cacheDir: o.cacheDir, ramDir: o.templateRamDir, readyTimeoutMs: o.readyTimeoutMs, log: o.log });
+    this.launcher = new VmLauncher({ templates: this.templates, binaries: this.binaries, images: this.images, log: o.log });
     this.commands = new VmCommands({ store: o.store, dirOf: (id) => vmDir(o.home, id), stop: (id) => this.stop(id) });
   }
 
@@ -105,7 +113,7 @@ export class VmManager {
       }
       if (image) {
         // Copy-on-write: the VM writes to its own overlay, never to the shared base. Instant to make.
-        await runTool("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", image.path, vmFiles(dir).rootOverlay, ...(spec.diskSizeMiB ? [`${spec.diskSizeMiB}M`] : [])]);
+        await createOverlay(image.path, vmFiles(dir).rootOverlay, spec.diskSizeMiB);
       }
     } catch (e) {
       this.o.networks.release(record.id);
@@ -147,15 +155,19 @@ export class VmManager {
     let bootEnded!: () => void;
     this.booting.set(rec.id, { abort, ended: new Promise<void>((r) => (bootEnded = r)) });
     let guest: Guest;
+    let boot: BootInfo;
     try {
       await mkdir(plan.dir, { recursive: true, mode: 0o700 });
-      guest = await launchGuest({
-        ...plan,
-        helloTimeoutMs: this.o.readyTimeoutMs ?? 60000,
-        signal: signal ? AbortSignal.any([signal, abort.signal]) : abort.signal,
-        // Named in the record at once: a daemon that dies mid-boot leaves a QEMU the next one can find.
-        onSpawn: (pid) => this.o.store.update(rec.id, { pid, pidStart: processStartTime(pid) }),
-      });
+      ({ guest, boot } = await this.launcher.launch({
+        rec,
+        plan,
+        launch: {
+          helloTimeoutMs: this.o.readyTimeoutMs ?? 60000,
+          signal: signal ? AbortSignal.any([signal, abort.signal]) : abort.signal,
+          // Named in the record at once: a daemon that dies mid-boot leaves a QEMU the next one can find.
+          onSpawn: (pid) => this.o.store.update(rec.id, { pid, pidStart: processStartTime(pid) }),
+        },
+      }));
     } catch (e) {
       if (bridged) await deleteLink(bridged.tap).catch(() => undefined);
       const err = explainBootFailure(e);
@@ -177,6 +189,8 @@ export class VmManager {
         pidStart: processStartTime(guest.process.pid),
         argv: flattenArgv(guest.argv),
         kernelRelease: guest.hello?.kernel,
+        boot,
+        diskUsed: spec.image ? true : undefined,
         timings: {
           startedAt: new Date(Date.now() - guest.now()).toISOString(),
           qmpMs: guest.timeline.qmpReadyMs,
@@ -307,7 +321,7 @@ export class VmManager {
     const rec = this.o.store.get(ref);
     requireState(rec.name, force ? "forceRemove" : "remove", rec.state);
     if (isLive(rec.state)) await this.kill(rec.id).catch(() => undefined);
-    this.o.store.remove(rec.id, ["created", "stopped", "crashed"]);
+    this.o.store.remove(rec.id, ["created", "stopped", "crashed", "suspended"]);
     this.o.networks.release(rec.id);
     if (rec.bridged) await deleteLink(rec.bridged.tap).catch(() => undefined);
     this.commands.forget(rec.id);
@@ -326,7 +340,8 @@ export class VmManager {
   }
 
   /** At daemon start: adopt what still runs, record what ended, reap what no record knows (reconcile.ts). */
-  reconcile(): Promise<void> {
+  async reconcile(): Promise<void> {
+    await this.templates.sweep().catch((e: unknown) => this.o.log?.(`sweeping templates: ${(e as Error).message}`));
     return reconcile({
       store: this.o.store,
       home: this.o.home,

@@ -47,3 +47,10 @@ export class WrongStateError extends MvmError {
   static override readonly status: number = 409;
   static override readonly hint: string = "check its state with mvm ps -a";
 }
+
+/** A snapshot or suspended state was made by another QEMU build: QEMU cannot load it (details: both builds). */
+export class QemuBuildMismatchError extends MvmError {
+  static override readonly code: string = "QEMU_BUILD_MISMATCH";
+  static override readonly status: number = 409;
+  static override readonly hint: string = "restore it with the QEMU build that made it, or boot the VM cold (mvm start --boot cold)";
+}

@@ -69,3 +69,10 @@ export class AbortError extends MvmError {
   static override readonly status: number = 499;
   static override readonly hint: string = "the caller cancelled it";
 }
+
+/** Saving or loading a guest's state (template, snapshot, suspend) failed: QEMU's reason is in the message. */
+export class StateFileError extends MvmError {
+  static override readonly code: string = "STATE_FILE";
+  static override readonly status: number = 502;
+  static override readonly hint: string = "check free space where mvm keeps its home and in /dev/shm; the VM itself was left as it was";
+}

@@ -27,6 +27,12 @@ export interface MachinePlan {
   machine?: MachineOptions;
   cpus?: number;
   memoryMiB?: number;
+  /** Guest RAM backend (default a memfd); a template's file for templates and clones (see MicrovmSpec.ram). */
+  ram?: { kind: "memfd" } | { kind: "file"; path: string; share: boolean };
+  /** Start parked at -incoming defer: the guest's state is loaded over QMP (clones, snapshots, resumes). */
+  incoming?: boolean;
+  /** TCG tuning (CPU model, translation buffer MiB); defaults in src/qemu/microvm-argv.ts. */
+  tcg?: { cpu?: string; tbSizeMiB?: number };
   /** A kernel of the user's own (vmlinux or bzImage) instead of mvm's; its HZ is unknown, so no lpj hint. */
   kernel?: string;
   /** An initramfs of the user's own instead of mvm's. */

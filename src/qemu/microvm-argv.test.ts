@@ -21,13 +21,14 @@ test("every argv entry carries a reason", () => {
 test("the argv boots microvm with the kernel, agent channel and config", () => {
   const argv = flattenArgv(microvmArgv(spec));
   const after = (flag: string) => argv[argv.indexOf(flag) + 1];
-  assert.equal(after("-M"), "microvm");
   assert.equal(after("-accel"), "tcg");
   assert.equal(after("-m"), "512M");
   assert.equal(after("-smp"), "2");
   assert.equal(after("-kernel"), "/k/vmlinux");
   assert.ok(argv.includes("-no-reboot") && argv.includes("-nodefaults"));
-  assert.ok(!argv.includes("-cpu"), "TCG keeps QEMU's default CPU model");
+  assert.equal(after("-cpu"), "qemu64,+arat");
+  assert.equal(after("-M"), "microvm,memory-backend=ram0");
+  assert.equal(after("-object"), "memory-backend-memfd,id=ram0,size=512M");
   // Paths with commas cannot inject options.
   assert.equal(after("-chardev"), "socket,id=agent,path=/run/vm,,id=evil/agent.sock,reconnect=1");
   assert.equal(after("-fw_cfg"), "name=opt/mvm/config,file=/run/vm/config,,x=1");
@@ -36,7 +37,7 @@ test("the argv boots microvm with the kernel, agent channel and config", () => {
 test("KVM gets the host CPU; acpi=false reaches the machine", () => {
   const argv = flattenArgv(microvmArgv({ ...spec, accel: "kvm", acpi: false }));
   assert.equal(argv[argv.indexOf("-cpu") + 1], "host");
-  assert.equal(argv[argv.indexOf("-M") + 1], "microvm,acpi=off");
+  assert.equal(argv[argv.indexOf("-M") + 1], "microvm,acpi=off,memory-backend=ram0");
 });
 
 test("a console file path is escaped", () => {
@@ -46,7 +47,7 @@ test("a console file path is escaped", () => {
 
 test("machine options come from the allowlist only, typed", () => {
   const argv = flattenArgv(microvmArgv({ ...spec, machine: { pit: "off", rtc: "on" } }));
-  assert.equal(argv[argv.indexOf("-M") + 1], "microvm,pit=off,rtc=on");
+  assert.equal(argv[argv.indexOf("-M") + 1], "microvm,pit=off,rtc=on,memory-backend=ram0");
   const smuggled = { ...spec, machine: { pit: "off,x-option-roms=on" } } as unknown as MicrovmSpec;
   assert.throws(() => microvmArgv(smuggled), RangeError);
 });

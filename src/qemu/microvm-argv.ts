@@ -14,6 +14,16 @@ export interface MicrovmSpec {
   machine?: MachineOptions;
   cpus: number;
   memoryMiB: number;
+  /**
+   * Guest RAM, always a named backend (ram0) so that a saved state loads into any of them: a memfd (cold
+   * boots), or a file: a template's, shared (share=on: the template writes it) or privately mapped by a
+   * clone (share=off: copy-on-write, the template's pages are never written).
+   */
+  ram?: { kind: "memfd" } | { kind: "file"; path: string; share: boolean };
+  /** Start parked, waiting for a saved state over QMP (-incoming defer): clones, snapshots, resumes. */
+  incoming?: boolean;
+  /** Under TCG: the CPU model (default qemu64 with ARAT) and the translation buffer in MiB. */
+  tcg?: { cpu?: string; tbSizeMiB?: number };
   kernel: string;
   initrd?: string;
   cmdline: string;
@@ -53,11 +63,11 @@ export function microvmArgv(spec: MicrovmSpec): ArgvEntry[] {
       "-M",
       machineValue(spec),
     ),
-    e(spec.accel === "kvm" ? "hardware virtualisation" : "software emulation: KVM is absent or unusable here", "-accel", spec.accel),
+    ...accelArgs(spec, e),
   ];
-  if (spec.accel === "kvm") entries.push(e("expose the host CPU's features to the guest", "-cpu", "host"));
   entries.push(
     e("guest memory, in MiB", "-m", `${spec.memoryMiB}M`),
+    ramArgs(spec, e),
     e("guest vCPU count", "-smp", String(spec.cpus)),
     e("a guest reboot or panic ends QEMU instead of looping", "-no-reboot"),
     ...consoleArgs(spec.console, e),
@@ -117,6 +127,7 @@ export function microvmArgv(spec: MicrovmSpec): ArgvEntry[] {
   if (n) {
     entries.push(e("the guest's NIC, with a MAC derived from the VM's id (stable across restarts)", "-device", `virtio-net-device,${optList([["netdev", "net0"], ["mac", n.mac]])}`));
   }
+  if (spec.incoming) entries.push(e("parked: the guest's state arrives later over QMP (migrate-incoming), not from a boot", "-incoming", "defer"));
   if (spec.configFile) {
     entries.push(e("the guest configuration, read by mvm-init through fw_cfg (never on the command line)", "-fw_cfg", optList([["name", "opt/mvm/config"], ["file", spec.configFile]])));
   }
@@ -139,6 +150,41 @@ function consoleArgs(c: MicrovmSpec["console"], e: (reason: string, ...args: str
   ];
 }
 
+type Entry = (reason: string, ...args: string[]) => ArgvEntry;
+
+/** Measured under TCG on these hosts (docs/performance.md): ARAT lets an idle guest go tickless. */
+export const TCG_CPU = "qemu64,+arat";
+
+function accelArgs(spec: MicrovmSpec, e: Entry): ArgvEntry[] {
+  if (spec.accel === "kvm") return [e("hardware virtualisation", "-accel", "kvm"), e("expose the host CPU's features to the guest", "-cpu", "host")];
+  const tb = spec.tcg?.tbSizeMiB;
+  return [
+    e(
+      tb ? `software emulation (KVM absent or unusable here); a ${tb} MiB translation buffer instead of 1 GiB, for a smaller RSS` : "software emulation: KVM is absent or unusable here",
+      "-accel",
+      tb ? `tcg,tb-size=${Math.trunc(tb)}` : "tcg",
+    ),
+    e("qemu64 with ARAT (an always-running APIC timer): the guest can stop its tick when idle (2.3% → 0.5% of a core)", "-cpu", cpuModel(spec.tcg?.cpu ?? TCG_CPU)),
+  ];
+}
+
+/** A CPU model with its feature list ("qemu64,+arat"): commas are its syntax here, so only plain words pass. */
+function cpuModel(model: string): string {
+  if (!/^[a-z0-9_-]+(,[+-][a-z0-9_.-]+)*$/i.test(model)) throw new RangeError(`CPU model ${JSON.stringify(model)} is not a model name with +feature/-feature flags`);
+  return model;
+}
+
+function ramArgs(spec: MicrovmSpec, e: Entry): ArgvEntry {
+  const size: [string, string] = ["size", `${spec.memoryMiB}M`];
+  const r = spec.ram ?? { kind: "memfd" };
+  if (r.kind === "memfd") return e("guest RAM in a memfd: no transparent huge pages to zero on first touch, and a named block any saved state loads into", "-object", `memory-backend-memfd,${optList([["id", "ram0"], size])}`);
+  return e(
+    r.share ? "guest RAM in a template's file, written through (share=on): clones map it later" : "guest RAM mapped privately from a template's file: pages are shared until the guest writes them",
+    "-object",
+    `memory-backend-file,${optList([["id", "ram0"], size, ["mem-path", r.path], ["share", r.share]])}`,
+  );
+}
+
 function machineValue(spec: MicrovmSpec): string {
   const opts: Array<[string, string]> = [];
   const allowed = ["acpi", "pit", "pic", "rtc"] as const;
@@ -149,5 +195,6 @@ function machineValue(spec: MicrovmSpec): string {
     opts.push([key, v]);
   }
   if (spec.acpi === false && !opts.some(([k]) => k === "acpi")) opts.push(["acpi", "off"]);
+  opts.push(["memory-backend", "ram0"]);
   return ["microvm", ...opts.map(([k, v]) => `${k}=${v}`)].join(",");
 }

@@ -21,6 +21,15 @@ export interface VmExit {
   message?: string;
 }
 
+export interface BootInfo {
+  how: "cold" | "clone" | "pool" | "snapshot" | "resume";
+  reason: string;
+  /** The template's key (clones and pool). */
+  template?: string;
+  /** Start request → ready, as the daemon measured it. */
+  readyMs?: number;
+}
+
 export interface VmRuntimeInfo {
   pid?: number;
   /** The process start time (field 22 of /proc/PID/stat): tells a re-used pid from ours. */
@@ -30,6 +39,10 @@ export interface VmRuntimeInfo {
   argv?: string[];
   timings?: { startedAt?: string; qmpMs?: number; helloMs?: number; guestInitUptimeMs?: number; guestHelloUptimeMs?: number };
   kernelRelease?: string;
+  /** How the last start went (cold boot, clone of a template, parked QEMU, saved state), why, and how fast. */
+  boot?: BootInfo;
+  /** The root overlay has run a guest: a clone cannot take it over any more (its disk is its own). */
+  diskUsed?: boolean;
   /** The VM's place on a bridged network, allocated at create. */
   bridged?: { network: string; ip: string; prefix: number; gateway: string; tap: string };
 }

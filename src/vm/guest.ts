@@ -19,6 +19,8 @@ import { closeVmSockets, nextConnection, type VmSockets } from "./sockets.js";
 export interface BootTimeline {
   qemuConnectedMs?: number;
   qmpReadyMs?: number;
+  /** A restored guest: when its saved state was in and it ran again. */
+  restoredMs?: number;
   firstConsoleMs?: number;
   initLineMs?: number;
   helloMs?: number;

@@ -16,6 +16,7 @@ import { hostTsc } from "../host/tsc.js";
 import { buildArgv } from "../plan/argv.js";
 import type { MachinePlan } from "../plan/machine.js";
 import { flattenArgv, type ArgvEntry } from "../qemu/microvm-argv.js";
+import { loadState } from "../qemu/migration.js";
 import { QmpClient } from "../qemu/qmp-client.js";
 import { ConsoleTap } from "./console-tap.js";
 import { Guest, type BootTimeline } from "./guest.js";
@@ -39,8 +40,18 @@ export interface LaunchOptions extends MachinePlan {
    * QEMU runs in its own session so that it outlives this process.
    */
   dir?: string;
+  /**
+   * Start from a saved state instead of booting (the plan must say `incoming`): a template's (RAM in its
+   * file, ignoreShared) or a snapshot's or suspend's (everything in the state file).
+   */
+  restore?: RestoreFrom;
   /** Called with QEMU's pid right after it is spawned (so a record can name it before the guest is ready). */
   onSpawn?: (pid: number) => void;
+}
+
+export interface RestoreFrom {
+  stateFile: string;
+  ignoreShared: boolean;
 }
 
 /** The label of a one-off launch: mvm's prefix, so a stray one is still recognisable. */
@@ -87,6 +98,7 @@ export async function launchGuest(options: LaunchOptions = {}): Promise<Guest> {
     signal: options.signal,
     extraFailures: [spawnFailed],
     stdout: proc.child?.stdout ?? undefined,
+    restore: options.restore,
   });
 }
 
@@ -122,6 +134,7 @@ interface BringUp {
   extraFailures: Promise<never>[];
   /** QEMU's stdout, when it carries the console. */
   stdout?: Readable;
+  restore?: RestoreFrom;
 }
 
 async function bringUp(b: BringUp): Promise<Guest> {
@@ -154,6 +167,12 @@ async function bringUp(b: BringUp): Promise<Guest> {
         ...b.extraFailures,
         exitedEarly,
         (async () => {
+          if (b.restore) {
+            // A parked QEMU: its state goes in first, then the guest is asked (readiness "restored").
+            partial.qmp = await qmpReady;
+            await loadState(partial.qmp, b.restore.stateFile, { ignoreShared: b.restore.ignoreShared, timeoutMs: b.timeoutMs });
+            timeline.restoredMs = now();
+          }
           const ready = await waitReady(b.readiness, { agentConnected: b.sockets.agentConnected, console: consoleTap, adopted: b.adopted, exitedEarly, now });
           partial.close = () => ready.agent?.close();
           const qmp = await qmpReady;

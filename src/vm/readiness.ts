@@ -4,12 +4,17 @@
 
 import type { Socket } from "node:net";
 import { AgentClient } from "../agent/client.js";
-import type { Hello } from "../agent/messages.js";
+import type { Hello, IdentityRequest } from "../agent/messages.js";
 import { withDeadline } from "../deadline.js";
 import { AgentDisconnectedError } from "../errors.js";
 import type { ConsoleTap } from "./console-tap.js";
 
-export type Readiness = { kind: "agent" } | { kind: "console"; pattern: string };
+/**
+ * agent: the hello a booting agent sends. restored: a guest loaded from a saved state said hello long ago
+ * (to another host), so it is asked: with `identity`, the clone's own clock, hostname and entropy go first
+ * and the agent's answer is a fresh hello. console: a line matching a pattern.
+ */
+export type Readiness = { kind: "agent" } | { kind: "restored"; identity?: () => IdentityRequest } | { kind: "console"; pattern: string };
 
 export const AGENT_READY: Readiness = { kind: "agent" };
 
@@ -32,15 +37,16 @@ export interface Ready {
 }
 
 export function waitReady(r: Readiness, ctx: ReadyContext): Promise<Ready> {
-  return r.kind === "agent" ? agentHello(ctx) : consoleLine(ctx, new RegExp(r.pattern));
+  if (r.kind === "console") return consoleLine(ctx, new RegExp(r.pattern));
+  return agentHello(ctx, r.kind === "restored" ? r.identity : undefined);
 }
 
-async function agentHello(ctx: ReadyContext): Promise<Ready> {
+async function agentHello(ctx: ReadyContext, identity?: () => IdentityRequest): Promise<Ready> {
   const channel = await ctx.agentConnected;
   const agentConnectedMs = ctx.now();
   const agent = new AgentClient(channel, { keepOrphans: ctx.adopted });
   try {
-    const hello = await agent.hello();
+    const hello = await (identity ? agent.identity(identity()) : agent.hello());
     return { agent, channel, hello, agentConnectedMs, helloMs: ctx.now() };
   } catch (e) {
     agent.close();

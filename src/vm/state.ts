@@ -5,23 +5,26 @@
 //   running/paused -> stopping -> stopped
 //   starting/running/paused -> crashed (QEMU died unasked)
 //   stopped/crashed -> starting (start)
+//   running/paused -> suspending -> suspended (state saved to disk, QEMU ended) -> starting (resume)
 
 import { WrongStateError } from "../errors.js";
 
-export const VM_STATES = ["created", "starting", "running", "paused", "stopping", "stopped", "crashed"] as const;
+export const VM_STATES = ["created", "starting", "running", "paused", "stopping", "stopped", "crashed", "suspended"] as const;
 export type VmState = (typeof VM_STATES)[number];
 
 const LIVE: VmState[] = ["starting", "running", "paused", "stopping"];
 
 export const OPERATIONS = {
   start: ["created", "stopped", "crashed"],
-  stop: ["running", "paused"],
+  stop: ["running", "paused", "suspended"],
   kill: LIVE,
   pause: ["running"],
-  resume: ["paused"],
+  resume: ["paused", "suspended"],
+  suspend: ["running", "paused"],
+  snapshot: ["running", "paused"],
   exec: ["running"],
   files: ["running"],
-  remove: ["created", "stopped", "crashed"],
+  remove: ["created", "stopped", "crashed", "suspended"],
   forceRemove: VM_STATES as unknown as VmState[],
 } satisfies Record<string, VmState[]>;
 

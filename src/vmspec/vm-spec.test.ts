@@ -6,7 +6,7 @@ import { InvalidSpecError } from "../errors.js";
 
 test("defaults fill a minimal spec", () => {
   const s = checkSpec({ name: "web" });
-  assert.deepEqual(s, { name: "web", cpus: 1, memoryMiB: 256, kernel: undefined, initrd: undefined, append: undefined, cmdline: undefined, accel: "auto", binary: "auto", hostname: "web", machine: {}, network: "none", ip: undefined, ports: [], image: undefined, diskSizeMiB: undefined, disks: [], volumes: [], command: undefined, env: {}, workdir: undefined, user: undefined, ready: undefined });
+  assert.deepEqual(s, { name: "web", cpus: 1, memoryMiB: 256, kernel: undefined, initrd: undefined, append: undefined, cmdline: undefined, accel: "auto", binary: "auto", hostname: "web", machine: {}, network: "none", ip: undefined, ports: [], image: undefined, diskSizeMiB: undefined, disks: [], volumes: [], command: undefined, env: {}, workdir: undefined, user: undefined, ready: undefined, boot: "auto" });
 });
 
 test("unknown keys and wrong types are refused with their path", () => {

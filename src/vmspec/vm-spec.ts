@@ -54,6 +54,11 @@ export const VmSpecSchema = Type.Object(
     env: Type.Optional(Type.Record(Type.String(), Type.String(), { description: "names: letters, digits and _, not starting with a digit" })),
     workdir: Type.Optional(Type.String({ minLength: 1 })),
     user: Type.Optional(Type.String({ minLength: 1 })),
+    boot: Type.Optional(
+      Type.Union([Type.Literal("auto"), Type.Literal("cold")], {
+        description: "auto (default): start from a memory template where the VM allows it; cold: always boot the kernel (clones share memory pages with each other)",
+      }),
+    ),
     ready: Type.Optional(
       Type.Object(
         { consoleLine: Type.String({ minLength: 1, maxLength: 1000, description: "a regular expression matched against the serial console" }) },
@@ -92,6 +97,8 @@ export interface VmSpec {
   user?: string;
   /** Ready on a console line instead of the agent's hello (a user's own initrd). */
   ready?: { consoleLine: string };
+  /** auto: clone a memory template where the VM allows it (docs/instant-start.md); cold: always boot. */
+  boot: "auto" | "cold";
 }
 
 /** Validates input against the schema; every problem is named with its path. */
@@ -173,5 +180,6 @@ export function checkSpec(input: unknown, options: { nameTaken?: (name: string) 
     workdir: s.workdir,
     user: s.user,
     ready: s.ready,
+    boot: s.boot ?? "auto",
   };
 }

@@ -1,0 +1,95 @@
+// How a VM's start becomes a running guest: a clone of a memory template where the VM allows it (built on
+// first use), a cold boot otherwise, and a cold boot again when a clone fails (the template is then
+// removed, to be rebuilt). Whatever happened is returned as BootInfo, which inspect shows.
+
+import { randomBytes } from "node:crypto";
+import { copyFile, stat } from "node:fs/promises";
+import type { IdentityRequest } from "../agent/messages.js";
+import { AbortError } from "../errors.js";
+import { hostTsc } from "../host/tsc.js";
+import { createOverlay } from "../images/overlay.js";
+import { clonePlan, coldReason, templateKey } from "../plan/clone-plan.js";
+import type { VmPlan } from "../plan/vm-plan.js";
+import type { BootInfo, VmRecord } from "../store/vm-store.js";
+import { launchGuest, type Guest, type LaunchOptions } from "../vm/launch.js";
+import { vmFiles } from "../vm/layout.js";
+import type { ImageManager } from "./image-manager.js";
+import type { QemuBinaries } from "./qemu-binaries.js";
+import type { Template, TemplateManager } from "./template-manager.js";
+
+export interface LaunchRequest {
+  rec: VmRecord;
+  plan: VmPlan;
+  /** Deadline, abort signal and the pid callback, as launchGuest takes them. */
+  launch: Pick<LaunchOptions, "helloTimeoutMs" | "signal" | "onSpawn">;
+}
+
+/** What makes a clone this VM and no other: its clock, name, entropy and environment (through the agent). */
+export function identityFor(rec: VmRecord): IdentityRequest {
+  return { realtimeNs: BigInt(Date.now()) * 1_000_000n, hostname: rec.spec.hostname, entropy: randomBytes(64), env: rec.spec.env };
+}
+
+export class VmLauncher {
+  constructor(private readonly o: { templates: TemplateManager; binaries: QemuBinaries; images: ImageManager; log?: (line: string) => void }) {}
+
+  async launch(req: LaunchRequest): Promise<{ guest: Guest; boot: BootInfo }> {
+    const t0 = performance.now();
+    const source = await this.templateFor(req.rec, req.plan);
+    if ("template" in source) {
+      try {
+        const guest = await this.clone(req, source.template);
+        return { guest, boot: { how: "clone", reason: source.reason, template: source.template.key, readyMs: Math.round(performance.now() - t0) } };
+      } catch (e) {
+        if (req.launch.signal?.aborted || e instanceof AbortError) throw e;
+        // A template that cannot be used goes; the next start builds a new one. This one boots cold.
+        await this.o.templates.remove(source.template.key, `a clone failed: ${(e as Error).message}`);
+        if (req.rec.spec.image) await this.freshOverlay(req.rec, req.plan);
+        const guest = await launchGuest({ ...req.plan, ...req.launch });
+        return { guest, boot: { how: "cold", reason: `the template failed (${(e as Error).message}); it will be rebuilt`, readyMs: Math.round(performance.now() - t0) } };
+      }
+    }
+    const guest = await launchGuest({ ...req.plan, ...req.launch });
+    return { guest, boot: { how: "cold", reason: source.reason, readyMs: Math.round(performance.now() - t0) } };
+  }
+
+  private async clone(req: LaunchRequest, t: Template): Promise<Guest> {
+    // The template's frozen disk, copied: the clone's own, backed by the image as the template's was.
+    if (t.disk) await copyFile(t.disk, vmFiles(req.plan.dir).rootOverlay);
+    return launchGuest({
+      ...clonePlan(req.plan, t.ramFile),
+      ...req.launch,
+      restore: { stateFile: t.stateFile, ignoreShared: true },
+      readiness: { kind: "restored", identity: () => identityFor(req.rec) },
+    });
+  }
+
+  /** The template this VM can be cloned from (built now if needed), or why it boots cold. */
+  private async templateFor(rec: VmRecord, plan: VmPlan): Promise<{ template: Template; reason: string } | { reason: string }> {
+    const cold = coldReason(rec, plan);
+    if (cold) return { reason: cold };
+    const build = await this.o.binaries.build(plan.qemuBinary);
+    if (!build) return { reason: `QEMU (${plan.qemuBinary}) could not be probed, so no template can name its build` };
+    let image;
+    if (rec.spec.image) {
+      const img = this.o.images.get(rec.spec.image);
+      const st = await stat(img.path);
+      image = { path: img.path, size: st.size, mtimeMs: Math.trunc(st.mtimeMs), diskSizeMiB: rec.spec.diskSizeMiB };
+    }
+    const inputs = { qemuBuild: build.sha256, artifacts: plan.artifacts, tsc: hostTsc(), image };
+    const key = templateKey(plan, inputs);
+    try {
+      const existing = await this.o.templates.find(key);
+      const template = existing ?? (await this.o.templates.get(key, plan, { ...inputs, qemuBinary: plan.qemuBinary }));
+      return { template, reason: existing ? "a matching memory template" : "a memory template, built for this start" };
+    } catch (e) {
+      this.o.log?.(`template ${key}: ${(e as Error).message}`);
+      return { reason: `no template could be built: ${(e as Error).message}` };
+    }
+  }
+
+  /** The image overlay as create made it (a failed clone may have written to its copy). */
+  private async freshOverlay(rec: VmRecord, plan: VmPlan): Promise<void> {
+    const image = this.o.images.get(rec.spec.image!);
+    await createOverlay(image.path, vmFiles(plan.dir).rootOverlay, rec.spec.diskSizeMiB);
+  }
+}
