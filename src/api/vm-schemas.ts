@@ -37,6 +37,7 @@ export const CheckedSpecSchema = Type.Object({
   user: Type.Optional(Type.String()),
   ready: Type.Optional(Type.Object({ consoleLine: Type.String() })),
   boot: Type.Union([Type.Literal("auto"), Type.Literal("cold")]),
+  snapshot: Type.Optional(Type.String()),
 });
 
 export const VmStateSchema = Type.Union([
@@ -96,6 +97,15 @@ export const VmViewSchema = Type.Object({
       },
       { description: "how the last start went: a cold boot, a clone of a memory template, a parked QEMU from the warm pool, a snapshot's or a suspend's state; why; start request → ready" },
     ),
+  ),
+  suspended: Type.Optional(
+    Type.Object({
+      stateFile: Type.String(),
+      qemuBuild: Type.Object({ sha256: Type.String(), version: Type.String() }),
+      savedAt: Type.String(),
+      wasPaused: Type.Boolean(),
+      stateBytes: Type.Integer(),
+    }),
   ),
   diskUsed: Type.Optional(Type.Boolean({ description: "the root overlay has run a guest (a clone can no longer take it over)" })),
   bridged: Type.Optional(Type.Object({ network: Type.String(), ip: Type.String(), prefix: Type.Integer(), gateway: Type.String(), tap: Type.String() })),

@@ -15,11 +15,22 @@ import { launchGuest, type Guest, type LaunchOptions } from "../vm/launch.js";
 import { vmFiles } from "../vm/layout.js";
 import type { ImageManager } from "./image-manager.js";
 import type { QemuBinaries } from "./qemu-binaries.js";
+import { requireBuild, type QemuBuild } from "./snapshots.js";
 import type { Template, TemplateManager } from "./template-manager.js";
+
+/** A state saved earlier: a snapshot's (with its disk, copied for the VM) or the VM's own suspend. */
+export interface SavedState {
+  kind: "snapshot" | "resume";
+  stateFile: string;
+  disk?: string;
+  qemuBuild: QemuBuild;
+  what: string;
+}
 
 export interface LaunchRequest {
   rec: VmRecord;
   plan: VmPlan;
+  from?: SavedState;
   /** Deadline, abort signal and the pid callback, as launchGuest takes them. */
   launch: Pick<LaunchOptions, "helloTimeoutMs" | "signal" | "onSpawn">;
 }
@@ -34,6 +45,10 @@ export class VmLauncher {
 
   async launch(req: LaunchRequest): Promise<{ guest: Guest; boot: BootInfo }> {
     const t0 = performance.now();
+    if (req.from) {
+      const guest = await this.restore(req, req.from);
+      return { guest, boot: { how: req.from.kind, reason: req.from.what, readyMs: Math.round(performance.now() - t0) } };
+    }
     const source = await this.templateFor(req.rec, req.plan);
     if ("template" in source) {
       try {
@@ -59,6 +74,19 @@ export class VmLauncher {
       ...clonePlan(req.plan, t.ramFile),
       ...req.launch,
       restore: { stateFile: t.stateFile, ignoreShared: true },
+      readiness: { kind: "restored", identity: () => identityFor(req.rec) },
+    });
+  }
+
+  /** Everything from the state file (RAM included) into a fresh memfd; the clock and entropy made true again. */
+  private async restore(req: LaunchRequest, from: SavedState): Promise<Guest> {
+    requireBuild(from.qemuBuild, await this.o.binaries.build(req.plan.qemuBinary), from.what);
+    if (from.disk) await copyFile(from.disk, vmFiles(req.plan.dir).rootOverlay);
+    return launchGuest({
+      ...req.plan,
+      ...req.launch,
+      incoming: true,
+      restore: { stateFile: from.stateFile, ignoreShared: false },
       readiness: { kind: "restored", identity: () => identityFor(req.rec) },
     });
   }

@@ -5,6 +5,7 @@
 // Over 300 lines on purpose: every state transition and the cleanup that goes with it read together here.
 
 import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
 import type { AgentClient } from "../agent/client.js";
 import type { ExecOptions } from "../agent/exec-session.js";
 import { AgentNotConnectedError, BinaryUnusableError, InvalidSpecError, KvmUnusableError, QmpDisconnectedError } from "../errors.js";
@@ -22,7 +23,7 @@ import { readTail, vmDir, vmFiles } from "../vm/layout.js";
 import { processStartTime } from "../vm/qemu-process.js";
 import { OPERATIONS, isLive, requireState } from "../vm/state.js";
 import { allocate, gatewayOf, parseSubnet } from "../vmspec/subnet.js";
-import { checkSpec } from "../vmspec/vm-spec.js";
+import { checkSpec, validateSpec, type VmSpec } from "../vmspec/vm-spec.js";
 import { createOverlay } from "../images/overlay.js";
 import { explainBootFailure } from "./boot-failure.js";
 import { ImageManager } from "./image-manager.js";
@@ -30,12 +31,16 @@ import type { JobLog } from "./job-log.js";
 import { NetworkManager, hostNameservers, isBridged, requireNetAdmin } from "./network-manager.js";
 import { QemuBinaries } from "./qemu-binaries.js";
 import { reconcile } from "./reconcile.js";
+import { captureGuest, SnapshotStore, type Snapshot } from "./snapshots.js";
 import { TemplateManager } from "./template-manager.js";
-import { VmLauncher } from "./vm-launcher.js";
+import { VmLauncher, type SavedState } from "./vm-launcher.js";
 import type { SessionInfo, SessionRegistry, TrackedSession } from "./session-registry.js";
 import { VmCommands, type AttachEvent, type ExitEvent } from "./vm-commands.js";
 
 export type { AttachEvent, ExitEvent };
+
+/** What a VM made from a snapshot may set itself; the rest is the snapshot's machine. */
+const SNAPSHOT_OVERRIDES = ["snapshot", "name", "hostname", "env", "ports", "command", "workdir", "user"];
 
 export interface ManagerOptions {
   store: VmStore;
@@ -63,6 +68,9 @@ export class VmManager {
   private readonly commands: VmCommands;
   private readonly binaries: QemuBinaries;
   private readonly launcher: VmLauncher;
+  /** VMs whose QEMU is ending because their state was saved: their exit makes them suspended. */
+  private readonly suspending = new Set<string>();
+  readonly snapshots: SnapshotStore;
   readonly templates: TemplateManager;
   readonly images: ImageManager;
   readonly networks: NetworkManager;
@@ -72,6 +80,7 @@ export class VmManager {
     this.images = new ImageManager({ images: o.images, vms: o.store, home: o.home, cacheDir: o.cacheDir });
     this.binaries = new QemuBinaries(o.binaries, o.cacheDir);
     this.templates = new TemplateManager({ cacheDir: o.cacheDir, ramDir: o.templateRamDir, readyTimeoutMs: o.readyTimeoutMs, log: o.log });
+    this.snapshots = new SnapshotStore(o.home);
     this.launcher = new VmLauncher({ templates: this.templates, binaries: this.binaries, images: this.images, log: o.log });
     this.commands = new VmCommands({ store: o.store, dirOf: (id) => vmDir(o.home, id), stop: (id) => this.stop(id) });
   }
@@ -94,7 +103,7 @@ export class VmManager {
   }
 
   async create(input: unknown): Promise<VmRecord> {
-    const spec = checkSpec(input, { nameTaken: (n) => this.o.store.nameTaken(n) });
+    const spec = await this.specFor(input);
     const image = spec.image === undefined ? undefined : this.images.get(spec.image);
     if (image && spec.diskSizeMiB !== undefined && spec.diskSizeMiB * 1048576 < image.virtualBytes) {
       throw new InvalidSpecError(`diskSize ${spec.diskSizeMiB} MiB is smaller than image ${image.name} (${Math.ceil(image.virtualBytes / 1048576)} MiB)`, { hint: "disks can only grow" });
@@ -124,10 +133,35 @@ export class VmManager {
     return record;
   }
 
+  /**
+   * The checked spec of a new VM. With `snapshot`, the machine is the snapshot's (its memory, disk and
+   * devices must match the saved state); only what makes a VM distinct may be given beside it.
+   */
+  private async specFor(input: unknown): Promise<VmSpec> {
+    const nameTaken = (n: string) => this.o.store.nameTaken(n);
+    const raw = validateSpec(input);
+    if (raw.snapshot === undefined) return checkSpec(input, { nameTaken });
+    const snap = await this.snapshots.get(raw.snapshot);
+    const own = Object.keys(raw).filter((k) => !SNAPSHOT_OVERRIDES.includes(k));
+    if (own.length) throw new InvalidSpecError(`${own.join(", ")} cannot be given with a snapshot: the VM is the snapshot's machine`, { hint: `only ${SNAPSHOT_OVERRIDES.join(", ")} may be given beside snapshot` });
+    const given = checkSpec({ ...raw, snapshot: undefined, network: snap.spec.network }, { nameTaken });
+    return {
+      ...snap.spec,
+      name: given.name,
+      hostname: given.hostname,
+      env: raw.env ? given.env : snap.spec.env,
+      ports: given.ports,
+      command: given.command,
+      workdir: given.workdir,
+      user: given.user,
+      snapshot: raw.snapshot,
+    };
+  }
+
   /** Boots the VM; resolves once it is ready (running), or rejects after recording why. */
-  async start(ref: string, signal?: AbortSignal): Promise<VmRecord> {
+  async start(ref: string, signal?: AbortSignal, resuming = false): Promise<VmRecord> {
     const rec = this.o.store.get(ref);
-    requireState(rec.name, "start", rec.state);
+    requireState(rec.name, resuming ? "resume" : "start", rec.state);
     const spec = rec.spec;
     const accel = chooseAccel(spec.accel, readHostFacts());
     if (!accel.usable) throw new KvmUnusableError(`VM ${rec.name} asks for KVM, which cannot be used here: ${accel.reason}`, { hint: "set accel to auto or tcg" });
@@ -143,7 +177,8 @@ export class VmManager {
       await ensureBridge(net.bridge, `${gatewayOf(subnet)}/${subnet.prefix}`);
       await createTap(bridged.tap, net.bridge);
     }
-    this.o.store.transition(rec.id, OPERATIONS.start, "starting", {
+    const from = await this.savedStateFor(rec);
+    this.o.store.transition(rec.id, resuming ? ["suspended"] : OPERATIONS.start, "starting", {
       accel: { chosen: accel.chosen, reason: accel.reason },
       binary: { kind: binary.kind, path: binary.path, reason: binary.reason },
       pid: undefined,
@@ -161,6 +196,7 @@ export class VmManager {
       ({ guest, boot } = await this.launcher.launch({
         rec,
         plan,
+        from,
         launch: {
           helloTimeoutMs: this.o.readyTimeoutMs ?? 60000,
           signal: signal ? AbortSignal.any([signal, abort.signal]) : abort.signal,
@@ -171,8 +207,8 @@ export class VmManager {
     } catch (e) {
       if (bridged) await deleteLink(bridged.tap).catch(() => undefined);
       const err = explainBootFailure(e);
-      // Aborted by kill or remove: halt records the VM stopped.
-      if (!abort.signal.aborted) this.o.store.transition(rec.id, ["starting"], "crashed", {
+      // Aborted by kill or remove: halt records the VM stopped. A resume that failed keeps its state.
+      if (!abort.signal.aborted) this.o.store.transition(rec.id, ["starting"], resuming ? "suspended" : "crashed", {
         pid: undefined,
         pidStart: undefined,
         lastExit: { exitCode: null, signal: null, at: new Date().toISOString(), reason: `boot failed: ${err instanceof Error ? err.message : String(err)}` },
@@ -206,8 +242,69 @@ export class VmManager {
     }
     this.guests.set(rec.id, guest);
     this.watch(rec.id, guest);
+    if (resuming) return this.resumed(running, guest);
     if (spec.command) this.commands.run(running, guest);
     return running;
+  }
+
+  /** The saved state a start loads instead of booting: the VM's suspend, or on its first start its snapshot. */
+  private async savedStateFor(rec: VmRecord): Promise<SavedState | undefined> {
+    if (rec.state === "suspended" && rec.suspended) return { kind: "resume", stateFile: rec.suspended.stateFile, qemuBuild: rec.suspended.qemuBuild, what: `the state VM ${rec.name} was suspended in` };
+    if (rec.spec.snapshot && !rec.diskUsed) {
+      const snap = await this.snapshots.get(rec.spec.snapshot);
+      return { kind: "snapshot", stateFile: snap.stateFile, disk: snap.disk, qemuBuild: snap.qemuBuild, what: `snapshot ${snap.name}` };
+    }
+    return undefined;
+  }
+
+  /** A resumed VM: its commands ran on inside it, so they are taken over, and its saved state goes. */
+  private async resumed(rec: VmRecord, guest: Guest): Promise<VmRecord> {
+    const was = rec.suspended;
+    let now = this.o.store.update(rec.id, { suspended: undefined });
+    if (was) await rm(join(vmDir(this.o.home, rec.id), "suspend"), { recursive: true, force: true });
+    if (guest.agent) await this.commands.adopt(now, guest);
+    if (was?.wasPaused) {
+      await guest.qmp.execute("stop");
+      now = this.o.store.transition(rec.id, ["running"], "paused");
+    }
+    return now;
+  }
+
+  /**
+   * Saves the VM's whole state to its directory and ends its QEMU (its memory goes back to the host); the
+   * VM is suspended until resume loads it again, across daemon restarts and host reboots (same QEMU build).
+   */
+  async suspend(ref: string): Promise<VmRecord> {
+    const rec = this.o.store.get(ref);
+    requireState(rec.name, "suspend", rec.state);
+    const guest = this.guestOf(rec);
+    const build = await this.binaries.build(rec.binary?.path ?? "");
+    if (!build) throw new BinaryUnusableError(`the QEMU binary of VM ${rec.name} cannot be probed, so its state could not be checked on resume`, { hint: "check that the QEMU binary it started with is still installed" });
+    const dir = join(vmDir(this.o.home, rec.id), "suspend");
+    await rm(dir, { recursive: true, force: true });
+    this.o.store.transition(rec.id, OPERATIONS.suspend, "stopping");
+    let taken;
+    try {
+      taken = await captureGuest(guest, rec, dir, { keepStopped: true });
+    } catch (e) {
+      this.o.store.transition(rec.id, ["stopping"], rec.state);
+      throw e;
+    }
+    this.o.store.update(rec.id, { suspended: { stateFile: join(dir, "state"), qemuBuild: build, savedAt: new Date().toISOString(), wasPaused: rec.state === "paused", stateBytes: taken.stateBytes } });
+    this.suspending.add(rec.id);
+    await guest.kill();
+    await this.exitRecorded.get(rec.id);
+    return this.o.store.get(rec.id);
+  }
+
+  /** Snapshots a running or paused VM (memory, devices, root disk at one moment); the VM runs on. */
+  async snapshot(ref: string, name?: string): Promise<Snapshot> {
+    const rec = this.o.store.get(ref);
+    requireState(rec.name, "snapshot", rec.state);
+    const guest = this.guestOf(rec);
+    const build = await this.binaries.build(rec.binary?.path ?? "");
+    if (!build) throw new BinaryUnusableError(`the QEMU binary of VM ${rec.name} cannot be probed`, { hint: "check that the QEMU binary it started with is still installed" });
+    return this.snapshots.create(guest, rec, name ?? `${rec.name.slice(0, 40)}-${new Date().toISOString().replace(/[^0-9]/g, "").slice(0, 14)}`, build);
   }
 
   /** Records how QEMU ended: stopped when asked or when the guest powered itself off, crashed otherwise. */
@@ -217,6 +314,11 @@ export class VmManager {
       const rec = this.o.store.find(id);
       if (rec?.bridged) await deleteLink(rec.bridged.tap).catch(() => undefined);
       if (!rec || !isLive(rec.state)) return;
+      if (this.suspending.delete(id)) {
+        this.o.store.transition(id, ["stopping"], "suspended", { pid: undefined, pidStart: undefined, lastExit: { exitCode: exit.code, signal: exit.signal, at: new Date().toISOString(), reason: "suspended to disk" } });
+        this.commands.finish(id);
+        return;
+      }
       const asked = rec.state === "stopping";
       const clean = asked || guest.guestShutdown;
       const how = exit.signal ? `killed by ${exit.signal}` : exit.known === false ? "exit status unknown (adopted)" : `status ${exit.code}`;
@@ -262,6 +364,11 @@ export class VmManager {
   private async halt(ref: string, op: "stop" | "kill", how: (g: Guest) => Promise<unknown>): Promise<VmRecord> {
     const rec = this.o.store.get(ref);
     requireState(rec.name, op, rec.state);
+    if (rec.state === "suspended") {
+      // Its QEMU ended at the suspend: stopping it throws the saved state away.
+      await rm(join(vmDir(this.o.home, rec.id), "suspend"), { recursive: true, force: true });
+      return this.o.store.transition(rec.id, ["suspended"], "stopped", { suspended: undefined, lastExit: { exitCode: null, signal: null, at: new Date().toISOString(), reason: "stopped while suspended (its saved state was discarded)" } });
+    }
     this.o.store.transition(rec.id, OPERATIONS[op], "stopping");
     const guest = this.guests.get(rec.id);
     if (guest) await how(guest);
@@ -284,9 +391,10 @@ export class VmManager {
     return this.o.store.transition(rec.id, OPERATIONS.pause, "paused");
   }
 
-  async resume(ref: string): Promise<VmRecord> {
+  async resume(ref: string, signal?: AbortSignal): Promise<VmRecord> {
     const rec = this.o.store.get(ref);
     requireState(rec.name, "resume", rec.state);
+    if (rec.state === "suspended") return this.start(rec.id, signal, true);
     await this.guestOf(rec).qmp.execute("cont");
     return this.o.store.transition(rec.id, OPERATIONS.resume, "running");
   }
@@ -342,6 +450,7 @@ export class VmManager {
   /** At daemon start: adopt what still runs, record what ended, reap what no record knows (reconcile.ts). */
   async reconcile(): Promise<void> {
     await this.templates.sweep().catch((e: unknown) => this.o.log?.(`sweeping templates: ${(e as Error).message}`));
+    await this.snapshots.sweep().catch(() => undefined);
     return reconcile({
       store: this.o.store,
       home: this.o.home,

@@ -41,6 +41,8 @@ export interface VmRuntimeInfo {
   kernelRelease?: string;
   /** How the last start went (cold boot, clone of a template, parked QEMU, saved state), why, and how fast. */
   boot?: BootInfo;
+  /** A suspended VM's saved state (docs/instant-start.md). */
+  suspended?: { stateFile: string; qemuBuild: { sha256: string; version: string }; savedAt: string; wasPaused: boolean; stateBytes: number };
   /** The root overlay has run a guest: a clone cannot take it over any more (its disk is its own). */
   diskUsed?: boolean;
   /** The VM's place on a bridged network, allocated at create. */

@@ -54,6 +54,7 @@ export const VmSpecSchema = Type.Object(
     env: Type.Optional(Type.Record(Type.String(), Type.String(), { description: "names: letters, digits and _, not starting with a digit" })),
     workdir: Type.Optional(Type.String({ minLength: 1 })),
     user: Type.Optional(Type.String({ minLength: 1 })),
+    snapshot: Type.Optional(Type.String({ pattern: NAME_PATTERN, description: "start from this snapshot (mvm snapshot create): its machine, memory and disk; only name, hostname, env, ports, command, workdir and user may be given beside it" })),
     boot: Type.Optional(
       Type.Union([Type.Literal("auto"), Type.Literal("cold")], {
         description: "auto (default): start from a memory template where the VM allows it; cold: always boot the kernel (clones share memory pages with each other)",
@@ -99,6 +100,8 @@ export interface VmSpec {
   ready?: { consoleLine: string };
   /** auto: clone a memory template where the VM allows it (docs/instant-start.md); cold: always boot. */
   boot: "auto" | "cold";
+  /** The snapshot the VM starts from (its first start restores it). */
+  snapshot?: string;
 }
 
 /** Validates input against the schema; every problem is named with its path. */
