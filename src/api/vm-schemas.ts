@@ -81,6 +81,7 @@ export const VmViewSchema = Type.Object({
     Type.Object({
       startedAt: Type.Optional(Type.String()),
       qmpMs: Type.Optional(Type.Number()),
+      restoredMs: Type.Optional(Type.Number({ description: "a clone, pool take, snapshot or resume: when its saved state was in" })),
       helloMs: Type.Optional(Type.Number()),
       guestInitUptimeMs: Type.Optional(Type.Number()),
       guestHelloUptimeMs: Type.Optional(Type.Number()),

@@ -59,6 +59,8 @@ async function main(): Promise<void> {
   const networks = new NetworkStore(join(home, "mvm.db"));
   let artifacts: Promise<GuestArtifacts> | undefined;
   const manager = new VmManager({
+    // Parked QEMUs per template in use (the warm pool); MVM_POOL_SIZE=0 turns it off.
+    poolSize: process.env.MVM_POOL_SIZE === undefined ? undefined : Math.max(0, Math.min(16, Number(process.env.MVM_POOL_SIZE) || 0)),
     store,
     images,
     networks,
@@ -97,7 +99,7 @@ async function main(): Promise<void> {
 
   const shutdown = (signal: string) => {
     log(`${signal}: shutting down; VMs keep running and will be re-adopted`);
-    void app.close().finally(() => {
+    void Promise.all([app.close(), manager.close()]).finally(() => {
       store.close();
       try {
         unlinkSync(lock);

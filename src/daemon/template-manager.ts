@@ -9,7 +9,8 @@
 //   <cache>/templates/<key>/meta.json   what it was built from, when it was last used
 //   <cache>/templates/<key>/state       QEMU's device state (RAM left out: x-ignore-shared)
 //   <cache>/templates/<key>/disk.qcow2  its root disk, frozen (image VMs; clones copy it)
-//   /dev/shm/mvm-templates/<key>.ram    its RAM (tmpfs: clones' page faults are memory copies)
+//   /dev/shm/mvm-templates/<key>-<random>.ram  its RAM (tmpfs: clones' page faults are memory copies),
+//                                       named in meta.json: two daemons building one key never share one
 
 import { randomBytes } from "node:crypto";
 import { existsSync, statfsSync } from "node:fs";
@@ -39,6 +40,7 @@ export interface TemplateMeta {
   buildMs: number;
   memoryMiB: number;
   image?: string;
+  ramFile: string;
 }
 
 /** Templates not used for this long are removed (they cost tmpfs memory). */
@@ -58,7 +60,7 @@ export class TemplateManager {
 
   private files(key: string) {
     const dir = join(this.root, key);
-    return { dir, meta: join(dir, "meta.json"), state: join(dir, "state"), disk: join(dir, "disk.qcow2"), ram: join(this.ramDir, `${key}.ram`) };
+    return { dir, meta: join(dir, "meta.json"), state: join(dir, "state"), disk: join(dir, "disk.qcow2") };
   }
 
   /** The template with this key, built now if there is none (once, however many starts ask at the same time). */
@@ -77,15 +79,15 @@ export class TemplateManager {
     let meta: TemplateMeta;
     try {
       meta = JSON.parse(await readFile(f.meta, "utf8")) as TemplateMeta;
-      const [state, ram] = await Promise.all([stat(f.state), stat(f.ram)]);
+      const [state, ram] = await Promise.all([stat(f.state), stat(meta.ramFile)]);
       if (state.size === 0 || ram.size !== meta.memoryMiB * 1048576) throw new Error("truncated");
     } catch {
-      if (existsSync(f.dir) || existsSync(f.ram)) await this.remove(key, "incomplete or damaged");
+      if (existsSync(f.dir)) await this.remove(key, "incomplete or damaged");
       return undefined;
     }
     const now = new Date();
     await utimes(f.meta, now, now).catch(() => undefined); // last use, for the sweep
-    return { key, dir: f.dir, stateFile: f.state, ramFile: f.ram, disk: existsSync(f.disk) ? f.disk : undefined, meta };
+    return { key, dir: f.dir, stateFile: f.state, ramFile: meta.ramFile, disk: existsSync(f.disk) ? f.disk : undefined, meta };
   }
 
   private async build(key: string, plan: VmPlan, inputs: KeyInputs & { qemuBinary: string }): Promise<Template> {
@@ -97,7 +99,7 @@ export class TemplateManager {
     }
     const t0 = performance.now();
     const build = join(this.root, `.build-${key}-${randomBytes(3).toString("hex")}`);
-    const ramTmp = `${f.ram}.${randomBytes(3).toString("hex")}.tmp`;
+    const ram = join(this.ramDir, `${key}-${randomBytes(4).toString("hex")}.ram`);
     await mkdir(build, { recursive: true, mode: 0o700 });
     await mkdir(this.ramDir, { recursive: true, mode: 0o700 });
     try {
@@ -106,24 +108,32 @@ export class TemplateManager {
         await createOverlay(inputs.image.path, disk, inputs.image.diskSizeMiB);
       }
       const tpl = templatePlan(plan, { dir: build, label: `mvm-template-${key}`, disk });
-      const guest = await launchGuest({ ...tpl, qemuBinary: inputs.qemuBinary, ram: { kind: "file", path: ramTmp, share: true }, helloTimeoutMs: this.o.readyTimeoutMs ?? 60000 });
+      const guest = await launchGuest({ ...tpl, qemuBinary: inputs.qemuBinary, ram: { kind: "file", path: ram, share: true }, helloTimeoutMs: this.o.readyTimeoutMs ?? 60000 });
       try {
         await saveState(guest.qmp, join(build, "state"), { ignoreShared: true, timeoutMs: 30000 });
       } finally {
         await guest.kill();
       }
-      const meta: TemplateMeta = { key, qemuBuild: inputs.qemuBuild, builtAt: new Date().toISOString(), buildMs: Math.round(performance.now() - t0), memoryMiB, image: inputs.image?.path };
+      const meta: TemplateMeta = { key, qemuBuild: inputs.qemuBuild, builtAt: new Date().toISOString(), buildMs: Math.round(performance.now() - t0), memoryMiB, image: inputs.image?.path, ramFile: ram };
       await writeFile(join(build, "meta.json"), `${JSON.stringify(meta, null, 2)}\n`);
       await rm(join(build, "qemu.log"), { force: true });
-      await chmod(ramTmp, 0o400);
-      await rename(ramTmp, f.ram);
-      await rename(build, f.dir);
+      await chmod(ram, 0o400);
+      try {
+        await rename(build, f.dir);
+      } catch (e) {
+        // Another daemon finished the same template first: theirs is as good, and ours goes.
+        const theirs = await this.find(key);
+        if (!theirs) throw e;
+        await rm(build, { recursive: true, force: true });
+        await rm(ram, { force: true });
+        return theirs;
+      }
       this.o.log?.(`template ${key} built in ${meta.buildMs} ms`);
       void this.sweep();
-      return { key, dir: f.dir, stateFile: f.state, ramFile: f.ram, disk: disk ? f.disk : undefined, meta };
+      return { key, dir: f.dir, stateFile: f.state, ramFile: ram, disk: disk ? f.disk : undefined, meta };
     } catch (e) {
       await rm(build, { recursive: true, force: true });
-      await rm(ramTmp, { force: true });
+      await rm(ram, { force: true });
       throw e;
     }
   }
@@ -132,7 +142,8 @@ export class TemplateManager {
   async remove(key: string, why: string): Promise<void> {
     const f = this.files(key);
     this.o.log?.(`removing template ${key}: ${why}`);
-    await rm(f.ram, { force: true });
+    const meta = await readFile(f.meta, "utf8").then((t) => JSON.parse(t) as TemplateMeta, () => undefined);
+    if (meta?.ramFile) await rm(meta.ramFile, { force: true });
     await rm(f.dir, { recursive: true, force: true });
   }
 
@@ -153,6 +164,13 @@ export class TemplateManager {
     }
     kept.sort((a, b) => b.used - a.used);
     for (const t of kept.slice(MAX_TEMPLATES)) await this.remove(t.key, `more than ${MAX_TEMPLATES} templates`);
+    // RAM files no template names: a build a killed daemon left, or a removal that stopped half-way.
+    const named = new Set((await this.list()).map((t) => t.ramFile));
+    for (const name of await readdir(this.ramDir).catch(() => [] as string[])) {
+      const path = join(this.ramDir, name);
+      const age = Date.now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? Date.now());
+      if (name.endsWith(".ram") && !named.has(path) && age > 10 * 60000) await rm(path, { force: true });
+    }
   }
 
   async list(): Promise<Template[]> {

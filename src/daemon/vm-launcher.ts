@@ -5,18 +5,19 @@
 import { randomBytes } from "node:crypto";
 import { copyFile, stat } from "node:fs/promises";
 import type { IdentityRequest } from "../agent/messages.js";
-import { AbortError } from "../errors.js";
+import { AbortError, PortInUseError } from "../errors.js";
 import { hostTsc } from "../host/tsc.js";
 import { createOverlay } from "../images/overlay.js";
 import { clonePlan, coldReason, templateKey } from "../plan/clone-plan.js";
 import type { VmPlan } from "../plan/vm-plan.js";
 import type { BootInfo, VmRecord } from "../store/vm-store.js";
-import { launchGuest, type Guest, type LaunchOptions } from "../vm/launch.js";
+import { launchGuest, startParked, type Guest, type LaunchOptions } from "../vm/launch.js";
 import { vmFiles } from "../vm/layout.js";
 import type { ImageManager } from "./image-manager.js";
 import type { QemuBinaries } from "./qemu-binaries.js";
 import { requireBuild, type QemuBuild } from "./snapshots.js";
 import type { Template, TemplateManager } from "./template-manager.js";
+import type { WarmPool } from "./warm-pool.js";
 
 /** A state saved earlier: a snapshot's (with its disk, copied for the VM) or the VM's own suspend. */
 export interface SavedState {
@@ -40,8 +41,18 @@ export function identityFor(rec: VmRecord): IdentityRequest {
   return { realtimeNs: BigInt(Date.now()) * 1_000_000n, hostname: rec.spec.hostname, entropy: randomBytes(64), env: rec.spec.env };
 }
 
+/** Published ports on a running user network (slirp's hostfwd_add, through the human monitor). */
+async function publishPorts(guest: Guest, plan: VmPlan): Promise<void> {
+  if (plan.network?.kind !== "user") return;
+  for (const p of plan.network.ports) {
+    const rule = `${p.proto}:${p.hostIp}:${p.hostPort}-:${p.guestPort}`;
+    const out = await guest.qmp.execute<string>("human-monitor-command", { "command-line": `hostfwd_add net0 ${rule}` });
+    if (out.trim()) throw new PortInUseError(`cannot publish ${rule}: ${out.trim()}`);
+  }
+}
+
 export class VmLauncher {
-  constructor(private readonly o: { templates: TemplateManager; binaries: QemuBinaries; images: ImageManager; log?: (line: string) => void }) {}
+  constructor(private readonly o: { templates: TemplateManager; pool: WarmPool; binaries: QemuBinaries; images: ImageManager; log?: (line: string) => void }) {}
 
   async launch(req: LaunchRequest): Promise<{ guest: Guest; boot: BootInfo }> {
     const t0 = performance.now();
@@ -52,8 +63,12 @@ export class VmLauncher {
     const source = await this.templateFor(req.rec, req.plan);
     if ("template" in source) {
       try {
-        const guest = await this.clone(req, source.template);
-        return { guest, boot: { how: "clone", reason: source.reason, template: source.template.key, readyMs: Math.round(performance.now() - t0) } };
+        const pooled = await this.fromPool(req, source.template);
+        const guest = pooled ?? (await this.clone(req, source.template));
+        // Once this VM is up (and its first command under way): a QEMU spawned sooner slows its start.
+        setTimeout(() => this.o.pool.refill(source.template, req.plan), 300).unref();
+        const how = pooled ? "pool" : "clone";
+        return { guest, boot: { how, reason: pooled ? `a parked QEMU, then ${source.reason}` : source.reason, template: source.template.key, readyMs: Math.round(performance.now() - t0) } };
       } catch (e) {
         if (req.launch.signal?.aborted || e instanceof AbortError) throw e;
         // A template that cannot be used goes; the next start builds a new one. This one boots cold.
@@ -65,6 +80,31 @@ export class VmLauncher {
     }
     const guest = await launchGuest({ ...req.plan, ...req.launch });
     return { guest, boot: { how: "cold", reason: source.reason, readyMs: Math.round(performance.now() - t0) } };
+  }
+
+  /**
+   * A parked QEMU from the warm pool, for a VM's first start (its directory then holds nothing yet that a
+   * take could lose); its published ports are added through the monitor once the guest runs.
+   */
+  private async fromPool(req: LaunchRequest, t: Template): Promise<Guest | undefined> {
+    if (req.rec.state !== "created") return undefined;
+    const parked = await this.o.pool.take(t, req.plan.dir);
+    if (!parked) return undefined;
+    req.launch.onSpawn?.(parked.pid);
+    try {
+      const guest = await startParked(parked, {
+        dir: req.plan.dir,
+        restore: { stateFile: t.stateFile, ignoreShared: true },
+        readiness: { kind: "restored", identity: () => identityFor(req.rec) },
+        timeoutMs: req.launch.helloTimeoutMs,
+        signal: req.launch.signal,
+      });
+      await publishPorts(guest, req.plan);
+      return guest;
+    } catch (e) {
+      await parked.discard();
+      throw e;
+    }
   }
 
   private async clone(req: LaunchRequest, t: Template): Promise<Guest> {
@@ -85,6 +125,7 @@ export class VmLauncher {
     return launchGuest({
       ...req.plan,
       ...req.launch,
+      ram: { kind: "anonymous" },
       incoming: true,
       restore: { stateFile: from.stateFile, ignoreShared: false },
       readiness: { kind: "restored", identity: () => identityFor(req.rec) },

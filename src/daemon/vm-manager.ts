@@ -4,7 +4,8 @@
 // src/vm/; images, networks, commands and reconciliation have modules of their own beside this one.
 // Over 300 lines on purpose: every state transition and the cleanup that goes with it read together here.
 
-import { mkdir, rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { AgentClient } from "../agent/client.js";
 import type { ExecOptions } from "../agent/exec-session.js";
@@ -34,6 +35,7 @@ import { reconcile } from "./reconcile.js";
 import { captureGuest, SnapshotStore, type Snapshot } from "./snapshots.js";
 import { TemplateManager } from "./template-manager.js";
 import { VmLauncher, type SavedState } from "./vm-launcher.js";
+import { WarmPool } from "./warm-pool.js";
 import type { SessionInfo, SessionRegistry, TrackedSession } from "./session-registry.js";
 import { VmCommands, type AttachEvent, type ExitEvent } from "./vm-commands.js";
 
@@ -56,6 +58,8 @@ export interface ManagerOptions {
   readyTimeoutMs?: number;
   /** Where templates keep their RAM (default /dev/shm/mvm-templates). */
   templateRamDir?: string;
+  /** Parked QEMUs kept per template in use (default 2; 0 turns the warm pool off). */
+  poolSize?: number;
 }
 
 export class VmManager {
@@ -72,6 +76,7 @@ export class VmManager {
   private readonly suspending = new Set<string>();
   readonly snapshots: SnapshotStore;
   readonly templates: TemplateManager;
+  readonly pool: WarmPool;
   readonly images: ImageManager;
   readonly networks: NetworkManager;
 
@@ -81,7 +86,8 @@ export class VmManager {
     this.binaries = new QemuBinaries(o.binaries, o.cacheDir);
     this.templates = new TemplateManager({ cacheDir: o.cacheDir, ramDir: o.templateRamDir, readyTimeoutMs: o.readyTimeoutMs, log: o.log });
     this.snapshots = new SnapshotStore(o.home);
-    this.launcher = new VmLauncher({ templates: this.templates, binaries: this.binaries, images: this.images, log: o.log });
+    this.pool = new WarmPool({ home: o.home, size: o.poolSize ?? 2, artifacts: o.artifacts, log: o.log });
+    this.launcher = new VmLauncher({ templates: this.templates, pool: this.pool, binaries: this.binaries, images: this.images, log: o.log });
     this.commands = new VmCommands({ store: o.store, dirOf: (id) => vmDir(o.home, id), stop: (id) => this.stop(id) });
   }
 
@@ -230,6 +236,7 @@ export class VmManager {
         timings: {
           startedAt: new Date(Date.now() - guest.now()).toISOString(),
           qmpMs: guest.timeline.qmpReadyMs,
+          restoredMs: guest.timeline.restoredMs,
           helloMs: guest.timeline.helloMs,
           guestInitUptimeMs: guest.timeline.guestInitUptimeMs,
           guestHelloUptimeMs: guest.timeline.guestHelloUptimeMs,
@@ -434,6 +441,25 @@ export class VmManager {
     if (rec.bridged) await deleteLink(rec.bridged.tap).catch(() => undefined);
     this.commands.forget(rec.id);
     await rm(vmDir(this.o.home, rec.id), { recursive: true, force: true });
+    if (rec.boot?.how === "pool") await this.sweepVmDirs(); // the link its parked QEMU's old directory left
+  }
+
+  /** The daemon is stopping: parked QEMUs end (VMs run on, to be adopted by the next daemon). */
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+
+  /** Directories under vms/ that no record owns (a killed daemon's parked QEMUs, links the pool left). */
+  private async sweepVmDirs(): Promise<void> {
+    const root = join(this.o.home, "vms");
+    for (const e of await readdir(root, { withFileTypes: true }).catch(() => [])) {
+      const path = join(root, e.name);
+      if (e.isSymbolicLink()) {
+        if (!existsSync(path)) await rm(path, { force: true });
+      } else if (e.isDirectory() && !this.o.store.find(e.name) && !this.pool.owns(path)) {
+        await rm(path, { recursive: true, force: true });
+      }
+    }
   }
 
   async prune(): Promise<string[]> {
@@ -451,7 +477,7 @@ export class VmManager {
   async reconcile(): Promise<void> {
     await this.templates.sweep().catch((e: unknown) => this.o.log?.(`sweeping templates: ${(e as Error).message}`));
     await this.snapshots.sweep().catch(() => undefined);
-    return reconcile({
+    await reconcile({
       store: this.o.store,
       home: this.o.home,
       log: this.o.log ?? (() => undefined),
@@ -465,6 +491,8 @@ export class VmManager {
         if (rec.state === "stopping") void this.stop(rec.id).catch((e: unknown) => this.o.log?.(`finishing the stop of ${rec.name}: ${(e as Error).message}`));
       },
     });
+    // After the reaper: a killed daemon's parked QEMUs are gone, their directories can go too.
+    await this.sweepVmDirs();
   }
 
   // Commands: the VM's own ("job") and exec sessions, by VM reference.

@@ -29,11 +29,17 @@ export function coldReason(rec: VmRecord, plan: VmPlan): string | undefined {
 export const TEMPLATE_HOSTNAME = "mvm-template";
 
 /**
+ * The MAC of every template's NIC, and so of its clones: it is part of the saved device state. Clones are
+ * on user networks only (each its own slirp), where no two NICs ever meet.
+ */
+export const TEMPLATE_MAC = "52:54:00:00:00:01";
+
+/**
  * The template's plan: the VM's, without its hostname, environment, published ports and label. `disk` is
  * the template's own overlay over the image (made by the caller).
  */
 export function templatePlan(plan: VmPlan, o: { dir: string; label: string; disk?: string }): VmPlan {
-  const nic = plan.network?.kind === "user" ? { ...plan.network, ports: [] } : plan.network;
+  const nic = plan.network?.kind === "user" ? { ...plan.network, ports: [], mac: TEMPLATE_MAC } : plan.network;
   return {
     ...plan,
     label: o.label,
@@ -75,5 +81,6 @@ export function templateKey(plan: VmPlan, k: KeyInputs): string {
 
 /** A clone's plan: the VM's own (label, sockets, ports, root overlay), its RAM mapped privately from the template's file, parked. */
 export function clonePlan(plan: VmPlan, ramFile: string): VmPlan {
-  return { ...plan, ram: { kind: "file", path: ramFile, share: false }, incoming: true };
+  const network = plan.network?.kind === "user" ? { ...plan.network, mac: TEMPLATE_MAC } : plan.network;
+  return { ...plan, network, ram: { kind: "file", path: ramFile, share: false }, incoming: true };
 }

@@ -28,7 +28,7 @@ export interface MachinePlan {
   cpus?: number;
   memoryMiB?: number;
   /** Guest RAM backend (default a memfd); a template's file for templates and clones (see MicrovmSpec.ram). */
-  ram?: { kind: "memfd" } | { kind: "file"; path: string; share: boolean };
+  ram?: { kind: "memfd" } | { kind: "anonymous" } | { kind: "file"; path: string; share: boolean };
   /** Start parked at -incoming defer: the guest's state is loaded over QMP (clones, snapshots, resumes). */
   incoming?: boolean;
   /** TCG tuning (CPU model, translation buffer MiB); defaults in src/qemu/microvm-argv.ts. */

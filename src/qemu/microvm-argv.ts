@@ -19,7 +19,7 @@ export interface MicrovmSpec {
    * boots), or a file: a template's, shared (share=on: the template writes it) or privately mapped by a
    * clone (share=off: copy-on-write, the template's pages are never written).
    */
-  ram?: { kind: "memfd" } | { kind: "file"; path: string; share: boolean };
+  ram?: { kind: "memfd" } | { kind: "anonymous" } | { kind: "file"; path: string; share: boolean };
   /** Start parked, waiting for a saved state over QMP (-incoming defer): clones, snapshots, resumes. */
   incoming?: boolean;
   /** Under TCG: the CPU model (default qemu64 with ARAT) and the translation buffer in MiB. */
@@ -177,6 +177,9 @@ function cpuModel(model: string): string {
 function ramArgs(spec: MicrovmSpec, e: Entry): ArgvEntry {
   const size: [string, string] = ["size", `${spec.memoryMiB}M`];
   const r = spec.ram ?? { kind: "memfd" };
+  if (r.kind === "anonymous") {
+    return e("guest RAM as anonymous memory: a saved state loads faster into it (reading a memfd's holes allocates pages; anonymous ones map the zero page)", "-object", `memory-backend-ram,${optList([["id", "ram0"], size])}`);
+  }
   if (r.kind === "memfd") return e("guest RAM in a memfd: no transparent huge pages to zero on first touch, and a named block any saved state loads into", "-object", `memory-backend-memfd,${optList([["id", "ram0"], size])}`);
   return e(
     r.share ? "guest RAM in a template's file, written through (share=on): clones map it later" : "guest RAM mapped privately from a template's file: pages are shared until the guest writes them",

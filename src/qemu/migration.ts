@@ -42,6 +42,9 @@ async function migrationEnd(qmp: QmpClient, timeoutMs: number, what: string): Pr
  */
 export async function saveState(qmp: QmpClient, file: string, o: { ignoreShared: boolean; timeoutMs?: number }): Promise<void> {
   await setIgnoreShared(qmp, o.ignoreShared);
+  // QEMU caps migration at 32 MiB/s by default (meant for a live network migration): a saved state would
+  // take a second per 32 MiB of guest memory.
+  await qmp.execute("migrate-set-parameters", { "max-bandwidth": 64 * 1024 ** 3 });
   await qmp.execute("stop");
   await qmp.execute("migrate", { uri: `exec:cat > ${shellWord(file)}` });
   await migrationEnd(qmp, o.timeoutMs ?? 120000, "saving the guest's state");

@@ -37,7 +37,7 @@ export interface VmRuntimeInfo {
   accel?: { chosen: string; reason: string };
   binary?: { kind: string; path: string; reason: string };
   argv?: string[];
-  timings?: { startedAt?: string; qmpMs?: number; helloMs?: number; guestInitUptimeMs?: number; guestHelloUptimeMs?: number };
+  timings?: { startedAt?: string; qmpMs?: number; restoredMs?: number; helloMs?: number; guestInitUptimeMs?: number; guestHelloUptimeMs?: number };
   kernelRelease?: string;
   /** How the last start went (cold boot, clone of a template, parked QEMU, saved state), why, and how fast. */
   boot?: BootInfo;

@@ -58,6 +58,71 @@ export interface RestoreFrom {
 const oneOffLabel = () => `mvm-run-${randomBytes(4).toString("hex")}`;
 
 export async function launchGuest(options: LaunchOptions = {}): Promise<Guest> {
+  const spawned = await spawnGuest(options);
+  return bringUp({
+    ...spawned,
+    adopted: false,
+    readiness: options.readiness ?? AGENT_READY,
+    timeoutMs: options.helloTimeoutMs ?? 60000,
+    signal: options.signal,
+    restore: options.restore,
+  });
+}
+
+/** A QEMU spawned and waiting (parked at -incoming defer, for the warm pool): no guest in it yet. */
+export interface Parked {
+  readonly pid: number;
+  readonly exited: Promise<unknown>;
+  /** Ends it (SIGKILL) and removes its sockets; its directory stays for the caller. */
+  discard(): Promise<void>;
+}
+
+const parkedParts = new WeakMap<Parked, Spawned>();
+
+/** Spawns QEMU for a plan with `incoming` set, and leaves it waiting for a state. */
+export async function parkGuest(options: LaunchOptions & { dir: string }): Promise<Parked> {
+  if (!options.incoming) throw new RangeError("a parked QEMU waits for a state: the plan needs incoming");
+  const spawned = await spawnGuest(options);
+  spawned.extraFailures.forEach((p) => p.catch(() => undefined));
+  const parked: Parked = {
+    pid: spawned.proc.pid,
+    exited: spawned.proc.exited,
+    discard: async () => {
+      spawned.proc.kill("SIGKILL");
+      await spawned.proc.exited;
+      closeVmSockets(spawned.sockets);
+      await removeVmFiles(spawned.dir, false);
+    },
+  };
+  parkedParts.set(parked, spawned);
+  return parked;
+}
+
+/**
+ * Loads a state into a parked QEMU and waits for the guest; `dir` is where the parked QEMU's directory is
+ * now (the pool renames it to the VM's). Times count from this call, the moment a VM asked for it.
+ */
+export function startParked(parked: Parked, o: { dir: string; restore: RestoreFrom; readiness: Readiness; timeoutMs?: number; signal?: AbortSignal }): Promise<Guest> {
+  const spawned = parkedParts.get(parked);
+  if (!spawned) throw new RangeError("not a parked QEMU of this process");
+  parkedParts.delete(parked);
+  return bringUp({ ...spawned, dir: o.dir, t0: performance.now(), adopted: false, readiness: o.readiness, timeoutMs: o.timeoutMs ?? 60000, signal: o.signal, restore: o.restore });
+}
+
+/** What spawning leaves for bringUp: QEMU, its sockets, and how to tell a failed spawn. */
+interface Spawned {
+  proc: QemuProcess;
+  argv: ArgvEntry[];
+  dir: string;
+  ownsDir: boolean;
+  sockets: VmSockets;
+  t0: number;
+  stderr: () => string;
+  extraFailures: Promise<never>[];
+  stdout?: Readable;
+}
+
+async function spawnGuest(options: LaunchOptions): Promise<Spawned> {
   const artifacts = options.artifacts ?? (await ensureGuestArtifacts());
   const ownsDir = options.dir === undefined;
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), "mvm-")));
@@ -91,15 +156,7 @@ export async function launchGuest(options: LaunchOptions = {}): Promise<Guest> {
       reject(new BootError(`cannot start QEMU (${binary}): ${e.message}`, { hint: "install Debian's qemu-system-x86 (scripts/setup.sh does)", cause: e })),
     ),
   );
-  return bringUp({
-    proc, argv, dir, ownsDir, sockets, t0, adopted: false, stderr: () => stderr,
-    readiness: options.readiness ?? AGENT_READY,
-    timeoutMs: options.helloTimeoutMs ?? 60000,
-    signal: options.signal,
-    extraFailures: [spawnFailed],
-    stdout: proc.child?.stdout ?? undefined,
-    restore: options.restore,
-  });
+  return { proc, argv, dir, ownsDir, sockets, t0, stderr: () => stderr, extraFailures: [spawnFailed], stdout: proc.child?.stdout ?? undefined };
 }
 
 /**
