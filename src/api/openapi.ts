@@ -43,7 +43,7 @@ function operation(url: string, d: RouteDoc): object {
   const body = d.octetBody
     ? { required: true, content: { "application/octet-stream": {} } }
     : d.body
-      ? { required: d.answer !== "upgrade", content: { "application/json": { schema: plain(d.body) } } }
+      ? { required: d.answer !== "upgrade" && !d.bodyOptional, content: { "application/json": { schema: plain(d.body) } } }
       : undefined;
   return {
     summary: d.summary,

@@ -13,6 +13,8 @@ export interface RouteDoc {
   status?: number;
   /** A JSON request body. */
   body?: TSchema;
+  /** The body may be left out (the route then acts as on an empty object). */
+  bodyOptional?: boolean;
   /** The body is raw bytes (application/octet-stream), streamed through. */
   octetBody?: boolean;
   query?: TSchema;

@@ -16,6 +16,7 @@ import { sessionAttachCommand, sessionKillCommand, sessionLsCommand, sessionRmCo
 import { inspectCommand, logsCommand, psCommand } from "./commands/inspect.js";
 import { lifecycleCommand, pruneCommand, removeCommand, waitCommand } from "./commands/lifecycle.js";
 import { createCommand, runCommand, type RunFlags } from "./commands/run.js";
+import { snapshotCreateCommand, snapshotInspectCommand, snapshotLsCommand, snapshotRmCommand } from "./commands/snapshot.js";
 import { EXIT_MVM_FAILED, printError, printJson, progress } from "./output.js";
 import { addVmFlags, type VmFlags } from "./vm-flags.js";
 import { VERSION } from "../version.js";
@@ -51,7 +52,8 @@ for (const [op, what] of [
   ["stop", "power VMs off: guest power-off, then QMP quit, SIGTERM, SIGKILL"],
   ["kill", "end VMs at once (SIGKILL to QEMU)"],
   ["pause", "freeze VMs' vCPUs"],
-  ["resume", "unfreeze paused VMs"],
+  ["resume", "unfreeze paused VMs; bring suspended ones back from their saved state"],
+  ["suspend", "save VMs' whole state to disk and end their QEMU (resume brings them back, also after a reboot)"],
 ] as const) {
   program
     .command(op)
@@ -73,8 +75,8 @@ program.command("prune").description("remove every stopped or crashed VM").optio
 
 program
   .command("ps")
-  .description("list running VMs")
-  .option("-a, --all", "all VMs, stopped and crashed ones too")
+  .description("list running, paused and suspended VMs: state, how each started and how fast it was ready")
+  .option("-a, --all", "all VMs, created, stopped and crashed ones too")
   .option("--json", "print JSON on stdout")
   .action((flags: { all?: boolean; json?: boolean }) => done(psCommand(flags)));
 
@@ -185,6 +187,18 @@ image
   .action((file: string, flags: { name?: string; json?: boolean }) => done(imageImportCommand(file, flags)));
 image.command("ls").description("list images").option("--json", "print JSON on stdout").action((flags: { json?: boolean }) => done(imageLsCommand(flags)));
 image.command("rm").description("remove images no VM uses").argument("<name...>").option("--json", "print JSON on stdout").action((names: string[], flags: { json?: boolean }) => done(imageRmCommand(names, flags)));
+
+const snapshot = program.command("snapshot").description("a VM's memory, devices and root disk at one moment; mvm run|create --snapshot NAME makes VMs of it");
+snapshot
+  .command("create")
+  .description("snapshot a running or paused VM (stopped while its state is saved, then it goes on as it was)")
+  .argument("<vm>")
+  .option("--name <name>", "the snapshot's name (default: the VM's name and the time)")
+  .option("--json", "print JSON on stdout")
+  .action((vm: string, flags: { name?: string; json?: boolean }) => done(snapshotCreateCommand(vm, flags)));
+snapshot.command("ls").description("list snapshots, oldest first").option("--json", "print JSON on stdout").action((flags: { json?: boolean }) => done(snapshotLsCommand(flags)));
+snapshot.command("inspect").description("snapshots as JSON").argument("<name...>").option("--json", "(always JSON)").action((names: string[]) => done(snapshotInspectCommand(names)));
+snapshot.command("rm").description("remove snapshots").argument("<name...>").option("--json", "print JSON on stdout").action((names: string[], flags: { json?: boolean }) => done(snapshotRmCommand(names, flags)));
 
 const bench = program.command("bench").description("measure mvm on this host");
 bench

@@ -30,6 +30,7 @@ export interface VmFlags {
   image?: string;
   diskSize?: string;
   boot?: string;
+  snapshot?: string;
   json?: boolean;
 }
 
@@ -58,6 +59,7 @@ export function addVmFlags(cmd: Command): Command {
     .option("--network <mode>", "none (default: no NIC), user (outbound via slirp), user,restrict (published ports only), or a bridged network's name")
     .option("--ip <address>", "the VM's address on a bridged network (default: the next free one)")
     .option("-p, --publish <[ip:]host:guest[/proto]>", "publish a guest port on the host, 127.0.0.1 unless ip says otherwise (repeatable)", collect, [])
+    .option("--snapshot <name>", "start as this snapshot's machine (mvm snapshot create); beside it only --name, --hostname, -e, -p, -w, -u and the command")
     .option("--boot <how>", "auto (default: clone a memory template where the VM allows it) or cold (always boot the kernel)")
     .option("--machine <opts>", "microvm machine options: acpi, pit, pic, rtc = on|off|auto (e.g. pit=off,rtc=on)")
     .option("--json", "print JSON on stdout");
@@ -131,6 +133,7 @@ export function specFromFlags(flags: VmFlags, command: string[] | undefined): Vm
     ip: flags.ip,
     image: flags.image,
     boot: flags.boot,
+    snapshot: flags.snapshot,
     diskSize: flags.diskSize,
     ports: flags.publish.length ? flags.publish : undefined,
     command: command && command.length ? command : undefined,

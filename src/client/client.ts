@@ -5,6 +5,7 @@ import type { ExecResult } from "../api/command-schemas.js";
 import type { AttachEvent, DaemonInfo, ExitEvent, VmSpecInput, VmView } from "../api/vm-schemas.js";
 import { DaemonDisconnectedError, errorFromBody } from "../errors.js";
 import type { ImageView as ImageRecord, NetworkView as NetworkRecord } from "../api/resource-schemas.js";
+import type { SnapshotView } from "../api/snapshot-schemas.js";
 import { createInterface } from "node:readline";
 import type { Duplex } from "node:stream";
 import { openUpgrade, requestJson, requestStream, requestText, type HttpOptions } from "./http.js";
@@ -13,7 +14,7 @@ import { checkResult } from "./exec-errors.js";
 import { GuestFiles } from "./files.js";
 import { VmHandle } from "./vm-handle.js";
 
-export type { VmView, VmSpecInput, ExitEvent, AttachEvent, SessionInfo, DaemonInfo };
+export type { VmView, VmSpecInput, ExitEvent, AttachEvent, SessionInfo, DaemonInfo, SnapshotView };
 export { Command, GuestFiles, VmHandle };
 export { connect } from "./connect.js";
 
@@ -125,8 +126,14 @@ export class MvmClient {
     return requestJson(this.http(signal), "POST", `/v1/vms/${enc(ref)}/pause`);
   }
 
+  /** Unfreezes a paused VM, or brings a suspended one back from its saved state (in a new QEMU). */
   resume(ref: string, signal?: AbortSignal): Promise<VmView> {
     return requestJson(this.http(signal), "POST", `/v1/vms/${enc(ref)}/resume`);
+  }
+
+  /** Saves a running or paused VM's whole state to disk and ends its QEMU; resume() brings it back. */
+  suspend(ref: string, signal?: AbortSignal): Promise<VmView> {
+    return requestJson(this.http(signal), "POST", `/v1/vms/${enc(ref)}/suspend`);
   }
 
   async remove(ref: string, options: { force?: boolean; signal?: AbortSignal } = {}): Promise<void> {
@@ -268,6 +275,26 @@ export class MvmClient {
     return image;
   }
 
+  /**
+   * Snapshots a running or paused VM: its memory, devices and root disk at one moment (the VM is stopped
+   * meanwhile and runs on). create({snapshot: name}) makes VMs of it. Without a name one is made up.
+   */
+  createSnapshot(ref: string, o: { name?: string } = {}, signal?: AbortSignal): Promise<SnapshotView> {
+    return requestJson(this.http(signal), "POST", `/v1/vms/${enc(ref)}/snapshots`, o.name === undefined ? {} : { name: o.name });
+  }
+
+  snapshots(signal?: AbortSignal): Promise<SnapshotView[]> {
+    return requestJson(this.http(signal), "GET", "/v1/snapshots");
+  }
+
+  getSnapshot(name: string, signal?: AbortSignal): Promise<SnapshotView> {
+    return requestJson(this.http(signal), "GET", `/v1/snapshots/${enc(name)}`);
+  }
+
+  async removeSnapshot(name: string, signal?: AbortSignal): Promise<void> {
+    await requestJson(this.http(signal), "DELETE", `/v1/snapshots/${enc(name)}`);
+  }
+
   /** Sends a signal to a command: an exec session's id, or "job" for the VM's own command. */
   async signal(ref: string, session: string, signo: number, signal?: AbortSignal): Promise<void> {
     await requestJson(this.http(signal), "POST", `/v1/vms/${enc(ref)}/sessions/${enc(session)}/signal`, { signal: signo });
@@ -278,7 +305,10 @@ export class MvmClient {
     return openUpgrade(this.socketPath, `/v1/vms/${enc(ref)}/console`, "mvm-console", signal);
   }
 
-  /** Creates and starts a VM and hands back a handle; `await using` removes it at the end of the scope. */
+  /**
+   * Creates and starts a VM and hands back a handle; `await using` removes it at the end of the scope.
+   * With `snapshot: NAME` the VM starts as that snapshot's machine; `boot: "cold"` never clones a template.
+   */
   async run(spec: VmSpecInput, signal?: AbortSignal): Promise<VmHandle> {
     const vm = await this.create(spec, signal);
     try {

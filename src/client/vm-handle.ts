@@ -2,6 +2,7 @@
 // ends, however it ends.
 
 import type { ExecResult } from "../api/command-schemas.js";
+import type { SnapshotView } from "../api/snapshot-schemas.js";
 import type { VmView } from "../api/vm-schemas.js";
 import type { ExecRequestOptions, MvmClient, SpawnOptions } from "./client.js";
 import type { Command } from "./command.js";
@@ -32,6 +33,21 @@ export class VmHandle implements AsyncDisposable {
 
   stop(signal?: AbortSignal): Promise<VmView> {
     return this.client.stop(this.id, signal);
+  }
+
+  /** Saves the VM's whole state to disk and ends its QEMU (its memory goes back to the host). */
+  suspend(signal?: AbortSignal): Promise<VmView> {
+    return this.client.suspend(this.id, signal);
+  }
+
+  /** Brings a suspended VM back (or unfreezes a paused one). */
+  resume(signal?: AbortSignal): Promise<VmView> {
+    return this.client.resume(this.id, signal);
+  }
+
+  /** A snapshot of the VM as it is now, which it runs on from; client.run({snapshot: name}) makes VMs of it. */
+  snapshot(o: { name?: string; signal?: AbortSignal } = {}): Promise<SnapshotView> {
+    return this.client.createSnapshot(this.id, { name: o.name }, o.signal);
   }
 
   remove(): Promise<void> {

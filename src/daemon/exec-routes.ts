@@ -62,7 +62,7 @@ export function registerExecRoutes(app: FastifyInstance, manager: VmManager): vo
     return reply.status(204).send();
   });
 
-  const signalDoc = route({ summary: "a signal to its process group; id job is the VM's own command", answer: "none", status: 204, body: SignalBodySchema, validateBody: false });
+  const signalDoc = route({ summary: "a signal to its process group; id job is the VM's own command", answer: "none", status: 204, body: SignalBodySchema, bodyOptional: true, validateBody: false });
   app.post<RefId & { Body: { signal?: number } }>("/v1/vms/:ref/sessions/:id/signal", signalDoc, (req, reply) => {
     // No body means SIGTERM, so the schema is checked here, on what there is.
     const b = checkBody(SignalBodySchema, req.body ?? {}, "signal request");

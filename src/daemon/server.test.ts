@@ -8,11 +8,37 @@ import { checkSpec } from "../vmspec/vm-spec.js";
 import type { VmRecord } from "../store/vm-store.js";
 import { errorFromBody, MvmError, NameTakenError, NotFoundError, WrongStateError } from "../errors.js";
 import { buildServer } from "./server.js";
+import type { Snapshot } from "./snapshots.js";
 import type { VmManager } from "./vm-manager.js";
 
 const record = (name: string): VmRecord => ({ id: "abc123", name, spec: checkSpec({ name }), state: "created", createdAt: "t", updatedAt: "t" });
 
 const signalled: Array<[string, string, number]> = [];
+
+const suspendedRecord = (): VmRecord => ({
+  ...record("a"),
+  state: "suspended",
+  boot: { how: "clone", reason: "a matching memory template", template: "0123456789abcdef01234567", readyMs: 41 },
+  suspended: { stateFile: "/home/vms/abc123/suspend/state", qemuBuild: { sha256: "f".repeat(64), version: "7.2.0" }, savedAt: "t", wasPaused: false, stateBytes: 268435456 },
+  lastExit: { exitCode: null, signal: "SIGKILL", at: "t", reason: "suspended to disk" },
+});
+
+/** A snapshot as the store gives it: with its paths on the daemon's host, which no view shows. */
+const snapshotOf = (name: string): Snapshot => ({
+  name,
+  vm: { id: "abc123", name: "a" },
+  spec: checkSpec({ name: "a", memory: "512M", cpus: 2 }),
+  qemuBuild: { sha256: "f".repeat(64), version: "7.2.0" },
+  createdAt: "2025-01-01T12:00:00.000Z",
+  stateBytes: 536870912,
+  pausedMs: 812,
+  dir: `/home/snapshots/${name}`,
+  stateFile: `/home/snapshots/${name}/state`,
+});
+
+/** What the snapshot and suspend routes asked the manager, in order. */
+const asked: unknown[][] = [];
+const snaps = new Map<string, Snapshot>();
 
 /** A stand-in manager: just enough to see how routes turn results and errors into responses. */
 function fakeManager(): VmManager {
@@ -31,6 +57,27 @@ function fakeManager(): VmManager {
     stop: () => Promise.reject(new WrongStateError("cannot stop VM a: it is created, and stop needs it running or paused", { hint: "h", details: { vm: "a", state: "created", allowed: ["running", "paused"] } })),
     exec: () => {
       throw new Error("must not be reached with a bad body");
+    },
+    suspend: (ref: string) => {
+      asked.push(["suspend", ref]);
+      return Promise.resolve(suspendedRecord());
+    },
+    resume: (ref: string) => {
+      asked.push(["resume", ref]);
+      return Promise.resolve({ ...record("a"), state: "running", boot: { how: "resume", reason: "the state VM a was suspended in", readyMs: 230 } });
+    },
+    snapshot: (ref: string, name?: string) => {
+      asked.push(["snapshot", ref, name]);
+      if (ref !== "a") return Promise.reject(new NotFoundError(`no VM named ${ref}`, { hint: "list VMs with mvm ps -a" }));
+      if (name && snaps.has(name)) return Promise.reject(new NameTakenError(`a snapshot named ${name} already exists`, { hint: "pick another --name" }));
+      const snap = snapshotOf(name ?? "a-20250101120000");
+      snaps.set(snap.name, snap);
+      return Promise.resolve(snap);
+    },
+    snapshots: {
+      list: () => Promise.resolve([...snaps.values()]),
+      get: (name: string) => (snaps.has(name) ? Promise.resolve(snaps.get(name)!) : Promise.reject(new NotFoundError(`no snapshot named ${name}`, { hint: "list them with mvm snapshot ls" }))),
+      remove: (name: string) => (snaps.delete(name) ? Promise.resolve() : Promise.reject(new NotFoundError(`no snapshot named ${name}`, { hint: "list them with mvm snapshot ls" }))),
     },
   };
   return fake as unknown as VmManager;
@@ -186,4 +233,99 @@ test("a wrong state is a 409, and the client rebuilds it as a WrongStateError wi
   assert.deepEqual(e.details, { vm: "a", state: "created", allowed: ["running", "paused"], status: 409 });
   const missing = await app.inject({ method: "GET", url: "/v1/vms/zzz" });
   assert.ok(errorFromBody(missing.statusCode, missing.json()) instanceof NotFoundError);
+});
+
+test("suspend answers the suspended VM's view (boot and saved state included, as the schema says); resume goes to the manager", async () => {
+  const { Value } = await import("@sinclair/typebox/value");
+  const { VmViewSchema } = await import("../api/vm-schemas.js");
+  asked.length = 0;
+  const r = await app.inject({ method: "POST", url: "/v1/vms/a/suspend" });
+  assert.equal(r.statusCode, 200);
+  const view = r.json<{ state: string; suspended?: { stateBytes: number }; boot?: { how: string } }>();
+  assert.ok(Value.Check(VmViewSchema, view), JSON.stringify([...Value.Errors(VmViewSchema, view)].slice(0, 3)));
+  assert.deepEqual([view.state, view.suspended?.stateBytes, view.boot?.how], ["suspended", 268435456, "clone"]);
+  const back = await app.inject({ method: "POST", url: "/v1/vms/a/resume" });
+  assert.equal(back.statusCode, 200);
+  assert.deepEqual(back.json<{ boot: unknown }>().boot, { how: "resume", reason: "the state VM a was suspended in", readyMs: 230 });
+  assert.deepEqual(asked, [["suspend", "a"], ["resume", "a"]]);
+});
+
+test("snapshots: create (201, a name made up without a body), list, get, remove (204); views carry no host paths", async () => {
+  const { Value } = await import("@sinclair/typebox/value");
+  const { SnapshotViewSchema } = await import("../api/snapshot-schemas.js");
+  snaps.clear();
+  asked.length = 0;
+  const made = await app.inject({ method: "POST", url: "/v1/vms/a/snapshots", payload: { name: "base" } });
+  assert.equal(made.statusCode, 201);
+  const view = made.json<Record<string, unknown>>();
+  assert.ok(Value.Check(SnapshotViewSchema, view), JSON.stringify([...Value.Errors(SnapshotViewSchema, view)].slice(0, 3)));
+  assert.deepEqual(view, {
+    name: "base",
+    vm: { id: "abc123", name: "a" },
+    createdAt: "2025-01-01T12:00:00.000Z",
+    qemuBuild: { sha256: "f".repeat(64), version: "7.2.0" },
+    stateBytes: 536870912,
+    pausedMs: 812,
+    spec: { memoryMiB: 512, cpus: 2 },
+  });
+  const bare = await app.inject({ method: "POST", url: "/v1/vms/a/snapshots" });
+  assert.equal(bare.statusCode, 201);
+  assert.equal(bare.json<{ name: string }>().name, "a-20250101120000");
+  assert.deepEqual(asked, [["snapshot", "a", "base"], ["snapshot", "a", undefined]]);
+  const dup = await app.inject({ method: "POST", url: "/v1/vms/a/snapshots", payload: { name: "base" } });
+  assert.deepEqual([dup.statusCode, codeOf(dup)], [409, "NAME_TAKEN"]);
+  const noVm = await app.inject({ method: "POST", url: "/v1/vms/zzz/snapshots", payload: {} });
+  assert.deepEqual([noVm.statusCode, codeOf(noVm)], [404, "NOT_FOUND"]);
+
+  const list = (await app.inject({ method: "GET", url: "/v1/snapshots" })).json<Array<{ name: string }>>();
+  assert.deepEqual(list.map((s) => s.name), ["base", "a-20250101120000"]);
+  for (const v of list) assert.ok(Value.Check(SnapshotViewSchema, v));
+  assert.equal((await app.inject({ method: "GET", url: "/v1/snapshots/base" })).json<{ stateBytes: number }>().stateBytes, 536870912);
+  const gone = await app.inject({ method: "GET", url: "/v1/snapshots/nope" });
+  assert.deepEqual([gone.statusCode, codeOf(gone)], [404, "NOT_FOUND"]);
+  const rm = await app.inject({ method: "DELETE", url: "/v1/snapshots/base" });
+  assert.equal(rm.statusCode, 204);
+  assert.equal(rm.body, "");
+  const again = await app.inject({ method: "DELETE", url: "/v1/snapshots/base" });
+  assert.deepEqual([again.statusCode, codeOf(again)], [404, "NOT_FOUND"]);
+});
+
+test("a snapshot request body is checked by its schema, and the document says it may be left out", async () => {
+  for (const payload of [{ bogus: 1 }, { name: "Not_A_Name" }, { name: "trailing-" }, { name: 7 }]) {
+    const r = await app.inject({ method: "POST", url: "/v1/vms/a/snapshots", payload });
+    assert.deepEqual([r.statusCode, codeOf(r)], [400, "BAD_REQUEST"], JSON.stringify(payload));
+  }
+  const doc = (await app.inject({ method: "GET", url: "/v1/openapi.json" })).json<{ paths: Record<string, Record<string, { requestBody?: { required: boolean }; responses: Record<string, unknown> }>> }>();
+  const create = doc.paths["/v1/vms/{ref}/snapshots"]?.post;
+  assert.equal(create?.requestBody?.required, false);
+  assert.ok(create?.responses["201"]);
+  assert.equal(doc.paths["/v1/vms/{ref}/sessions/{id}/signal"]?.post?.requestBody?.required, false, "no body means SIGTERM");
+  assert.ok(doc.paths["/v1/snapshots/{name}"]?.delete?.responses["204"]);
+});
+
+test("the library's suspend, resume and snapshot calls speak these routes (over the socket, as a client does)", async () => {
+  const { MvmClient, VmHandle } = await import("../client/client.js");
+  const dir = mkdtempSync(join(tmpdir(), "mvm-http-"));
+  const server = buildServer(fakeManager(), { version: "test", home: dir });
+  await server.listen({ path: join(dir, "s.sock") });
+  try {
+    snaps.clear();
+    asked.length = 0;
+    const client = new MvmClient(join(dir, "s.sock"));
+    const vm = new VmHandle(client, "a", "a");
+    assert.equal((await client.suspend("a")).state, "suspended");
+    assert.equal((await vm.suspend()).suspended?.wasPaused, false);
+    assert.equal((await vm.resume()).boot?.how, "resume");
+    assert.equal((await vm.snapshot({ name: "one" })).name, "one");
+    assert.equal((await client.createSnapshot("a")).name, "a-20250101120000");
+    assert.deepEqual((await client.snapshots()).map((s) => s.name), ["one", "a-20250101120000"]);
+    assert.equal((await client.getSnapshot("one")).pausedMs, 812);
+    await client.removeSnapshot("one");
+    await assert.rejects(client.getSnapshot("one"), NotFoundError);
+    await assert.rejects(client.createSnapshot("a", { name: "a-20250101120000" }), NameTakenError);
+    assert.deepEqual(asked.slice(0, 5), [["suspend", "a"], ["suspend", "a"], ["resume", "a"], ["snapshot", "a", "one"], ["snapshot", "a", undefined]]);
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -14,11 +14,13 @@ import { openApiDocument } from "../api/openapi.js";
 import { route, type RegisteredRoute } from "../api/routes.js";
 import { DaemonInfoSchema, LogsQuery, RemoveQuery, StartQuery, VmSpecSchema, VmViewSchema, AttachEventSchema, ExitEventSchema } from "../api/vm-schemas.js";
 import { BuildEventSchema, ImageBuildBodySchema, ImageImportBodySchema, ImageViewSchema, NetworkCreateBodySchema, NetworkViewSchema } from "../api/resource-schemas.js";
+import { SnapshotCreateBodySchema, SnapshotViewSchema } from "../api/snapshot-schemas.js";
+import { checkBody } from "../api/check.js";
 import { Type } from "@sinclair/typebox";
 import { line, ndjson } from "./ndjson.js";
 import { serveUpgrades } from "./upgrades.js";
 import type { AttachEvent, VmManager } from "./vm-manager.js";
-import { vmView } from "./views.js";
+import { snapshotView, vmView } from "./views.js";
 import { BadRequestError } from "../errors.js";
 
 type Ref = { Params: { ref: string } };
@@ -100,14 +102,31 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
   });
 
   const ops = {
-    stop: "power off (guest, then QMP quit, SIGTERM, SIGKILL)",
+    stop: "power off (guest, then QMP quit, SIGTERM, SIGKILL); a suspended VM's saved state is discarded",
     kill: "SIGKILL QEMU",
     pause: "freeze the vCPUs",
-    resume: "unfreeze the vCPUs",
+    resume: "unfreeze a paused VM's vCPUs, or load a suspended VM's state into a new QEMU (paused again if it was)",
+    suspend: "save the whole state (RAM included) to disk and end QEMU; resume brings the VM back",
   } as const;
-  for (const op of ["stop", "kill", "pause", "resume"] as const) {
+  for (const op of ["stop", "kill", "pause", "resume", "suspend"] as const) {
     app.post<Ref>(`/v1/vms/:ref/${op}`, route({ summary: ops[op], answer: "json", response: VmViewSchema }), async (req) => vmView(await manager[op](req.params.ref)));
   }
+
+  // The body is optional (a name is made up without one), so it is checked here rather than by Fastify.
+  const snapshotDoc = route({ summary: "snapshot a running or paused VM (memory, devices, root disk at one moment); the VM goes on as it was", answer: "json", status: 201, body: SnapshotCreateBodySchema, bodyOptional: true, validateBody: false, response: SnapshotViewSchema });
+  app.post<Ref>("/v1/vms/:ref/snapshots", snapshotDoc, async (req, reply) => {
+    const b = checkBody(SnapshotCreateBodySchema, req.body ?? {}, "snapshot request");
+    return reply.status(201).send(snapshotView(await manager.snapshot(req.params.ref, b.name)));
+  });
+
+  app.get("/v1/snapshots", route({ summary: "all snapshots, oldest first", answer: "json", response: Type.Array(SnapshotViewSchema) }), async () => (await manager.snapshots.list()).map(snapshotView));
+
+  app.get<{ Params: { name: string } }>("/v1/snapshots/:name", route({ summary: "one snapshot", answer: "json", response: SnapshotViewSchema }), async (req) => snapshotView(await manager.snapshots.get(req.params.name)));
+
+  app.delete<{ Params: { name: string } }>("/v1/snapshots/:name", route({ summary: "remove a snapshot (VMs made from it that have started keep their own disk)", answer: "none", status: 204 }), async (req, reply) => {
+    await manager.snapshots.remove(req.params.name);
+    return reply.status(204).send();
+  });
 
   app.delete<Ref & { Querystring: { force?: string } }>("/v1/vms/:ref", route({ summary: "remove a stopped/crashed VM (force=true kills it first)", answer: "none", status: 204, query: RemoveQuery }), async (req, reply) => {
     await manager.remove(req.params.ref, req.query.force === "true");

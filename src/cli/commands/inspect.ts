@@ -14,19 +14,32 @@ function duration(ms: number | undefined): string {
   return `${Math.floor(s / 3600)}h`;
 }
 
+/** A start's time to ready: milliseconds below a second (a clone's or a resume's), tenths above. */
+function readyTime(ms: number | undefined): string {
+  if (ms === undefined) return "-";
+  return ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(1)}s`;
+}
+
+/**
+ * BOOT is how the last start went (cold, clone, pool, snapshot, resume: `inspect` says why), READY how long
+ * from the start request until the VM was ready (records from before boot info: QEMU's start to the hello).
+ */
 export function psTable(vms: VmView[]): string {
-  const rows = [["NAME", "STATE", "CPUS", "MEMORY", "ACCEL", "UPTIME", "BOOT", "EXIT"]];
+  const rows = [["NAME", "STATE", "CPUS", "MEMORY", "ACCEL", "UPTIME", "BOOT", "READY", "EXIT"]];
   for (const v of vms) {
     const accel = v.accel ? (v.accel.chosen === "tcg" && v.accel.reason !== "requested" ? "tcg (no KVM)" : v.accel.chosen) : "-";
     const exit = v.commandExit?.status ?? (v.state === "crashed" ? "crashed" : undefined);
-    rows.push([v.name, v.state, String(v.spec.cpus), `${v.spec.memoryMiB}M`, accel, duration(v.uptimeMs), duration(v.bootMs), exit === undefined ? "-" : String(exit)]);
+    rows.push([v.name, v.state, String(v.spec.cpus), `${v.spec.memoryMiB}M`, accel, duration(v.uptimeMs), v.boot?.how ?? "-", readyTime(v.boot?.readyMs ?? v.bootMs), exit === undefined ? "-" : String(exit)]);
   }
   return formatTable(rows);
 }
 
+/** What plain `mvm ps` lists: VMs that hold a QEMU, or a saved state waiting for resume. */
+const SHOWN = new Set(["starting", "running", "paused", "stopping", "suspended"]);
+
 export async function psCommand(flags: { all?: boolean; json?: boolean }): Promise<number> {
   const client = await connect();
-  const vms = (await client.list()).filter((v) => flags.all || v.state === "running" || v.state === "paused" || v.state === "starting" || v.state === "stopping");
+  const vms = (await client.list()).filter((v) => flags.all || SHOWN.has(v.state));
   if (flags.json) printJson(vms);
   else process.stdout.write(psTable(vms));
   return 0;

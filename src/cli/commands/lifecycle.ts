@@ -1,9 +1,9 @@
-// start, stop, kill, pause, resume, rm, prune, wait: one VM or several, each reported on its own line.
+// start, stop, kill, pause, resume, suspend, rm, prune, wait: one VM or several, each reported on its own line.
 
 import { connect } from "../../client/client.js";
 import { printJson, removeEach } from "../output.js";
 
-type Op = "start" | "stop" | "kill" | "pause" | "resume";
+type Op = "start" | "stop" | "kill" | "pause" | "resume" | "suspend";
 
 /** Runs the operation on each VM in turn; the first failure stops the rest and is reported. */
 export async function lifecycleCommand(op: Op, refs: string[], flags: { json?: boolean }): Promise<number> {
