@@ -22,6 +22,7 @@ import { templatePlan, type KeyInputs } from "../plan/clone-plan.js";
 import type { VmPlan } from "../plan/vm-plan.js";
 import { saveState } from "../qemu/migration.js";
 import { launchGuest } from "../vm/launch.js";
+import { findQemusUnder } from "../vm/orphans.js";
 
 export interface Template {
   key: string;
@@ -98,7 +99,8 @@ export class TemplateManager {
       throw new StateFileError(`${this.ramDir} has ${free} MiB free; a template of a ${memoryMiB} MiB guest needs up to that much`, { hint: "free memory in /dev/shm, or start the VM with --boot cold" });
     }
     const t0 = performance.now();
-    const build = join(this.root, `.build-${key}-${randomBytes(3).toString("hex")}`);
+    // The builder's pid in the name: a sweep can tell a dead daemon's build (and end its QEMU) from a live one's.
+    const build = join(this.root, `.build-${key}-${process.pid}-${randomBytes(3).toString("hex")}`);
     const ram = join(this.ramDir, `${key}-${randomBytes(4).toString("hex")}.ram`);
     await mkdir(build, { recursive: true, mode: 0o700 });
     await mkdir(this.ramDir, { recursive: true, mode: 0o700 });
@@ -153,8 +155,11 @@ export class TemplateManager {
     const kept: Array<{ key: string; used: number }> = [];
     for (const name of entries) {
       if (name.startsWith(".build-")) {
-        const age = Date.now() - ((await stat(join(this.root, name)).catch(() => undefined))?.mtimeMs ?? 0);
-        if (age > 10 * 60000) await rm(join(this.root, name), { recursive: true, force: true });
+        const pid = Number(/^\.build-[0-9a-f]+-(\d+)-/.exec(name)?.[1]);
+        if (pid && isAlive(pid)) continue;
+        const dir = join(this.root, name);
+        for (const q of findQemusUnder(dir)) killQuietly(q);
+        await rm(dir, { recursive: true, force: true });
         continue;
       }
       if (name === "ram") continue;
@@ -176,6 +181,23 @@ export class TemplateManager {
   async list(): Promise<Template[]> {
     const keys = (await readdir(this.root).catch(() => [] as string[])).filter((n) => !n.startsWith(".") && n !== "ram");
     return (await Promise.all(keys.map((k) => this.find(k)))).filter((t): t is Template => t !== undefined);
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    /* gone already */
   }
 }
 

@@ -18,6 +18,8 @@ import type { Template } from "./template-manager.js";
 interface Slot {
   dir: string;
   parked: Parked;
+  /** The template RAM it maps: a template rebuilt under the same key has another, and its slots are useless. */
+  ramFile: string;
 }
 
 export interface PoolStats {
@@ -44,7 +46,14 @@ export class WarmPool {
   async take(t: Template, dir: string): Promise<Parked | undefined> {
     const count = this.counts.get(t.key) ?? { takes: 0, misses: 0 };
     this.counts.set(t.key, count);
-    const slot = this.slots.get(t.key)?.shift();
+    const list = this.slots.get(t.key) ?? [];
+    for (const stale of list.filter((x) => x.ramFile !== t.ramFile)) {
+      list.splice(list.indexOf(stale), 1);
+      this.dirs.delete(stale.dir);
+      await stale.parked.discard();
+      await rm(stale.dir, { recursive: true, force: true });
+    }
+    const slot = list.shift();
     if (!slot) {
       count.misses++;
       return undefined;
@@ -100,7 +109,7 @@ export class WarmPool {
       const nic = plan.network?.kind === "user" ? { ...plan.network, ports: [] } : plan.network;
       if (t.disk) await copyFile(t.disk, vmFiles(dir).rootOverlay);
       const parked = await parkGuest({ ...clonePlan({ ...plan, network: nic, label: vmLabel(id), dir }, t.ramFile), dir, artifacts: await this.o.artifacts() });
-      return { dir, parked };
+      return { dir, parked, ramFile: t.ramFile };
     } catch (e) {
       this.dirs.delete(dir);
       await rm(dir, { recursive: true, force: true });

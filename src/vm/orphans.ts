@@ -34,3 +34,19 @@ export function findLabelledQemus(home: string, procRoot = "/proc"): LabelledQem
   }
   return found;
 }
+
+/** Running QEMUs whose argv names a path under `dir` (a template build's sockets): pids. */
+export function findQemusUnder(dir: string, procRoot = "/proc"): number[] {
+  const found: number[] = [];
+  const needle = `path=${dir.replaceAll(",", ",,")}/`;
+  for (const entry of readdirSync(procRoot)) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`${procRoot}/${entry}/cmdline`, "latin1").split("\0");
+      if (argv[0]?.includes("qemu-system") && argv.some((a) => a.includes(needle))) found.push(Number(entry));
+    } catch {
+      /* gone meanwhile, or not ours to read */
+    }
+  }
+  return found;
+}
