@@ -12,6 +12,7 @@ import { imageBuildCommand, imageImportCommand, imageLsCommand, imageRmCommand }
 import { execCommand, type ExecFlags } from "./commands/exec.js";
 import { cpCommand } from "./commands/cp.js";
 import { benchExec } from "../bench/exec.js";
+import { benchDensity, benchStart } from "../bench/start.js";
 import { sessionAttachCommand, sessionKillCommand, sessionLsCommand, sessionRmCommand, sessionStdinCommand, sessionWaitCommand } from "./commands/session.js";
 import { inspectCommand, logsCommand, psCommand } from "./commands/inspect.js";
 import { lifecycleCommand, pruneCommand, removeCommand, waitCommand } from "./commands/lifecycle.js";
@@ -225,6 +226,27 @@ bench
     const artifacts = await ensureGuestArtifacts({ onProgress: progress });
     const n = (v: string) => Number(v);
     printJson(await benchExec({ artifacts, execs: n(flags.execs), cliExecs: n(flags.cliExecs), copyMiB: n(flags.copyMib), rounds: n(flags.rounds), onProgress: (l) => progress(`bench: ${l}`) }));
+  });
+
+bench
+  .command("start")
+  .description("start request -> ready for cold boots, clones and the warm pool, plus mvm run --rm -- true and create+exec+rm, in one run")
+  .option("--runs <n>", "starts per configuration", "10")
+  .option("--cli-runs <n>", "mvm run --rm -- true through the CLI", "10")
+  .option("--json", "print JSON on stdout (the default)")
+  .action(async (flags: { runs: string; cliRuns: string }) => {
+    printJson(await benchStart({ runs: Number(flags.runs), cliRuns: Number(flags.cliRuns), onProgress: (l) => progress(`bench: ${l}`) }));
+  });
+
+bench
+  .command("density")
+  .description("start N VMs as users get them (clones, the pool), check each answers, then their PSS, RSS and idle CPU")
+  .option("--count <n>", "VMs to start", "50")
+  .option("--concurrency <n>", "starts at once", "8")
+  .option("--idle-seconds <n>", "how long idle CPU is measured", "10")
+  .option("--json", "print JSON on stdout (the default)")
+  .action(async (flags: { count: string; concurrency: string; idleSeconds: string }) => {
+    printJson(await benchDensity({ count: Number(flags.count), concurrency: Number(flags.concurrency), idleSeconds: Number(flags.idleSeconds), onProgress: (l) => progress(`bench: ${l}`) }));
   });
 
 bench

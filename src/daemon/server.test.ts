@@ -74,6 +74,7 @@ function fakeManager(): VmManager {
       snaps.set(snap.name, snap);
       return Promise.resolve(snap);
     },
+    removeSnapshot: (name: string) => (snaps.delete(name) ? Promise.resolve() : Promise.reject(new NotFoundError(`no snapshot named ${name}`, { hint: "list them with mvm snapshot ls" }))),
     snapshots: {
       list: () => Promise.resolve([...snaps.values()]),
       get: (name: string) => (snaps.has(name) ? Promise.resolve(snaps.get(name)!) : Promise.reject(new NotFoundError(`no snapshot named ${name}`, { hint: "list them with mvm snapshot ls" }))),

@@ -124,7 +124,7 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
   app.get<{ Params: { name: string } }>("/v1/snapshots/:name", route({ summary: "one snapshot", answer: "json", response: SnapshotViewSchema }), async (req) => snapshotView(await manager.snapshots.get(req.params.name)));
 
   app.delete<{ Params: { name: string } }>("/v1/snapshots/:name", route({ summary: "remove a snapshot (VMs made from it that have started keep their own disk)", answer: "none", status: 204 }), async (req, reply) => {
-    await manager.snapshots.remove(req.params.name);
+    await manager.removeSnapshot(req.params.name);
     return reply.status(204).send();
   });
 

@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { InvalidArgumentError, NameTakenError, NotFoundError, QemuBuildMismatchError } from "../errors.js";
+import { SNAPSHOT_NAME_PATTERN } from "../api/snapshot-schemas.js";
 import { saveState } from "../qemu/migration.js";
 import type { VmRecord } from "../store/vm-store.js";
 import type { Guest } from "../vm/launch.js";
@@ -40,7 +41,7 @@ export interface Snapshot extends SnapshotMeta {
 
 /** Snapshot names are VM-like names: they become directory names. */
 function checkName(name: string): void {
-  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(name)) throw new InvalidArgumentError(`invalid snapshot name ${JSON.stringify(name)}`, { hint: "lower-case letters, digits and '-', at most 63" });
+  if (!new RegExp(SNAPSHOT_NAME_PATTERN).test(name)) throw new InvalidArgumentError(`invalid snapshot name ${JSON.stringify(name)}`, { hint: "lower-case letters, digits and '-', at most 63" });
 }
 
 const snapshotFiles = (dir: string) => ({ meta: join(dir, "meta.json"), state: join(dir, "state"), disk: join(dir, "disk.qcow2") });

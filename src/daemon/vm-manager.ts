@@ -9,7 +9,7 @@ import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { AgentClient } from "../agent/client.js";
 import type { ExecOptions } from "../agent/exec-session.js";
-import { AgentNotConnectedError, BinaryUnusableError, InvalidSpecError, KvmUnusableError, QmpDisconnectedError } from "../errors.js";
+import { AgentNotConnectedError, BinaryUnusableError, WrongStateError, InvalidSpecError, KvmUnusableError, QmpDisconnectedError } from "../errors.js";
 import type { GuestArtifacts } from "../guest/artifacts.js";
 import { chooseAccel, readHostFacts } from "../host/accel.js";
 import { createTap, deleteLink, ensureBridge } from "../host/netlink.js";
@@ -304,6 +304,15 @@ export class VmManager {
     return this.o.store.get(rec.id);
   }
 
+  /** Removes a snapshot no VM still needs (one made from it that has not started yet restores it then). */
+  async removeSnapshot(name: string): Promise<void> {
+    const waiting = this.o.store.list().filter((r) => r.spec.snapshot === name && !r.diskUsed && r.state === "created");
+    if (waiting.length) {
+      throw new WrongStateError(`snapshot ${name} is needed by VM ${waiting.map((r) => r.name).join(", ")}, made from it and not started yet`, { hint: `start or remove ${waiting.length > 1 ? "them" : "it"} first` });
+    }
+    await this.snapshots.remove(name);
+  }
+
   /** Snapshots a running or paused VM (memory, devices, root disk at one moment); the VM runs on. */
   async snapshot(ref: string, name?: string): Promise<Snapshot> {
     const rec = this.o.store.get(ref);
@@ -384,7 +393,9 @@ export class VmManager {
       const boot = this.booting.get(rec.id);
       boot?.abort.abort();
       await boot?.ended;
-      this.o.store.transition(rec.id, ["stopping"], "stopped", { pid: undefined });
+      // A resume cut short: its saved state goes with it, as with any stop of a suspended VM.
+      if (rec.suspended) await rm(join(vmDir(this.o.home, rec.id), "suspend"), { recursive: true, force: true });
+      this.o.store.transition(rec.id, ["stopping"], "stopped", { pid: undefined, suspended: undefined });
     }
     // The record once the exit watcher has written QEMU's end to it.
     await this.exitRecorded.get(rec.id);

@@ -83,7 +83,7 @@ const parkedParts = new WeakMap<Parked, Spawned>();
 export async function parkGuest(options: LaunchOptions & { dir: string }): Promise<Parked> {
   if (!options.incoming) throw new RangeError("a parked QEMU waits for a state: the plan needs incoming");
   const spawned = await spawnGuest(options);
-  spawned.extraFailures.forEach((p) => p.catch(() => undefined));
+  for (const p of spawned.extraFailures) p.catch(() => undefined);
   const parked: Parked = {
     pid: spawned.proc.pid,
     exited: spawned.proc.exited,

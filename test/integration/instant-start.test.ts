@@ -24,7 +24,7 @@ test("clones are distinct machines: own hostname, entropy, environment, and a tr
   const d = await startTestDaemon(t);
   const a = await d.client.start((await d.client.create({ name: "clone-a", env: { WHO: "a" } })).id);
   assert.ok(a.boot && ["clone", "pool"].includes(a.boot.how), `started as ${JSON.stringify(a.boot)}`);
-  const key = a.boot!.template!;
+  const key = a.boot.template!;
   // The template must have sat for 20 s: its guest clock stood still all that time.
   const builtAt = Date.parse((JSON.parse(await readFile(join(templateDir(key), "meta.json"), "utf8")) as { builtAt: string }).builtAt);
   const wait = builtAt + 20_000 - Date.now();
@@ -60,7 +60,7 @@ test("image clones: each has its own disk, the template's disk never changes, an
   await d.client.importImage(ext4, "tiny");
   const one = await d.client.start((await d.client.create({ name: "one", image: "tiny" })).id);
   assert.ok(one.boot && one.boot.how !== "cold", `first start: ${JSON.stringify(one.boot)}`);
-  const disk = join(templateDir(one.boot!.template!), "disk.qcow2");
+  const disk = join(templateDir(one.boot.template!), "disk.qcow2");
   const sum = createHash("sha256").update(await readFile(disk)).digest("hex");
   await d.client.start((await d.client.create({ name: "two", image: "tiny" })).id);
   await out(d, "one", "echo mine > /root/one.txt; sync");
