@@ -56,7 +56,9 @@ export class TemplateManager {
 
   constructor(private readonly o: { cacheDir: string; ramDir?: string; readyTimeoutMs?: number; log?: (line: string) => void }) {
     this.root = join(o.cacheDir, "templates");
-    this.ramDir = o.ramDir ?? (isTmpfs("/dev/shm") ? "/dev/shm/mvm-templates" : join(this.root, "ram"));
+    // tmpfs where there is room (a container's /dev/shm is often 64 MiB); else beside the state, in the
+    // page cache of the cache's disk, which works the same, a little slower to fault in.
+    this.ramDir = o.ramDir ?? (isTmpfs("/dev/shm") && (freeMiB("/dev/shm") ?? 0) >= 2048 ? "/dev/shm/mvm-templates" : join(this.root, "ram"));
   }
 
   private files(key: string) {

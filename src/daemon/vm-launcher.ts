@@ -3,7 +3,7 @@
 // removed, to be rebuilt). Whatever happened is returned as BootInfo, which inspect shows.
 
 import { randomBytes } from "node:crypto";
-import { copyFile, stat } from "node:fs/promises";
+import { appendFile, copyFile, readFile, stat } from "node:fs/promises";
 import type { IdentityRequest } from "../agent/messages.js";
 import { AbortError, PortInUseError } from "../errors.js";
 import { hostTsc } from "../host/tsc.js";
@@ -49,6 +49,16 @@ async function publishPorts(guest: Guest, plan: VmPlan): Promise<void> {
     const out = await guest.qmp.execute<string>("human-monitor-command", { "command-line": `hostfwd_add net0 ${rule}` });
     if (out.trim()) throw new PortInUseError(`cannot publish ${rule}: ${out.trim()}`);
   }
+}
+
+/**
+ * A clone's console log begins with the boot its memory remembers (the template's), so `mvm logs --console`
+ * reads as for a cold boot; QEMU appends what the clone prints.
+ */
+export async function inheritConsole(t: Template, dir: string): Promise<void> {
+  const log = vmFiles(dir).consoleLog;
+  const boot = await readFile(vmFiles(t.dir).consoleLog).catch(() => Buffer.alloc(0));
+  await appendFile(log, Buffer.concat([boot, Buffer.from(`[mvm: cloned from memory template ${t.key}]\r\n`)]));
 }
 
 export class VmLauncher {
@@ -110,6 +120,7 @@ export class VmLauncher {
   private async clone(req: LaunchRequest, t: Template): Promise<Guest> {
     // The template's frozen disk, copied: the clone's own, backed by the image as the template's was.
     if (t.disk) await copyFile(t.disk, vmFiles(req.plan.dir).rootOverlay);
+    await inheritConsole(t, req.plan.dir);
     return launchGuest({
       ...clonePlan(req.plan, t.ramFile),
       ...req.launch,

@@ -14,6 +14,7 @@ import { vmLabel } from "../plan/vm-plan.js";
 import { parkGuest, type Parked } from "../vm/launch.js";
 import { vmDir, vmFiles } from "../vm/layout.js";
 import type { Template } from "./template-manager.js";
+import { inheritConsole } from "./vm-launcher.js";
 
 interface Slot {
   dir: string;
@@ -108,6 +109,7 @@ export class WarmPool {
       // The VM's plan minus what a take adds (ports, through the monitor); the disk is the template's, copied.
       const nic = plan.network?.kind === "user" ? { ...plan.network, ports: [] } : plan.network;
       if (t.disk) await copyFile(t.disk, vmFiles(dir).rootOverlay);
+      await inheritConsole(t, dir);
       const parked = await parkGuest({ ...clonePlan({ ...plan, network: nic, label: vmLabel(id), dir }, t.ramFile), dir, artifacts: await this.o.artifacts() });
       return { dir, parked, ramFile: t.ramFile };
     } catch (e) {
