@@ -129,6 +129,8 @@ export interface DensityBenchResult {
   idleCpuPctP50: number;
   hostUsedMiB: number;
   startedAs: Record<string, number>;
+  /** Why the ones that booted cold did (a fallback is a finding, not noise). */
+  coldReasons: string[];
 }
 
 const memAvailableKiB = (): number => Number(/MemAvailable:\s+(\d+)/.exec(readFileSync("/proc/meminfo", "utf8"))?.[1] ?? 0);
@@ -162,6 +164,7 @@ export async function benchDensity(o: { count: number; concurrency: number; idle
     await sleep(2000);
     const hostBefore = memAvailableKiB();
     const startedAs: Record<string, number> = {};
+    const coldReasons: string[] = [];
     const t0 = performance.now();
     let next = 0;
     let failed = 0;
@@ -171,6 +174,7 @@ export async function benchDensity(o: { count: number; concurrency: number; idle
         try {
           const vm = await d.client.start((await d.client.create({ name: `dense-${i}` })).id);
           startedAs[vm.boot?.how ?? "unknown"] = (startedAs[vm.boot?.how ?? "unknown"] ?? 0) + 1;
+          if (vm.boot?.how === "cold" && !coldReasons.includes(vm.boot.reason)) coldReasons.push(vm.boot.reason);
         } catch (e) {
           failed++;
           progress(`dense-${i}: ${(e as Error).message}`);
@@ -206,6 +210,7 @@ export async function benchDensity(o: { count: number; concurrency: number; idle
       idleCpuPctP50: round(percentile(idle, 50), 2),
       hostUsedMiB: Math.round((hostBefore - memAvailableKiB()) / 1024),
       startedAs,
+      coldReasons,
     };
   } finally {
     await d.close();
