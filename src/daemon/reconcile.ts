@@ -57,7 +57,10 @@ export async function reconcile(h: ReconcileHooks): Promise<void> {
           ? rec.state === "starting"
             ? "the daemon stopped while the VM was booting; its QEMU was killed"
             : "its QEMU stopped answering while the daemon was away; it was killed"
-          : "its QEMU ended while the daemon was away (or the host restarted)",
+          : rec.state === "starting"
+            ? // QEMU 7.2 can crash (SIGSEGV) when its monitor goes away while it loads a state: a clone caught mid-start.
+              "the daemon stopped while the VM was booting, and its QEMU ended meanwhile"
+            : "its QEMU ended while the daemon was away (or the host restarted)",
       },
     });
   }

@@ -119,6 +119,7 @@ interface Spawned {
   t0: number;
   stderr: () => string;
   extraFailures: Promise<never>[];
+  /** QEMU's stdout, when it carries the console. */
   stdout?: Readable;
 }
 
@@ -176,21 +177,11 @@ export async function adoptGuest(o: { dir: string; pid: number; pidStart: string
   });
 }
 
-interface BringUp {
-  proc: QemuProcess;
-  argv: ArgvEntry[];
-  dir: string;
-  ownsDir: boolean;
-  sockets: VmSockets;
-  t0: number;
+interface BringUp extends Spawned {
   adopted: boolean;
-  stderr: () => string;
   readiness: Readiness;
   timeoutMs: number;
   signal?: AbortSignal;
-  extraFailures: Promise<never>[];
-  /** QEMU's stdout, when it carries the console. */
-  stdout?: Readable;
   restore?: RestoreFrom;
 }
 
