@@ -108,6 +108,8 @@ export class VmCommands {
       .then(async (commandExit) => {
         // The record may be gone (removed by force meanwhile): then there is nothing to write or stop.
         const now = this.o.store.find(rec.id);
+        // Suspended: the command lives on in the saved guest, and resume adopts it again.
+        if (now?.suspended && commandExit.status === 125) return;
         if (now) this.o.store.update(rec.id, { commandExit });
         // Like a container: when the command ends, the VM powers off.
         if (now && (now.state === "running" || now.state === "paused")) await this.o.stop(rec.id).catch(() => undefined);

@@ -127,8 +127,8 @@ test("snapshot: the VM runs on, a restored VM has what was written, and bad requ
 
 test("suspend, daemon restart, resume: processes keep running; stop discards the state", { timeout: 240_000 }, async (t) => {
   const d = await startTestDaemon(t);
-  await d.client.start((await d.client.create({ name: "sleeper" })).id);
-  await out(d, "sleeper", "(i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done) >/dev/null 2>&1 </dev/null &");
+  // The VM's own command counts: it must still be the VM's command after the resume.
+  await d.client.start((await d.client.create({ name: "sleeper", command: ["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done"] })).id);
   await new Promise((r) => setTimeout(r, 500));
   const before = Number(await out(d, "sleeper", "cat /tmp/count"));
   const s = await d.client.suspend("sleeper");
@@ -143,6 +143,7 @@ test("suspend, daemon restart, resume: processes keep running; stop discards the
   await c2.exec("sleeper", ["sh", "-c", "cat /tmp/count; sleep 1; cat /tmp/count"], { onStdout: (b) => (seen += b.toString()) });
   const [n1, n2] = seen.trim().split("\n").map(Number);
   assert.ok(n1! >= before && n2! > n1!, `the counter went on: ${before} -> ${n1} -> ${n2}`);
+  assert.equal((await c2.get("sleeper")).commandExit, undefined, "the VM's command is still running, and still its command");
   await c2.suspend("sleeper");
   const stopped = await c2.stop("sleeper");
   assert.equal(stopped.state, "stopped");
