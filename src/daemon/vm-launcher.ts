@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { appendFile, copyFile, readFile, stat } from "node:fs/promises";
 import type { IdentityRequest } from "../agent/messages.js";
-import { AbortError, PortInUseError } from "../errors.js";
+import { AbortError, PortInUseError, StateFileError } from "../errors.js";
 import { hostTsc } from "../host/tsc.js";
 import { createOverlay } from "../images/overlay.js";
 import { clonePlan, coldReason, templateKey } from "../plan/clone-plan.js";
@@ -81,11 +81,14 @@ export class VmLauncher {
         return { guest, boot: { how, reason: pooled ? `a parked QEMU, then ${source.reason}` : source.reason, template: source.template.key, readyMs: Math.round(performance.now() - t0) } };
       } catch (e) {
         if (req.launch.signal?.aborted || e instanceof AbortError) throw e;
-        // A template that cannot be used goes; the next start builds a new one. This one boots cold.
-        await this.o.templates.remove(source.template.key, `a clone failed: ${(e as Error).message}`);
+        // A state QEMU cannot load condemns the template (the next start builds a new one). A clone that
+        // was merely slow or lost its QEMU on a loaded host does not: removing the template then failed
+        // every clone starting beside it (seen at 300 VMs). Either way this start boots cold.
+        if (e instanceof StateFileError) await this.o.templates.remove(source.template.key, `a clone failed: ${e.message}`);
         if (req.rec.spec.image) await this.freshOverlay(req.rec, req.plan);
         const guest = await launchGuest({ ...req.plan, ...req.launch });
-        return { guest, boot: { how: "cold", reason: `the template failed (${(e as Error).message}); it will be rebuilt`, readyMs: Math.round(performance.now() - t0) } };
+        const why = e instanceof StateFileError ? `the template failed (${e.message}); it will be rebuilt` : `the clone failed (${(e as Error).message})`;
+        return { guest, boot: { how: "cold", reason: why, readyMs: Math.round(performance.now() - t0) } };
       }
     }
     const guest = await launchGuest({ ...req.plan, ...req.launch });

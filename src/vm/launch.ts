@@ -9,7 +9,7 @@ import type { Readable } from "node:stream";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withDeadline } from "../deadline.js";
-import { BootError, TimeoutError } from "../errors.js";
+import { BootError, StateFileError, TimeoutError } from "../errors.js";
 import { ensureGuestArtifacts, type GuestArtifacts } from "../guest/artifacts.js";
 import { writeGuestConfig } from "../guest/config-file.js";
 import { hostTsc } from "../host/tsc.js";
@@ -208,7 +208,7 @@ async function bringUp(b: BringUp): Promise<Guest> {
   });
   // Awaited after readiness; until then a QEMU dying mid-boot must not count as an unhandled rejection.
   qmpReady.catch(() => undefined);
-  const partial: { qmp?: QmpClient; close?: () => void } = {};
+  const partial: { qmp?: QmpClient; close?: () => void; loading?: boolean } = {};
   try {
     const [ready, qmp] = await withDeadline(
       Promise.race([
@@ -218,7 +218,9 @@ async function bringUp(b: BringUp): Promise<Guest> {
           if (b.restore) {
             // A parked QEMU: its state goes in first, then the guest is asked (readiness "restored").
             partial.qmp = await qmpReady;
+            partial.loading = true;
             await loadState(partial.qmp, b.restore.stateFile, { ignoreShared: b.restore.ignoreShared, timeoutMs: b.timeoutMs });
+            partial.loading = false;
             timeline.restoredMs = now();
           }
           const ready = await waitReady(b.readiness, { agentConnected: b.sockets.agentConnected, console: consoleTap, adopted: b.adopted, exitedEarly, now });
@@ -252,6 +254,10 @@ async function bringUp(b: BringUp): Promise<Guest> {
     closeVmSockets(b.sockets);
     await removeVmFiles(b.dir, b.ownsDir);
     if (e instanceof TimeoutError) Object.assign(e.details, output());
+    // QEMU exits when it cannot load a state: that is the state's fault, whatever the first sign was.
+    if (partial.loading && !(e instanceof StateFileError) && !b.signal?.aborted) {
+      throw new StateFileError(`loading the saved state failed: ${(e as Error).message}`, { details: output(), cause: e });
+    }
     throw e;
   }
 }
