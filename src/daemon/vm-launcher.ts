@@ -88,7 +88,8 @@ export class VmLauncher {
         if (req.rec.spec.image) await this.freshOverlay(req.rec, req.plan);
         const guest = await launchGuest({ ...req.plan, ...req.launch });
         // QEMU's last words, when it said any: the reason is all a user (or a benchmark) keeps of a fallback.
-        const said = String((e as { details?: { qemuStderr?: unknown } }).details?.qemuStderr ?? "").trim().split("\n").at(-1);
+        const stderr = (e as { details?: { qemuStderr?: unknown } }).details?.qemuStderr;
+        const said = typeof stderr === "string" ? stderr.trim().split("\n").at(-1) : undefined;
         const what = `${(e as Error).message}${said ? `: ${said.slice(0, 300)}` : ""}`;
         const why = e instanceof StateFileError ? `the template failed (${what}); it will be rebuilt` : `the clone failed (${what})`;
         return { guest, boot: { how: "cold", reason: why, readyMs: Math.round(performance.now() - t0) } };
