@@ -60,6 +60,7 @@ async function main(): Promise<void> {
   let artifacts: Promise<GuestArtifacts> | undefined;
   const manager = new VmManager({
     // Parked QEMUs per template in use (the warm pool); MVM_POOL_SIZE=0 turns it off.
+    templates: process.env.MVM_TEMPLATES !== "0",
     poolSize: process.env.MVM_POOL_SIZE === undefined ? undefined : Math.max(0, Math.min(16, Number(process.env.MVM_POOL_SIZE) || 0)),
     store,
     images,

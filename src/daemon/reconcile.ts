@@ -25,7 +25,9 @@ export async function reconcile(h: ReconcileHooks): Promise<void> {
     if (!isLive(rec.state)) continue;
     const alive = rec.pid !== undefined && rec.pidStart !== undefined && processStartTime(rec.pid) === rec.pidStart;
     // A VM caught mid-boot is not adopted: its boot had no one to finish it. It is killed below.
-    if (alive && rec.state !== "starting") {
+    // A suspend whose state was saved (the record names it) is finished, not undone: that QEMU goes.
+    const suspendSaved = rec.state === "stopping" && rec.suspended !== undefined;
+    if (alive && rec.state !== "starting" && !suspendSaved) {
       let guest: Guest | undefined;
       try {
         guest = await adoptGuest({
@@ -46,6 +48,10 @@ export async function reconcile(h: ReconcileHooks): Promise<void> {
       }
     }
     if (alive) killPid(rec.pid!);
+    if (suspendSaved) {
+      h.store.transition(rec.id, ["stopping"], "suspended", { pid: undefined, pidStart: undefined, lastExit: { exitCode: null, signal: null, at: new Date().toISOString(), reason: "suspended to disk (recorded by the next daemon)" } });
+      continue;
+    }
     h.store.transition(rec.id, [rec.state], rec.state === "stopping" ? "stopped" : "crashed", {
       pid: undefined,
       pidStart: undefined,

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { InvalidArgumentError, NameTakenError, NotFoundError, QemuBuildMismatchError } from "../errors.js";
+import { InvalidArgumentError, NameTakenError, StateFileError, NotFoundError, QemuBuildMismatchError } from "../errors.js";
 import { SNAPSHOT_NAME_PATTERN } from "../api/snapshot-schemas.js";
 import { saveState } from "../qemu/migration.js";
 import type { VmRecord } from "../store/vm-store.js";
@@ -61,6 +61,9 @@ export async function captureGuest(guest: Guest, rec: VmRecord, dir: string, o: 
     // Stopped, and its disks flushed by the stop: the copy is of the same moment as the state.
     if (rec.spec.image) await copyFile(vmFiles(guest.dir).rootOverlay, f.disk);
     ok = true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOSPC") throw new StateFileError(`no space left to save VM ${rec.name}'s state in ${dir}`, { cause: e });
+    throw e;
   } finally {
     if (!ok) await rm(dir, { recursive: true, force: true });
     if (wasRunning && (!o.keepStopped || !ok)) await guest.qmp.execute("cont").catch(() => undefined);

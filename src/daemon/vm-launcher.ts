@@ -62,7 +62,7 @@ export async function inheritConsole(t: Template, dir: string): Promise<void> {
 }
 
 export class VmLauncher {
-  constructor(private readonly o: { templates: TemplateManager; pool: WarmPool; binaries: QemuBinaries; images: ImageManager; log?: (line: string) => void }) {}
+  constructor(private readonly o: { templatesOn: boolean; templates: TemplateManager; pool: WarmPool; binaries: QemuBinaries; images: ImageManager; log?: (line: string) => void }) {}
 
   async launch(req: LaunchRequest): Promise<{ guest: Guest; boot: BootInfo }> {
     const t0 = performance.now();
@@ -152,7 +152,7 @@ export class VmLauncher {
 
   /** The template this VM can be cloned from (built now if needed), or why it boots cold. */
   private async templateFor(rec: VmRecord, plan: VmPlan): Promise<{ template: Template; reason: string } | { reason: string }> {
-    const cold = coldReason(rec, plan);
+    const cold = coldReason(rec, plan) ?? (this.o.templatesOn ? undefined : "memory templates are turned off (MVM_TEMPLATES=0)");
     if (cold) return { reason: cold };
     const build = await this.o.binaries.build(plan.qemuBinary);
     if (!build) return { reason: `QEMU (${plan.qemuBinary}) could not be probed, so no template can name its build` };

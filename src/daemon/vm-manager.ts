@@ -60,6 +60,8 @@ export interface ManagerOptions {
   templateRamDir?: string;
   /** Parked QEMUs kept per template in use (default 2; 0 turns the warm pool off). */
   poolSize?: number;
+  /** Memory templates (default on); off, every VM boots cold (MVM_TEMPLATES=0). */
+  templates?: boolean;
 }
 
 export class VmManager {
@@ -87,7 +89,7 @@ export class VmManager {
     this.templates = new TemplateManager({ cacheDir: o.cacheDir, ramDir: o.templateRamDir, readyTimeoutMs: o.readyTimeoutMs, log: o.log });
     this.snapshots = new SnapshotStore(o.home);
     this.pool = new WarmPool({ home: o.home, size: o.poolSize ?? 2, artifacts: o.artifacts, log: o.log });
-    this.launcher = new VmLauncher({ templates: this.templates, pool: this.pool, binaries: this.binaries, images: this.images, log: o.log });
+    this.launcher = new VmLauncher({ templatesOn: o.templates ?? true, templates: this.templates, pool: this.pool, binaries: this.binaries, images: this.images, log: o.log });
     this.commands = new VmCommands({ store: o.store, dirOf: (id) => vmDir(o.home, id), stop: (id) => this.endAfterCommand(id) });
   }
 

@@ -16,6 +16,8 @@ export function coldReason(rec: VmRecord, plan: VmPlan): string | undefined {
   const s = rec.spec;
   if (s.boot === "cold") return "asked for (boot: cold)";
   if (s.kernel || s.initrd || s.cmdline) return "it has a kernel, initrd or command line of its own";
+  // A template per added flag would mostly be built for one VM (and a flag can make the boot fail or hang).
+  if (s.append) return "it adds to the kernel command line (append)";
   if (s.ready) return "it is ready on a console line (no mvm agent to hand its identity to)";
   if (s.volumes.length) return "shared folders are mounted at boot";
   if (s.disks.length) return "disks of its own are found at boot";

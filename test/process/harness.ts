@@ -48,6 +48,8 @@ function fakeArtifacts(home: string): GuestArtifacts {
 
 export interface ManagerKnobs {
   readyTimeoutMs?: number;
+  /** Off by default here: the fake QEMU cannot save or load a state (templates are integration-tested). */
+  templates?: boolean;
 }
 
 /** A VmManager on `home`, wired as src/daemon/main.ts wires the daemon's, with the fake as its QEMU. */
@@ -65,6 +67,7 @@ export function managerFor(home: string, knobs: ManagerKnobs = {}, log: (line: s
     artifacts: () => Promise.resolve(fakeArtifacts(home)),
     binaries: { full: FAKE_QEMU, microvm: "/nonexistent" },
     log,
+    templates: false,
     ...knobs,
   });
   return { manager, close: () => [store, images, networks].forEach((s) => s.close()) };

@@ -169,3 +169,22 @@ test("a daemon's start-up reconcile reaps too", T, async (t) => {
   await waitFor(() => !alive(orphan.pid!), "the orphan to be reaped");
   assert.match(h.logs.join("\n"), new RegExp(`reaping QEMU pid ${orphan.pid}`));
 });
+
+test("a suspend whose state was saved before the daemon died is finished: its QEMU goes, the VM is suspended", T, async (t) => {
+  const h = home(t);
+  const first = await h.childDaemon();
+  const { id } = (await first.call("create", { name: "sus" })) as Rec;
+  const { pid } = (await first.call("start", "sus")) as Rec;
+  await first.kill();
+  // The dead daemon had saved the state (the record names it) but not yet ended QEMU.
+  const store = new VmStore(join(h.home, "mvm.db"));
+  store.transition(id, ["running"], "stopping", { suspended: { stateFile: join(h.home, "vms", id, "suspend", "state"), qemuBuild: { sha256: "0".repeat(64), version: "7.2" }, savedAt: new Date().toISOString(), wasPaused: false, stateBytes: 1 } });
+  store.close();
+  const next = h.manager();
+  await next.reconcile();
+  const rec = next.get("sus");
+  assert.equal(rec.state, "suspended");
+  assert.match(rec.lastExit?.reason ?? "", /suspended/);
+  await waitFor(() => !alive(pid!), "the suspended VM's QEMU to end");
+  assert.ok(!next.connected(id));
+});
