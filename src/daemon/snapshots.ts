@@ -7,13 +7,13 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { InvalidArgumentError, NameTakenError, StateFileError, NotFoundError, QemuBuildMismatchError } from "../errors.js";
+import { InvalidArgumentError, InvalidSpecError, NameTakenError, StateFileError, NotFoundError, QemuBuildMismatchError } from "../errors.js";
 import { SNAPSHOT_NAME_PATTERN } from "../api/snapshot-schemas.js";
 import { saveState } from "../qemu/migration.js";
 import type { VmRecord } from "../store/vm-store.js";
 import type { Guest } from "../vm/launch.js";
 import { vmFiles } from "../vm/layout.js";
-import type { VmSpec } from "../vmspec/vm-spec.js";
+import { checkSpec, type VmSpec, type VmSpecInput } from "../vmspec/vm-spec.js";
 
 export interface QemuBuild {
   sha256: string;
@@ -78,6 +78,30 @@ export function requireBuild(saved: QemuBuild, current: QemuBuild | undefined, w
   throw new QemuBuildMismatchError(`${what} was saved by QEMU ${saved.version} (build ${saved.sha256.slice(0, 12)}), and this VM would run on ${current ? `QEMU ${current.version} (build ${current.sha256.slice(0, 12)})` : "a QEMU that cannot be probed"}`, {
     details: { saved, current },
   });
+}
+
+/** What a VM made from a snapshot may set itself; the rest is the snapshot's machine. */
+const SNAPSHOT_OVERRIDES = ["snapshot", "name", "hostname", "env", "ports", "command", "workdir", "user"];
+
+/**
+ * The spec of a VM made from a snapshot: the snapshot's machine (its memory, disk and devices must match
+ * the saved state), with only what makes a VM distinct taken from the request.
+ */
+export function specFromSnapshot(raw: VmSpecInput, snap: Snapshot, nameTaken: (name: string) => boolean): VmSpec {
+  const own = Object.keys(raw).filter((k) => !SNAPSHOT_OVERRIDES.includes(k));
+  if (own.length) throw new InvalidSpecError(`${own.join(", ")} cannot be given with a snapshot: the VM is the snapshot's machine`, { hint: `only ${SNAPSHOT_OVERRIDES.join(", ")} may be given beside snapshot` });
+  const given = checkSpec({ ...raw, snapshot: undefined, network: snap.spec.network }, { nameTaken });
+  return {
+    ...snap.spec,
+    name: given.name,
+    hostname: given.hostname,
+    env: raw.env ? given.env : snap.spec.env,
+    ports: given.ports,
+    command: given.command,
+    workdir: given.workdir,
+    user: given.user,
+    snapshot: snap.name,
+  };
 }
 
 export class SnapshotStore {

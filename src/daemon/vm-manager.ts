@@ -32,7 +32,7 @@ import type { JobLog } from "./job-log.js";
 import { NetworkManager, hostNameservers, isBridged, requireNetAdmin } from "./network-manager.js";
 import { QemuBinaries } from "./qemu-binaries.js";
 import { reconcile } from "./reconcile.js";
-import { captureGuest, SnapshotStore, type Snapshot } from "./snapshots.js";
+import { captureGuest, SnapshotStore, specFromSnapshot, type Snapshot } from "./snapshots.js";
 import { TemplateManager } from "./template-manager.js";
 import { VmLauncher, type SavedState } from "./vm-launcher.js";
 import { WarmPool } from "./warm-pool.js";
@@ -41,8 +41,6 @@ import { VmCommands, type AttachEvent, type ExitEvent } from "./vm-commands.js";
 
 export type { AttachEvent, ExitEvent };
 
-/** What a VM made from a snapshot may set itself; the rest is the snapshot's machine. */
-const SNAPSHOT_OVERRIDES = ["snapshot", "name", "hostname", "env", "ports", "command", "workdir", "user"];
 
 export interface ManagerOptions {
   store: VmStore;
@@ -149,21 +147,7 @@ export class VmManager {
     const nameTaken = (n: string) => this.o.store.nameTaken(n);
     const raw = validateSpec(input);
     if (raw.snapshot === undefined) return checkSpec(input, { nameTaken });
-    const snap = await this.snapshots.get(raw.snapshot);
-    const own = Object.keys(raw).filter((k) => !SNAPSHOT_OVERRIDES.includes(k));
-    if (own.length) throw new InvalidSpecError(`${own.join(", ")} cannot be given with a snapshot: the VM is the snapshot's machine`, { hint: `only ${SNAPSHOT_OVERRIDES.join(", ")} may be given beside snapshot` });
-    const given = checkSpec({ ...raw, snapshot: undefined, network: snap.spec.network }, { nameTaken });
-    return {
-      ...snap.spec,
-      name: given.name,
-      hostname: given.hostname,
-      env: raw.env ? given.env : snap.spec.env,
-      ports: given.ports,
-      command: given.command,
-      workdir: given.workdir,
-      user: given.user,
-      snapshot: raw.snapshot,
-    };
+    return specFromSnapshot(raw, await this.snapshots.get(raw.snapshot), nameTaken);
   }
 
   /** Boots the VM; resolves once it is ready (running), or rejects after recording why. */
