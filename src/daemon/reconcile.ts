@@ -76,9 +76,10 @@ export async function reconcile(h: ReconcileHooks): Promise<void> {
 /** Stops every QEMU labelled for this home that no live record names. Returns the pids it stopped. */
 export function reapOrphans(h: Pick<ReconcileHooks, "store" | "home" | "log">): number[] {
   const reaped: number[] = [];
+  const byPid = new Map(h.store.list().flatMap((r) => (r.pid === undefined ? [] : [[r.pid, r] as const])));
   for (const q of findLabelledQemus(h.home)) {
     // A VM that took a parked QEMU from the pool runs under that QEMU's label: its record names the pid.
-    const rec = h.store.find(q.id) ?? h.store.list().find((r) => r.pid === q.pid);
+    const rec = h.store.find(q.id) ?? byPid.get(q.pid);
     if (rec && isLive(rec.state) && rec.pid === q.pid) continue;
     h.log(`reaping QEMU pid ${q.pid} labelled mvm-${q.id}: ${rec ? `VM ${rec.name} is ${rec.state} and names ${rec.pid ?? "no"} pid` : "no VM record has that id"}`);
     killPid(q.pid);

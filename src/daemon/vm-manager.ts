@@ -452,7 +452,10 @@ export class VmManager {
     if (rec.bridged) await deleteLink(rec.bridged.tap).catch(() => undefined);
     this.commands.forget(rec.id);
     await rm(vmDir(this.o.home, rec.id), { recursive: true, force: true });
-    if (rec.boot?.how === "pool") await this.sweepVmDirs(); // the link its parked QEMU's old directory left
+    // The link a parked QEMU's old directory left (its label names it): only that one, not a scan of vms/.
+    const label = rec.argv?.[rec.argv.indexOf("-name") + 1];
+    const slot = rec.boot?.how === "pool" && label ? /^mvm-([0-9a-f]{8,64})$/.exec(label)?.[1] : undefined;
+    if (slot && slot !== rec.id) await rm(vmDir(this.o.home, slot), { force: true }).catch(() => undefined);
   }
 
   /** The daemon is stopping: parked QEMUs end (VMs run on, to be adopted by the next daemon). */
