@@ -25,7 +25,7 @@ mkdir -p "$MVM_CACHE_DIR/guest"
 tmp=$(mktemp "$manifest.XXXXXX")
 cat > "$tmp" <<JSON
 {"kernel":{"dir":"$kernel","vmlinux":"$kernel/vmlinux","bzImage":"$kernel/bzImage","info":$(cat "$kernel/info.json")},
- "initramfs":{"dir":"$initramfs","path":"$initramfs/initramfs.cpio.gz","info":$(cat "$initramfs/info.json")}}
+ "initramfs":{"dir":"$initramfs","path":"$initramfs/initramfs.cpio","info":$(cat "$initramfs/info.json")}}
 JSON
 mv "$tmp" "$manifest"
 cat "$manifest"

@@ -168,6 +168,9 @@ int main(int argc, char **argv) {
   if (port_open(port) < 0) return 1;
   sessions_init();
   send_hello(NULL, NULL, 0);
+  /* Tells mvm-init that the host has its hello, so the console shell may start now: starting it earlier
+   * would compete with this agent for the one vCPU while the host waits (docs/boot-time.md). */
+  if (getppid() == 1 && kill(1, SIGUSR1) < 0) logmsg("cannot signal init: %s", strerror(errno));
 
   struct pollfd fds[2 + 3 * MVM_MAX_SESSIONS];
   for (;;) {

@@ -212,6 +212,9 @@ static void start_agent(void) {
  * dying at once (no usable console), so it never spins and never gives up. */
 #define SHELL_QUICK_MS 1000
 #define SHELL_BACKOFF_MAX_MS 60000
+/* The first shell starts when the agent says its hello is sent (SIGUSR1), or after this long without. */
+#define SHELL_FIRST_WAIT_MS 2000
+static int shell_ever_started;
 static long long shell_started;
 static long long shell_backoff_ms = 1000;
 
@@ -232,6 +235,7 @@ static void start_console_shell(void) {
     _exit(127);
   }
   shell_pid = pid;
+  shell_ever_started = 1;
   shell_started = uptime_ms();
 }
 
@@ -312,11 +316,10 @@ int main(int argc, char **argv) {
   setenv("MVM_INIT_UPTIME_MS", t, 1);
   chdir("/");
   start_agent();
-  start_console_shell();
 
   /* Restarts wait for a time, not in a sleep: signals (a power-off above all) and reaping go on meanwhile.
-   * 0 means nothing is due. */
-  long long agent_started = uptime_ms(), agent_due = 0, shell_due = 0;
+   * 0 means nothing is due. The console shell is due once the agent's hello is out (see above). */
+  long long agent_started = uptime_ms(), agent_due = 0, shell_due = agent_started + SHELL_FIRST_WAIT_MS;
   for (;;) {
     long long now = uptime_ms();
     if (agent_due && now >= agent_due) { agent_due = 0; agent_started = now; start_agent(); }
@@ -356,6 +359,8 @@ int main(int argc, char **argv) {
         /* At once, but at most once a second when it keeps dying. */
         agent_due = now - agent_started < 1000 ? agent_started + 1000 : now;
       }
+    } else if (sig == SIGUSR1) {
+      if (!shell_ever_started) shell_due = uptime_ms();
     } else if (sig == SIGUSR2 || sig == SIGTERM || sig == SIGINT || sig == SIGPWR) {
       shutdown_now();
     }

@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
-# Builds mvm's guest kernel from Debian's linux-source-6.1 and the config fragment beside this script.
-# Cached under $MVM_CACHE/kernel/<key>, key = source version + fragment + recipe number, so a machine builds
-# each combination once. Prints the cache directory (holding vmlinux, bzImage, config, info.json) on stdout.
+# Builds mvm's guest kernel from Debian's linux-source-6.1, the patches in patches/ (each says why and what
+# it saves) and the config fragment beside this script. Cached under $MVM_CACHE/kernel/<key>, key = source
+# version + patches + fragment + recipe number, so a machine builds each combination once. Prints the cache directory (holding vmlinux, bzImage, config, info.json) on stdout.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 here="$GUEST_DIR/kernel"
 
 deb=$(fetch_deb linux-source-6.1)
 version=$(deb_version "$deb")
 # Bump RECIPE when a change to this script changes what it produces (progress output does not count).
-RECIPE=1
-key=$( { echo "$version recipe $RECIPE"; cat "$here/mvm.config"; } | sha256sum | cut -c1-16)
+RECIPE=2
+patches=("$here"/patches/*.patch)
+key=$( { echo "$version recipe $RECIPE"; cat "${patches[@]}" "$here/mvm.config"; } | sha256sum | cut -c1-16)
 out="$MVM_CACHE_DIR/kernel/$key"
 if [ -f "$out/info.json" ]; then echo "$out"; exit 0; fi
 
-for tool in make gcc flex bison bc xz; do
+for tool in make gcc flex bison bc xz patch; do
   command -v "$tool" >/dev/null || die "'$tool' is missing; run scripts/setup.sh (it installs the kernel build tools)"
 done
 [ -f /usr/include/libelf.h ] || die "libelf headers are missing; install Debian's libelf-dev"
@@ -27,6 +28,13 @@ say "kernel: unpacking linux-source $version (about 30 s)"
 dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$work" --wildcards '*/linux-source-6.1.tar.xz'
 tar -xJf "$work"/usr/src/linux-source-6.1.tar.xz -C "$work"
 src="$work/linux-source-6.1"
+
+# A patch that no longer applies exactly (a new Debian source version) stops the build: no fuzz, no guess.
+for p in "${patches[@]}"; do
+  say "kernel: applying $(basename "$p")"
+  patch -d "$src" -p1 --forward --batch --fuzz=0 --quiet < "$p" >"$work/patch.log" 2>&1 \
+    || { cat "$work/patch.log" >&2; die "kernel patch $(basename "$p") does not apply to linux-source $version; update it (see guest/kernel/patches/README.md)"; }
+done
 
 say "kernel: configuring (tinyconfig + guest/kernel/mvm.config)"
 make -s -C "$src" tinyconfig >/dev/null
@@ -66,7 +74,7 @@ release=$(cat "$src/include/config/kernel.release")
 hz=$(sed -n 's/^CONFIG_HZ=\([0-9]*\)$/\1/p' "$src/.config")
 seconds=$(( $(date +%s) - start ))
 cat > "$stage/info.json" <<JSON
-{"release":"$release","sourceVersion":"$version","hz":$hz,"key":"$key","buildSeconds":$seconds}
+{"release":"$release","sourceVersion":"$version","hz":$hz,"key":"$key","buildSeconds":$seconds,"patches":[$(for p in "${patches[@]}"; do printf '"%s",' "$(basename "$p" .patch)"; done | sed 's/,$//')]}
 JSON
 mkdir -p "$MVM_CACHE_DIR/kernel"
 publish_dir "$stage" "$out"

@@ -3,6 +3,8 @@
 
 import { Command } from "commander";
 import { benchBoot } from "../bench/boot.js";
+import { benchBootStress } from "../bench/boot-stress.js";
+import { renderPhaseChart } from "../bench/chart.js";
 import { benchGuest } from "../bench/guest.js";
 import { ensureGuestArtifacts } from "../guest/artifacts.js";
 import { consoleCommand } from "./commands/console.js";
@@ -21,6 +23,8 @@ import { snapshotCreateCommand, snapshotInspectCommand, snapshotLsCommand, snaps
 import { EXIT_MVM_FAILED, printError, printJson, progress } from "./output.js";
 import { addVmFlags, type VmFlags } from "./vm-flags.js";
 import { VERSION } from "../version.js";
+import { InvalidArgumentError } from "../errors.js";
+import { writeFile } from "node:fs/promises";
 
 const collect = (value: string, list: string[]) => [...list, value];
 const wantsJson = () => process.argv.includes("--json");
@@ -251,13 +255,36 @@ bench
 
 bench
   .command("boot")
-  .description("boot time of mvm's default VM beside q35 with Debian's cloud kernel, same run (TCG here)")
+  .description("cold boot of mvm's default VM, with each boot-time lever undone in turn, beside q35 with Debian's cloud kernel, same run (TCG here)")
   .option("--runs <n>", "boots per configuration", "10")
+  .option("--phases", "also boot each configuration verbose and split its time into phases")
+  .option("--chart <file.svg>", "write the phases as a stacked bar chart (implies --phases)")
+  .option("--busy-boots <n>", "then boot N times with every host core busy, counting hangs, and check the guest clock", "0")
   .option("--json", "print JSON on stdout (the default)")
-  .action(async (flags: { runs: string }) => {
+  .action(async (flags: { runs: string; phases?: boolean; chart?: string; busyBoots: string }) => {
+    const runs = positiveInt(flags.runs, "--runs");
+    const busyBoots = positiveInt(flags.busyBoots, "--busy-boots", true);
     const artifacts = await ensureGuestArtifacts({ onProgress: progress });
-    printJson(await benchBoot({ artifacts, runs: Number(flags.runs), onProgress: (l) => progress(`bench: ${l}`) }));
+    const onProgress = (l: string) => progress(`bench: ${l}`);
+    const result = await benchBoot({ artifacts, runs, phases: flags.phases || !!flags.chart, onProgress });
+    const stress = busyBoots > 0 ? await benchBootStress({ artifacts, boots: busyBoots, onProgress }) : undefined;
+    if (flags.chart && result.phases) {
+      const svg = await renderPhaseChart(result.phases.map((p) => ({ config: p.config, phases: p.phases })), {
+        title: "mvm cold boot under TCG: where the time goes (verbose boots, median per phase)",
+        subtitle: `${runs} runs per configuration; kernel ${artifacts.kernel.info.release}; ms from QEMU spawn`,
+      });
+      await writeFile(flags.chart, svg);
+      progress(`bench: chart written to ${flags.chart}`);
+    }
+    printJson({ ...result, ...(stress ? { stress } : {}) });
   });
+
+/** A count from the command line, or a usage error that names the flag. */
+function positiveInt(v: string, flag: string, zeroOk = false): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < (zeroOk ? 0 : 1) || n > 10000) throw new InvalidArgumentError(`${flag} must be a whole number from ${zeroOk ? 0 : 1} to 10000, not ${JSON.stringify(v)}`, { hint: `for example ${flag} 10` });
+  return n;
+}
 
 try {
   await program.parseAsync(process.argv);

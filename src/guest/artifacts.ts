@@ -12,7 +12,8 @@ export interface GuestArtifacts {
     dir: string;
     vmlinux: string;
     bzImage: string;
-    info: { release: string; sourceVersion: string; hz: number; key: string; buildSeconds: number };
+    /** patches: the file names (without .patch) of guest/kernel/patches applied; absent in kernels built before them. */
+    info: { release: string; sourceVersion: string; hz: number; key: string; buildSeconds: number; patches?: string[] };
   };
   initramfs: {
     dir: string;

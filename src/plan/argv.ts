@@ -2,7 +2,7 @@
 // wiring, the VM's sockets, and every device, each entry with the reason it is there.
 
 import type { GuestArtifacts } from "../guest/artifacts.js";
-import { cmdlineString, defaultCmdline } from "../guest/kernel-cmdline.js";
+import { cmdlineString, defaultCmdline, guestNeedsNoPit } from "../guest/kernel-cmdline.js";
 import type { TscInfo } from "../host/tsc.js";
 import { microvmArgv, type ArgvEntry } from "../qemu/microvm-argv.js";
 import { vmFiles } from "../vm/layout.js";
@@ -24,14 +24,16 @@ export function buildArgv(plan: MachinePlan, ctx: ArgvContext): ArgvEntry[] {
   const accel = plan.accel ?? "tcg";
   const files = vmFiles(ctx.dir);
   const acpi = plan.machine?.acpi === "off" ? false : plan.acpi;
-  const cmdline =
-    plan.cmdline ??
-    [cmdlineString(defaultCmdline({ accel, acpi, tsc: ctx.tsc, kernelHz: plan.kernel ? undefined : ctx.artifacts.kernel.info.hz })), plan.append].filter(Boolean).join(" ");
+  // A user's kernel: its HZ and patches are unknown, so it gets no hints that depend on them.
+  const own = plan.kernel ? {} : { kernelHz: ctx.artifacts.kernel.info.hz, kernelPatches: ctx.artifacts.kernel.info.patches };
+  const cmdlineCtx = { accel, acpi, tsc: ctx.tsc, ...own };
+  const cmdline = plan.cmdline ?? [cmdlineString(defaultCmdline(cmdlineCtx)), plan.append].filter(Boolean).join(" ");
   const argv = microvmArgv({
     label: plan.label,
     accel,
     acpi,
     machine: plan.machine,
+    noLegacyTimers: plan.cmdline === undefined && guestNeedsNoPit(cmdlineCtx),
     network: plan.network,
     disks: plan.disks,
     volumes: plan.volumes,

@@ -52,6 +52,13 @@ test("machine options come from the allowlist only, typed", () => {
   assert.throws(() => microvmArgv(smuggled), RangeError);
 });
 
+test("a guest that needs no PIT gets none and no PIC, unless the spec's machine options say otherwise", () => {
+  const off = flattenArgv(microvmArgv({ ...spec, noLegacyTimers: true }));
+  assert.equal(off[off.indexOf("-M") + 1], "microvm,pit=off,pic=off,memory-backend=ram0");
+  const asked = flattenArgv(microvmArgv({ ...spec, noLegacyTimers: true, machine: { pit: "on" } }));
+  assert.equal(asked[asked.indexOf("-M") + 1], "microvm,pit=on,pic=off,memory-backend=ram0");
+});
+
 test("a user network: restrict, published ports as hostfwd, a NIC with the VM's MAC", () => {
   const argv = flattenArgv(
     microvmArgv({ ...spec, network: { kind: "user", restrict: true, mac: "52:54:00:ab:cd:ef", ports: [{ hostIp: "127.0.0.1", hostPort: 8080, guestPort: 80, proto: "tcp" }, { hostIp: "0.0.0.0", hostPort: 53, guestPort: 53, proto: "udp" }] } }),

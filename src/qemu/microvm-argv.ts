@@ -12,6 +12,11 @@ export interface MicrovmSpec {
   acpi?: boolean;
   /** Allowlisted machine options (see MachineSchema in src/vmspec/vm-spec.ts). */
   machine?: MachineOptions;
+  /**
+   * No i8254 PIT and no i8259 PIC unless `machine` asks for them: for a guest told its APIC timer period
+   * (TCG with mvm's kernel), which then never touches either.
+   */
+  noLegacyTimers?: boolean;
   cpus: number;
   memoryMiB: number;
   /**
@@ -59,7 +64,9 @@ export function microvmArgv(spec: MicrovmSpec): ArgvEntry[] {
     e("host-wide QEMU config files must not change what mvm built", "-no-user-config"),
     e("headless: no window, no VNC", "-display", "none"),
     e(
-      "microvm: no PCI bus or legacy devices, virtio-mmio only, qboot firmware for direct kernel boot",
+      spec.noLegacyTimers
+        ? "microvm: no PCI bus or legacy devices, virtio-mmio only, qboot firmware for direct kernel boot; no PIT or PIC either (pit=off,pic=off): the guest knows its APIC timer period and uses neither (10–15 ms less boot under TCG)"
+        : "microvm: no PCI bus or legacy devices, virtio-mmio only, qboot firmware for direct kernel boot",
       "-M",
       machineValue(spec),
     ),
@@ -191,8 +198,9 @@ function ramArgs(spec: MicrovmSpec, e: Entry): ArgvEntry {
 function machineValue(spec: MicrovmSpec): string {
   const opts: Array<[string, string]> = [];
   const allowed = ["acpi", "pit", "pic", "rtc"] as const;
+  const machine: MachineOptions = spec.noLegacyTimers ? { pit: "off", pic: "off", ...spec.machine } : { ...spec.machine };
   for (const key of allowed) {
-    const v = spec.machine?.[key];
+    const v = machine[key];
     if (v === undefined) continue;
     if (v !== "on" && v !== "off" && v !== "auto") throw new RangeError(`machine option ${key} must be on, off or auto`);
     opts.push([key, v]);

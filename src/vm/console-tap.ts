@@ -53,6 +53,23 @@ export class ConsoleTap {
     this.text = (this.text + b.toString("latin1")).slice(-CONSOLE_CAP);
     if (this.initLineMs === undefined && this.text.includes("mvm-init: started")) this.initLineMs = this.now();
     for (const l of this.listeners) l(b);
+    if (this.lineWatchers.length) this.splitLines(b.toString("latin1"));
+  }
+
+  private readonly lineWatchers: Array<(line: string, ms: number) => void> = [];
+  private partial = "";
+
+  /** Calls `fn` with each whole console line and the ms it arrived at (the boot benchmark's phases). */
+  onLine(fn: (line: string, ms: number) => void): void {
+    this.lineWatchers.push(fn);
+  }
+
+  private splitLines(chunk: string): void {
+    const ms = this.now();
+    const parts = (this.partial + chunk).split(/\r?\n/);
+    // A guest that never ends a line cannot grow this without bound.
+    this.partial = parts.pop()!.slice(-4096);
+    for (const line of parts) for (const fn of this.lineWatchers) fn(line, ms);
   }
 
   /** The console so far: its last 256 KiB (from the log file when QEMU keeps one). */

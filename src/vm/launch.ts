@@ -47,6 +47,8 @@ export interface LaunchOptions extends MachinePlan {
   restore?: RestoreFrom;
   /** Called with QEMU's pid right after it is spawned (so a record can name it before the guest is ready). */
   onSpawn?: (pid: number) => void;
+  /** Called with each console line and the ms since spawn it arrived at (boot phases in `mvm bench boot`). */
+  onConsoleLine?: (line: string, ms: number) => void;
 }
 
 export interface RestoreFrom {
@@ -121,6 +123,7 @@ interface Spawned {
   extraFailures: Promise<never>[];
   /** QEMU's stdout, when it carries the console. */
   stdout?: Readable;
+  onConsoleLine?: (line: string, ms: number) => void;
 }
 
 async function spawnGuest(options: LaunchOptions): Promise<Spawned> {
@@ -157,7 +160,7 @@ async function spawnGuest(options: LaunchOptions): Promise<Spawned> {
       reject(new BootError(`cannot start QEMU (${binary}): ${e.message}`, { hint: "install Debian's qemu-system-x86 (scripts/setup.sh does)", cause: e })),
     ),
   );
-  return { proc, argv, dir, ownsDir, sockets, t0, stderr: () => stderr, extraFailures: [spawnFailed], stdout: proc.child?.stdout ?? undefined };
+  return { proc, argv, dir, ownsDir, sockets, t0, stderr: () => stderr, extraFailures: [spawnFailed], stdout: proc.child?.stdout ?? undefined, onConsoleLine: options.onConsoleLine };
 }
 
 /**
@@ -189,6 +192,7 @@ async function bringUp(b: BringUp): Promise<Guest> {
   const controller = new AbortController();
   const now = () => performance.now() - b.t0;
   const consoleTap = new ConsoleTap(now, b.ownsDir ? undefined : vmFiles(b.dir).consoleLog, controller.signal);
+  if (b.onConsoleLine) consoleTap.onLine(b.onConsoleLine);
   if (b.stdout) consoleTap.readFrom(b.stdout);
   if (b.sockets.console) consoleTap.serve(b.sockets.console);
   const timeline: BootTimeline = {};
