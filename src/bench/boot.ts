@@ -30,6 +30,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** One way of booting mvm's guest: which levers are undone, and whether the host sits idle first. */
 interface MvmConfig {
   name: string;
+  /** Another build of the guest (an older kernel and initramfs), booted with the flags it supports. */
+  artifacts?: GuestArtifacts;
   /** Command-line flags taken out of mvm's default (by prefix). */
   drop?: string[];
   machine?: MachinePlan["machine"];
@@ -60,6 +62,8 @@ export interface BootBenchOptions {
   runs: number;
   /** Also boot every configuration verbose and split its time into phases. */
   phases?: boolean;
+  /** A second guest build to boot beside (an older mvm's manifest, from guest/build.sh), as mvm booted it. */
+  compare?: { name: string; artifacts: GuestArtifacts };
   onProgress?: (line: string) => void;
 }
 
@@ -108,9 +112,10 @@ function cmdlineFor(artifacts: GuestArtifacts, c: MvmConfig, verbose: boolean): 
   return cmdlineString(flags);
 }
 
-async function bootMvm(artifacts: GuestArtifacts, c: MvmConfig, gzInitrd: string, verbose: boolean, rec?: PhaseRecorder): Promise<{ initLineMs: number; helloMs: number }> {
+async function bootMvm(defaults: GuestArtifacts, c: MvmConfig, gzInitrd: string, verbose: boolean, rec?: PhaseRecorder): Promise<{ initLineMs: number; helloMs: number }> {
+  const artifacts = c.artifacts ?? defaults;
   // The default machine options only apply with the default command line: this one is ours, so say them.
-  const defaultMachine = { pit: "off", pic: "off" } as const;
+  const defaultMachine = c.artifacts ? {} : ({ pit: "off", pic: "off" } as const);
   const guest = await launchGuest({
     artifacts,
     accel: "tcg",
@@ -134,16 +139,18 @@ async function bootMvm(artifacts: GuestArtifacts, c: MvmConfig, gzInitrd: string
 export async function benchBoot(o: BootBenchOptions): Promise<BootBenchResult> {
   const kernel = await baselineKernel();
   const dir = await mkdtemp(join(tmpdir(), "mvm-bench-boot-"));
+  // An older build ran without the flags that came with the levers (its kernel lacks the patches anyway).
+  const configs = o.compare ? [...MVM_CONFIGS, { name: o.compare.name, artifacts: o.compare.artifacts, drop: ["noreplace-smp"] }] : MVM_CONFIGS;
   try {
     const gzInitrd = join(dir, "initramfs.cpio.gz");
     await writeFile(gzInitrd, gzipSync(await readFile(o.artifacts.initramfs.path), { level: 9 }));
     const q35 = "q35 + Debian cloud kernel";
-    const firstLine = new Map<string, number[]>([...MVM_CONFIGS.map((c) => [c.name, []] as [string, number[]]), [q35, []]]);
-    const hello = new Map<string, number[]>(MVM_CONFIGS.map((c) => [c.name, []]));
+    const firstLine = new Map<string, number[]>([...configs.map((c) => [c.name, []] as [string, number[]]), [q35, []]]);
+    const hello = new Map<string, number[]>(configs.map((c) => [c.name, []]));
     const phaseRuns = new Map<string, Array<Array<{ phase: string; ms: number }>>>([...firstLine.keys()].map((k) => [k, []]));
     // Interleaved, so every configuration sees the same machine noise.
     for (let i = 0; i < o.runs; i++) {
-      for (const c of MVM_CONFIGS) {
+      for (const c of configs) {
         o.onProgress?.(`run ${i + 1}/${o.runs}: ${c.name}`);
         if (c.idleMs) await sleep(c.idleMs);
         const r = await bootMvm(o.artifacts, c, gzInitrd, false);
@@ -166,7 +173,7 @@ export async function benchBoot(o: BootBenchOptions): Promise<BootBenchResult> {
       }
     }
     const results = [
-      ...MVM_CONFIGS.flatMap((c) => [
+      ...configs.flatMap((c) => [
         { config: `${c.name} (first line from /init)`, ...summarize(firstLine.get(c.name)!) },
         { config: `${c.name} (agent hello: ready)`, ...summarize(hello.get(c.name)!) },
       ]),

@@ -6,7 +6,7 @@ import { benchBoot } from "../bench/boot.js";
 import { benchBootStress } from "../bench/boot-stress.js";
 import { renderPhaseChart } from "../bench/chart.js";
 import { benchGuest } from "../bench/guest.js";
-import { ensureGuestArtifacts } from "../guest/artifacts.js";
+import { ensureGuestArtifacts, type GuestArtifacts } from "../guest/artifacts.js";
 import { consoleCommand } from "./commands/console.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { networkCreateCommand, networkLsCommand, networkRmCommand } from "./commands/network.js";
@@ -24,7 +24,9 @@ import { EXIT_MVM_FAILED, printError, printJson, progress } from "./output.js";
 import { addVmFlags, type VmFlags } from "./vm-flags.js";
 import { VERSION } from "../version.js";
 import { InvalidArgumentError } from "../errors.js";
-import { writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
+import { basename } from "node:path";
 
 const collect = (value: string, list: string[]) => [...list, value];
 const wantsJson = () => process.argv.includes("--json");
@@ -260,13 +262,15 @@ bench
   .option("--phases", "also boot each configuration verbose and split its time into phases")
   .option("--chart <file.svg>", "write the phases as a stacked bar chart (implies --phases)")
   .option("--busy-boots <n>", "then boot N times with every host core busy, counting hangs, and check the guest clock", "0")
+  .option("--compare-guest <manifest.json>", "also boot another guest build (an older manifest from $MVM_CACHE/guest/) as mvm booted it")
   .option("--json", "print JSON on stdout (the default)")
-  .action(async (flags: { runs: string; phases?: boolean; chart?: string; busyBoots: string }) => {
+  .action(async (flags: { runs: string; phases?: boolean; chart?: string; busyBoots: string; compareGuest?: string }) => {
     const runs = positiveInt(flags.runs, "--runs");
     const busyBoots = positiveInt(flags.busyBoots, "--busy-boots", true);
+    const compare = flags.compareGuest ? { name: `mvm as built before (${basename(flags.compareGuest)})`, artifacts: await readManifest(flags.compareGuest) } : undefined;
     const artifacts = await ensureGuestArtifacts({ onProgress: progress });
     const onProgress = (l: string) => progress(`bench: ${l}`);
-    const result = await benchBoot({ artifacts, runs, phases: flags.phases || !!flags.chart, onProgress });
+    const result = await benchBoot({ artifacts, runs, phases: flags.phases || !!flags.chart, onProgress, compare });
     const stress = busyBoots > 0 ? await benchBootStress({ artifacts, boots: busyBoots, onProgress }) : undefined;
     if (flags.chart && result.phases) {
       const svg = await renderPhaseChart(result.phases.map((p) => ({ config: p.config, phases: p.phases })), {
@@ -278,6 +282,20 @@ bench
     }
     printJson({ ...result, ...(stress ? { stress } : {}) });
   });
+
+/** A guest manifest written by guest/build.sh, with the files it names still there. */
+async function readManifest(path: string): Promise<GuestArtifacts> {
+  let m: GuestArtifacts;
+  try {
+    m = JSON.parse(await readFile(path, "utf8")) as GuestArtifacts;
+  } catch (e) {
+    throw new InvalidArgumentError(`cannot read the guest manifest ${path}: ${(e as Error).message}`, { hint: "name a JSON file from $MVM_CACHE/guest/ (guest/build.sh writes them)" });
+  }
+  for (const f of [m.kernel?.vmlinux, m.initramfs?.path]) {
+    if (typeof f !== "string" || !existsSync(f)) throw new InvalidArgumentError(`the guest manifest ${path} names ${JSON.stringify(f)}, which is not there`, { hint: "pick a manifest whose kernel and initramfs are still cached" });
+  }
+  return m;
+}
 
 /** A count from the command line, or a usage error that names the flag. */
 function positiveInt(v: string, flag: string, zeroOk = false): number {
