@@ -86,7 +86,7 @@ if [ "$(cat dist/.mvm-src 2>/dev/null)" != "$src_hash" ] || [ ! -f dist/src/cli/
   echo "$src_hash" > dist/.mvm-src
 fi
 
-# Guest kernel and initramfs: about 5 minutes the first time on 2 cores, then a cache hit.
+# Guest kernel and initramfs: 5 to 15 minutes the first time on 2 cores, then a cache hit.
 manifest=$(MVM_GUEST_REFRESH=1 bash guest/build.sh)
 
 # An `mvm` command on the PATH that runs this checkout's scripts/mvm. MVM_BIN_DIR picks the folder

@@ -53,7 +53,7 @@ done < "$here/mvm.config"
 [ "$missing" = 0 ] || die "kernel config fragment does not apply cleanly to $version (see lines above)"
 
 jobs=$(( $(nproc) + 1 ))
-say "kernel: compiling with $jobs jobs (about 5 minutes on 2 cores; progress every 250 files)"
+say "kernel: compiling with $jobs jobs (5 to 15 minutes on 2 cores; progress every 250 files)"
 set +e
 make -C "$src" -j"$jobs" vmlinux bzImage 2>&1 | tee "$work/build.log" | awk -v start="$start" '
   /^  (CC|AS|LD|AR)/ { n++; if (n % 250 == 0) { printf "mvm-guest: kernel: %d files compiled, %d s\n", n, systime() - start > "/dev/stderr"; fflush("/dev/stderr") } }'

@@ -74,7 +74,8 @@ function phaseSpec(bars: PhaseBar[], o: { title?: string; subtitle?: string }): 
     config: {
       axisY: { labelLimit: LABEL_LIMIT },
       // Below the plot: 11 phase names in a column beside it would make the chart much wider than 900 px.
-      legend: { orient: "bottom", columns: 4, labelLimit: 200 },
+      // Two columns of long phase names fit under the plot (it starts right of the bar labels); more ran off the edge.
+      legend: { orient: "bottom", columns: 2, labelLimit: 280 },
     },
   };
 }

@@ -274,8 +274,8 @@ bench
     const stress = busyBoots > 0 ? await benchBootStress({ artifacts, boots: busyBoots, onProgress }) : undefined;
     if (flags.chart && result.phases) {
       const svg = await renderPhaseChart(result.phases.map((p) => ({ config: p.config, phases: p.phases })), {
-        title: "mvm cold boot under TCG: where the time goes (verbose boots, median per phase)",
-        subtitle: `${runs} runs per configuration; kernel ${artifacts.kernel.info.release}; ms from QEMU spawn`,
+        title: "mvm cold boot under TCG: where the time goes",
+        subtitle: `verbose boots, median per phase of ${runs} runs; kernel ${artifacts.kernel.info.release}`,
       });
       await writeFile(flags.chart, svg);
       progress(`bench: chart written to ${flags.chart}`);

@@ -37,7 +37,7 @@ export async function doctorCommand(flags: { json?: boolean }): Promise<number> 
   }
   const guestDir = join(cacheDir(), "guest");
   const built = existsSync(guestDir) && readdirSync(guestDir).some((f) => f.endsWith(".json"));
-  checks.push({ name: "guest kernel and initramfs", ok: built, detail: built ? `cached under ${cacheDir()}` : "not built yet", fix: built ? undefined : "run scripts/setup.sh (about 5 minutes once)" });
+  checks.push({ name: "guest kernel and initramfs", ok: built, detail: built ? `cached under ${cacheDir()}` : "not built yet", fix: built ? undefined : "run scripts/setup.sh (5 to 15 minutes, once)" });
   try {
     const info = await (await connect({ autoStart: false })).info();
     checks.push({ name: "daemon", ok: true, detail: `running, pid ${info.pid}, home ${info.home}` });
