@@ -2,6 +2,7 @@
 // exec stream), a command's info and result, and the NDJSON lines that stream its output.
 
 import { Type, type Static } from "@sinclair/typebox";
+import { EnvSchema } from "../vmspec/vm-spec.js";
 
 const TermSize = Type.Integer({ minimum: 1, maximum: 65535 });
 const NonEmptyArgv = Type.Array(Type.String(), { minItems: 1, maxItems: 4096, description: "the command and its arguments; no shell unless you run one" });
@@ -10,7 +11,7 @@ export const ExecBodySchema = Type.Object(
   {
     argv: NonEmptyArgv,
     timeoutMs: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 0xffffffff, description: "killed (status 124) when it runs longer" })),
-    env: Type.Optional(Type.Record(Type.String(), Type.String())),
+    env: Type.Optional(EnvSchema),
     cwd: Type.Optional(Type.String()),
     user: Type.Optional(Type.String()),
     input: Type.Optional(Type.String({ contentEncoding: "base64", description: "stdin, sent whole and then closed" })),

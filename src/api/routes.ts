@@ -28,7 +28,19 @@ export interface RouteDoc {
    * gives INVALID_SPEC with the unknown keys named and resolves files).
    */
   validateBody?: boolean;
+  /** The largest JSON body the route reads (BODY_TOO_LARGE beyond): JSON_BODY_LIMIT unless given. */
+  bodyLimit?: number;
 }
+
+/** JSON bodies are small (a VM spec, a file operation, a network): refused beyond this, before parsing. */
+export const JSON_BODY_LIMIT = 1024 * 1024;
+/** A body a route does not take is read and dropped only up to this. */
+export const NO_BODY_LIMIT = 16 * 1024;
+/** The exec body carries the command's whole stdin (input, base64); more stdin streams through .../stdin. */
+export const EXEC_BODY_LIMIT = 16 * 1024 * 1024;
+
+/** The largest JSON body a route reads. Raw bodies (octetBody: file contents, stdin) stream and have no limit. */
+export const bodyLimitOf = (d: RouteDoc): number => d.bodyLimit ?? (d.body ? JSON_BODY_LIMIT : NO_BODY_LIMIT);
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -46,6 +58,7 @@ export function route(d: RouteDoc) {
       ...(d.params ? { params: d.params } : {}),
     },
     config: { doc: d },
+    bodyLimit: bodyLimitOf(d),
   };
 }
 

@@ -5,7 +5,7 @@ import type { FastifyInstance } from "fastify";
 import { batches } from "./batches.js";
 import { checkBody } from "../api/check.js";
 import { ExecBodySchema, ExecEventSchema, SessionInfoSchema, SignalBodySchema, StdinQuery, type ExecBody } from "../api/command-schemas.js";
-import { route } from "../api/routes.js";
+import { EXEC_BODY_LIMIT, route } from "../api/routes.js";
 import { Type } from "@sinclair/typebox";
 import { followSession, ndjson } from "./ndjson.js";
 import type { VmManager } from "./vm-manager.js";
@@ -21,7 +21,7 @@ export function execOptions(body: unknown): Omit<ExecBody, "input" | "tty"> {
 }
 
 export function registerExecRoutes(app: FastifyInstance, manager: VmManager): void {
-  const execDoc = route({ summary: "run a command: NDJSON session, stdout/stderr (base64), exit; background=true answers 201 at once with its info", answer: "ndjson", body: ExecBodySchema, events: ExecEventSchema });
+  const execDoc = route({ summary: "run a command: NDJSON session, stdout/stderr (base64), exit; background=true answers 201 at once with its info", answer: "ndjson", body: ExecBodySchema, events: ExecEventSchema, bodyLimit: EXEC_BODY_LIMIT });
   app.post<Ref & { Body: ExecBody }>("/v1/vms/:ref/exec", execDoc, (req, reply) => {
     const o = execOptions(req.body);
     const input = req.body.input;

@@ -95,8 +95,17 @@ export const errorOptions = {
   },
 };
 
+const sizeText = (n: number) => (n % 1048576 === 0 ? `${n / 1048576} MiB` : n % 1024 === 0 ? `${n / 1024} KiB` : `${n} bytes`);
+
 /** Every route error, and a route that does not exist, answered in mvm's body shape. */
 export function handleErrors(app: FastifyInstance): void {
-  app.setErrorHandler((error, _req, reply) => send(reply, error));
+  app.setErrorHandler((error, req, reply) => {
+    // A body over the limit says which limit: each route has its own (src/api/routes.ts).
+    const limit = req.routeOptions.bodyLimit;
+    if ((error as FastifyError).code === "FST_ERR_CTP_BODY_TOO_LARGE" && typeof limit === "number") {
+      return send(reply, new BodyTooLargeError(`the request body is over the ${sizeText(limit)} ${req.method} ${req.routeOptions.url ?? "this route"} takes`, { details: { limit, fastifyCode: "FST_ERR_CTP_BODY_TOO_LARGE" }, cause: error }));
+    }
+    send(reply, error);
+  });
   app.setNotFoundHandler((req, reply) => send(reply, new RouteNotFoundError(`no route ${req.method} ${req.url.split("?")[0]}`)));
 }

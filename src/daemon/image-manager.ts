@@ -29,16 +29,16 @@ export class ImageManager {
     if (this.o.images.find(name)) throw new NameTakenError(`an image named ${name} already exists`, { hint: `remove it first (mvm image rm ${name}) or pick another --name` });
   }
 
-  async import(file: string, name: string, onLine: (l: string) => void): Promise<ImageRecord> {
+  // Not async: what can be checked at once (the name, the file's kind, the packages) throws here, before
+  // the route starts streaming progress, so a request refused is answered with its 4xx.
+  import(file: string, name: string, onLine: (l: string) => void): Promise<ImageRecord> {
     this.checkNewName(name);
-    const built = await importImage(file, name, this.dir, onLine);
-    return this.o.images.add({ name, ...built });
+    return importImage(file, name, this.dir, onLine).then((built) => this.o.images.add({ name, ...built }));
   }
 
-  async build(name: string, o: DebianOptions, onLine: (l: string) => void): Promise<ImageRecord> {
+  build(name: string, o: DebianOptions, onLine: (l: string) => void): Promise<ImageRecord> {
     this.checkNewName(name);
-    const built = await buildDebian(name, o, this.dir, onLine, this.o.cacheDir);
-    return this.o.images.add({ name, ...built });
+    return buildDebian(name, o, this.dir, onLine, this.o.cacheDir).then((built) => this.o.images.add({ name, ...built }));
   }
 
   async remove(name: string): Promise<void> {

@@ -11,7 +11,7 @@ import { errorOptions, errorResponse, handleErrors } from "./http-errors.js";
 import { registerExecRoutes } from "./exec-routes.js";
 import { registerFileRoutes } from "./file-routes.js";
 import { openApiDocument } from "../api/openapi.js";
-import { route, type RegisteredRoute } from "../api/routes.js";
+import { NO_BODY_LIMIT, route, type RegisteredRoute } from "../api/routes.js";
 import { DaemonInfoSchema, LogsQuery, RemoveQuery, StartQuery, VmSpecSchema, VmViewSchema, AttachEventSchema, ExitEventSchema } from "../api/vm-schemas.js";
 import { BuildEventSchema, ImageBuildBodySchema, ImageImportBodySchema, ImageViewSchema, NetworkCreateBodySchema, NetworkViewSchema } from "../api/resource-schemas.js";
 import { SnapshotCreateBodySchema, SnapshotViewSchema } from "../api/snapshot-schemas.js";
@@ -21,7 +21,9 @@ import { line, ndjson } from "./ndjson.js";
 import { serveUpgrades } from "./upgrades.js";
 import type { AttachEvent, VmManager } from "./vm-manager.js";
 import { snapshotView, vmView } from "./views.js";
+import { requireState } from "../vm/state.js";
 import { BadRequestError } from "../errors.js";
+import { registerBodyParsers, type BodyOptions } from "./request-body.js";
 
 type Ref = { Params: { ref: string } };
 
@@ -30,12 +32,13 @@ const registered = new WeakMap<FastifyInstance, RegisteredRoute[]>();
 /** The routes a server registered (HEAD twins left out), with their docs: what the OpenAPI document is made of. */
 export const registeredRoutes = (app: FastifyInstance): RegisteredRoute[] => registered.get(app) ?? [];
 
-export function buildServer(manager: VmManager, info: { version: string; home: string }): FastifyInstance {
+export function buildServer(manager: VmManager, info: { version: string; home: string }, options: BodyOptions = {}): FastifyInstance {
   const app = Fastify({
     logger: false,
     // Requests refused before any route runs (router, Node's parser) answer in mvm's body shape too.
     ...errorOptions,
-    bodyLimit: 64 * 1024 * 1024,
+    // Each route has its own (src/api/routes.ts); this one is for requests no route takes.
+    bodyLimit: NO_BODY_LIMIT,
     // Unknown keys are refused, not silently dropped; nothing is coerced or defaulted behind the caller's back.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
     schemaErrorFormatter: (errors, dataVar) => {
@@ -49,8 +52,8 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
     for (const m of [r.method].flat()) if (m !== "HEAD") routes.push({ method: m.toLowerCase(), url: r.url, doc: r.config?.doc });
   });
 
-  // File contents and stdin stream through as they arrive, never buffered whole.
-  app.addContentTypeParser("application/octet-stream", (_req, payload, done) => done(null, payload));
+  // JSON bodies: objects, within the route's limit and a deadline; raw bytes streamed; nothing else.
+  registerBodyParsers(app, options);
 
   handleErrors(app);
 
@@ -61,7 +64,7 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
   app.get("/v1/vms", route({ summary: "all VMs", answer: "json", response: Type.Array(VmViewSchema) }), () => manager.list().map(vmView));
 
   app.post("/v1/vms", route({ summary: "create a VM from a spec (unknown keys refused)", answer: "json", status: 201, body: VmSpecSchema, validateBody: false, response: VmViewSchema }), async (req, reply) => {
-    const rec = await manager.create(req.body ?? {});
+    const rec = await manager.create(req.body);
     return reply.status(201).send(vmView(rec));
   });
 
@@ -70,8 +73,10 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
   const startDoc = route({ summary: "boot; with attach=true, follow the VM's command as NDJSON (started, output..., exit)", answer: "json", query: StartQuery, response: VmViewSchema, events: AttachEventSchema });
   app.post<Ref & { Querystring: { attach?: string } }>("/v1/vms/:ref/start", startDoc, async (req, reply) => {
     if (req.query.attach !== "true") return vmView(await manager.start(req.params.ref));
-    // Attach before starting, so not a byte of the command's output is missed.
+    // Attach before starting, so not a byte of the command's output is missed. A VM that cannot start in
+    // its state is refused with the 409 itself, not with a 200 stream carrying the error.
     const rec = manager.get(req.params.ref);
+    requireState(rec.name, "start", rec.state);
     const raw = ndjson(reply);
     const off = manager.attach(rec.id, (e: AttachEvent) => {
       line(raw, e);
@@ -154,16 +159,23 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
   });
 
   // Long builds stream their progress: {type:"progress",line}..., then {type:"done",image} or {type:"error"}.
+  // What build checks before it returns (the name, the file, the packages) is thrown from here: a request
+  // refused is a 4xx, not a 200 stream whose one line is the error.
   const streamBuild = (reply: FastifyReply, build: (onLine: (l: string) => void) => Promise<unknown>) => {
-    const raw = ndjson(reply);
-    build((l) => line(raw, { type: "progress", line: l })).then(
+    const early: string[] = [];
+    let progress = (l: string) => void early.push(l);
+    const running = build((l) => progress(l));
+    const out = ndjson(reply);
+    progress = (l) => void line(out, { type: "progress", line: l });
+    early.forEach(progress);
+    running.then(
       (image) => {
-        line(raw, { type: "done", image });
-        raw.end();
+        line(out, { type: "done", image });
+        out.end();
       },
       (e: unknown) => {
-        line(raw, { type: "error", ...errorResponse(e).body });
-        raw.end();
+        line(out, { type: "error", ...errorResponse(e).body });
+        out.end();
       },
     );
   };

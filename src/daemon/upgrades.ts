@@ -14,7 +14,11 @@ import { execOptions } from "./exec-routes.js";
 import { followSession } from "./ndjson.js";
 import type { TrackedSession } from "./session-registry.js";
 import type { VmManager } from "./vm-manager.js";
-import { BadRequestError, RouteNotFoundError } from "../errors.js";
+import { Value } from "@sinclair/typebox/value";
+import { requireJsonObject } from "../api/check.js";
+import { SignalBodySchema } from "../api/command-schemas.js";
+import { EXEC_BODY_LIMIT } from "../api/routes.js";
+import { BadRequestError, BodyTooLargeError, RouteNotFoundError } from "../errors.js";
 
 /** A terminal size from a client: whole rows and columns, 1-65535 each. */
 function ttySize(v: unknown): { rows: number; cols: number } {
@@ -61,12 +65,22 @@ function serveExec(ref: string, socket: Duplex, manager: VmManager): void {
   let t: TrackedSession | undefined;
   socket.on("error", () => undefined);
   socket.on("close", () => t?.result || t?.session.kill(9));
+  // A line is held whole until its newline: one that never ends is cut off at the exec body's limit.
+  let partial = 0;
+  socket.on("data", (b: Buffer) => {
+    const nl = b.lastIndexOf(10);
+    partial = nl < 0 ? partial + b.length : b.length - nl - 1;
+    if (partial > EXEC_BODY_LIMIT) {
+      lines.close();
+      fail(new BodyTooLargeError(`a line of the exec stream is over ${EXEC_BODY_LIMIT} bytes`, { hint: "send stdin in chunks, one {type:\"stdin\",data} line each" }));
+    }
+  });
   lines.on("line", (line) => {
     let msg: Record<string, unknown>;
     try {
-      msg = JSON.parse(line) as Record<string, unknown>;
-    } catch {
-      return fail(new BadRequestError("the exec stream carries one JSON object per line"));
+      msg = requireJsonObject(JSON.parse(line), "a line of the exec stream");
+    } catch (e) {
+      return fail(e instanceof SyntaxError ? new BadRequestError("the exec stream carries one JSON object per line") : e);
     }
     if (!t) {
       try {
@@ -86,8 +100,9 @@ function serveExec(ref: string, socket: Duplex, manager: VmManager): void {
       void s.write(Buffer.from(msg.data, "base64")).catch(() => undefined).finally(() => lines.resume());
     } else if (msg.type === "eof") {
       void s.end().catch(() => undefined);
-    } else if (msg.type === "signal" && typeof msg.signal === "number") {
-      s.kill(msg.signal);
+    } else if (msg.type === "signal" && Value.Check(SignalBodySchema, { signal: msg.signal })) {
+      // As POST .../signal takes them (1-64); anything else is ignored, as a bad resize is.
+      s.kill(msg.signal as number);
     } else if (msg.type === "resize") {
       try {
         const { rows, cols } = ttySize(msg);
@@ -107,7 +122,13 @@ export function serveUpgrades(server: Server, manager: VmManager): void {
       const { status, body } = errorResponse(new RouteNotFoundError("no such upgrade", { hint: "GET /v1/vms/NAME/console (Upgrade: mvm-console) or /v1/vms/NAME/exec (Upgrade: mvm-exec)" }));
       return refuse(socket, status, body);
     }
-    const ref = decodeURIComponent(m[1]!);
+    let ref: string;
+    try {
+      ref = decodeURIComponent(m[1]!);
+    } catch {
+      const { status, body } = errorResponse(new BadRequestError(`the VM reference in ${JSON.stringify(req.url)} is not valid percent-encoding`, { hint: "encode it with encodeURIComponent" }));
+      return refuse(socket, status, body);
+    }
     if (kind === "console") serveConsole(ref, socket, manager);
     else serveExec(ref, socket, manager);
   });

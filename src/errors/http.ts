@@ -17,7 +17,7 @@ export class RequestTimeoutError extends BadRequestError {
   static override readonly hint: string = "send the whole request at once";
 }
 
-/** The request body is over the daemon's limit (64 MiB for JSON; file contents stream and have none). */
+/** The request body is over its route's limit (src/api/routes.ts: 1 MiB for most JSON; file contents stream and have none). */
 export class BodyTooLargeError extends BadRequestError {
   static override readonly code: string = "BODY_TOO_LARGE";
   static override readonly status: number = 413;

@@ -4,7 +4,8 @@
 // interrupted build leaves nothing that looks like an image.
 
 import { createHash } from "node:crypto";
-import { closeSync, constants, openSync, readSync } from "node:fs";
+import { constants } from "node:fs";
+import { readHostFileHead } from "../vmspec/host-file.js";
 import { chmod, copyFile, mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { InvalidArgumentError, InvalidImageError, MvmError, NotRootError } from "../errors.js";
@@ -14,16 +15,7 @@ export type SourceKind = "qcow2" | "ext4" | "tar";
 
 /** What a file is, from its first bytes: qcow2, an ext4 filesystem, a (compressed) tarball, or nothing we take. */
 export function sniff(path: string): SourceKind {
-  let head: Buffer;
-  try {
-    const fd = openSync(path, "r");
-    head = Buffer.alloc(1200);
-    const n = readSync(fd, head, 0, head.length, 0);
-    closeSync(fd);
-    head = head.subarray(0, n);
-  } catch (e) {
-    throw new InvalidImageError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code}`, { hint: "check the path" });
-  }
+  const head = readHostFileHead(path, 1200, { what: "image file", error: InvalidImageError, hint: "check the path: a qcow2 or raw image, or a tarball", blockDevice: true });
   if (head.length >= 4 && head.toString("latin1", 0, 4) === "QFI\xfb") return "qcow2";
   if (head.length >= 1082 && head.readUInt16LE(1080) === 0xef53) return "ext4";
   const gz = head[0] === 0x1f && head[1] === 0x8b;
@@ -134,14 +126,17 @@ async function freshEnough(path: string): Promise<Date | undefined> {
   return s && Date.now() - s.mtimeMs < DEBIAN_CACHE_MAX_AGE_MS ? s.mtime : undefined;
 }
 
-/** With `cacheDir`, a debootstrap of the same inputs made in the last week is reused (copied, never shared). */
+/**
+ * With `cacheDir`, a debootstrap of the same inputs made in the last week is reused (copied, never shared).
+ * What is wrong with the request (not root, a bad suite or package name) is thrown at once, not rejected.
+ */
 export function buildDebian(name: string, o: DebianOptions, imagesDir: string, onLine: (l: string) => void, cacheDir?: string): Promise<BuiltImage> {
   if (process.getuid?.() !== 0) {
-    return Promise.reject(new NotRootError("building a Debian image needs root (debootstrap creates device files and sets owners)", { hint: "run the mvm daemon as root, or import an image instead (mvm image import)" }));
+    throw new NotRootError("building a Debian image needs root (debootstrap creates device files and sets owners)", { hint: "run the mvm daemon as root, or import an image instead (mvm image import)" });
   }
-  if (!/^[a-z]+$/.test(o.suite)) return Promise.reject(new InvalidArgumentError(`invalid suite ${JSON.stringify(o.suite)}`, { hint: "e.g. bookworm" }));
+  if (!/^[a-z]+$/.test(o.suite)) throw new InvalidArgumentError(`invalid suite ${JSON.stringify(o.suite)}`, { hint: "e.g. bookworm" });
   const bad = o.packages.find((p) => !/^[a-z0-9][a-z0-9+.-]*$/.test(p));
-  if (bad !== undefined) return Promise.reject(new InvalidArgumentError(`invalid package name ${JSON.stringify(bad)}`, { hint: "Debian package names: lower-case letters, digits, + - ." }));
+  if (bad !== undefined) throw new InvalidArgumentError(`invalid package name ${JSON.stringify(bad)}`, { hint: "Debian package names: lower-case letters, digits, + - ." });
   return publish(
     imagesDir,
     name,

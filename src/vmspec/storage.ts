@@ -4,9 +4,10 @@
 // Only an exact ":ro"/":rw" suffix is parsed, so a path may hold other colons for disks; shared folder
 // paths may not (the separator would be ambiguous).
 
-import { accessSync, closeSync, constants, openSync, readSync, statSync } from "node:fs";
+import { accessSync, constants, statSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { InvalidStorageError } from "../errors.js";
+import { readHostFileHead } from "./host-file.js";
 
 export interface DiskSpec {
   path: string;
@@ -21,14 +22,8 @@ export interface VolumeSpec {
 }
 
 function detectFormat(path: string): "raw" | "qcow2" {
-  const fd = openSync(path, "r");
-  try {
-    const head = Buffer.alloc(4);
-    const n = readSync(fd, head, 0, 4, 0);
-    return n === 4 && head.toString("latin1") === "QFI\xfb" ? "qcow2" : "raw";
-  } finally {
-    closeSync(fd);
-  }
+  const head = readHostFileHead(path, 4, { what: "disk", error: InvalidStorageError, hint: "give an image file (raw or qcow2) or a block device", blockDevice: true });
+  return head.length === 4 && head.toString("latin1") === "QFI\xfb" ? "qcow2" : "raw";
 }
 
 export function parseDisk(text: string): DiskSpec {

@@ -13,6 +13,15 @@ import { parseMemoryMiB } from "./size.js";
 export const NAME_PATTERN = "^[a-z0-9][a-z0-9-]{0,62}$";
 const ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$";
 
+/**
+ * Environment variables (a VM's, a command's): names as a shell takes them, so no name can carry a '=' (or
+ * anything else) into another variable when the agent joins NAME=VALUE.
+ */
+export const EnvSchema = Type.Record(Type.String({ pattern: ENV_NAME_PATTERN }), Type.String(), {
+  additionalProperties: false,
+  description: "environment variable names: letters, digits and _, not starting with a digit",
+});
+
 const OnOffAuto = Type.Union([Type.Literal("on"), Type.Literal("off"), Type.Literal("auto")]);
 
 /**
@@ -51,7 +60,7 @@ export const VmSpecSchema = Type.Object(
     volumes: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: "HOSTDIR:GUESTDIR[:ro]: shared folders over virtio-9p" })),
     ports: Type.Optional(Type.Array(Type.String(), { description: "[HOSTIP:]HOSTPORT:GUESTPORT[/tcp|udp]; needs a user network" })),
     command: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: "run when the VM is ready; the VM powers off when it ends" })),
-    env: Type.Optional(Type.Record(Type.String(), Type.String(), { description: "names: letters, digits and _, not starting with a digit" })),
+    env: Type.Optional(EnvSchema),
     workdir: Type.Optional(Type.String({ minLength: 1 })),
     user: Type.Optional(Type.String({ minLength: 1 })),
     snapshot: Type.Optional(Type.String({ pattern: NAME_PATTERN, description: "start from this snapshot (mvm snapshot create): its machine, memory and disk; only name, hostname, env, ports, command, workdir and user may be given beside it" })),
@@ -124,10 +133,6 @@ export function checkSpec(input: unknown, options: { nameTaken?: (name: string) 
   const s = validateSpec(input);
   if (s.append !== undefined && s.cmdline !== undefined) {
     throw new InvalidSpecError("append and cmdline cannot be used together", { hint: "append adds to the default kernel command line, cmdline replaces it" });
-  }
-  const badEnv = Object.keys(s.env ?? {}).find((k) => !new RegExp(ENV_NAME_PATTERN).test(k));
-  if (badEnv !== undefined) {
-    throw new InvalidSpecError(`invalid environment variable name ${JSON.stringify(badEnv)}`, { hint: "names are letters, digits and _, not starting with a digit" });
   }
   const ports = (s.ports ?? []).map(parsePort);
   const net = s.network ?? "none";
