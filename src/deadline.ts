@@ -13,8 +13,9 @@ export function withDeadline<T>(p: Promise<T>, options: { timeoutMs?: number; si
         : setTimeout(() => { cleanup(); reject(new TimeoutError(`${what} within ${timeoutMs} ms`)); }, timeoutMs);
     const onAbort = () => { cleanup(); reject(new AbortError(`${what}: aborted`, { cause: signal?.reason })); };
     const cleanup = () => { clearTimeout(timer); signal?.removeEventListener("abort", onAbort); };
+    // Subscribed first: a promise given to an already-aborted wait must not reject unhandled later.
+    p.then((v) => { cleanup(); resolve(v); }, (e: Error) => { cleanup(); reject(e); });
     if (signal?.aborted) return onAbort();
     signal?.addEventListener("abort", onAbort, { once: true });
-    p.then((v) => { cleanup(); resolve(v); }, (e: Error) => { cleanup(); reject(e); });
   });
 }

@@ -3,6 +3,7 @@
 
 import { Type, type Static } from "@sinclair/typebox";
 import { MachineSchema, VmSpecSchema } from "../vmspec/vm-spec.js";
+import { AppliedLimitsSchema } from "./limit-schemas.js";
 
 export { VmSpecSchema };
 export type VmSpecInput = Static<typeof VmSpecSchema>;
@@ -38,6 +39,9 @@ export const CheckedSpecSchema = Type.Object({
   ready: Type.Optional(Type.Object({ consoleLine: Type.String() })),
   boot: Type.Union([Type.Literal("auto"), Type.Literal("cold")]),
   snapshot: Type.Optional(Type.String()),
+  diskBps: Type.Optional(Type.Integer({ description: "bytes per second" })),
+  diskIops: Type.Optional(Type.Integer()),
+  netBps: Type.Optional(Type.Integer({ description: "bytes per second, each way" })),
 });
 
 export const VmStateSchema = Type.Union([
@@ -110,6 +114,7 @@ export const VmViewSchema = Type.Object({
   ),
   diskUsed: Type.Optional(Type.Boolean({ description: "the root overlay has run a guest (a clone can no longer take it over)" })),
   bridged: Type.Optional(Type.Object({ network: Type.String(), ip: Type.String(), prefix: Type.Integer(), gateway: Type.String(), tap: Type.String() })),
+  limits: Type.Optional(AppliedLimitsSchema),
   uptimeMs: Type.Optional(Type.Number()),
   bootMs: Type.Optional(Type.Number()),
 });

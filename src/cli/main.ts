@@ -17,6 +17,7 @@ import { benchExec } from "../bench/exec.js";
 import { benchDensity, benchStart } from "../bench/start.js";
 import { sessionAttachCommand, sessionKillCommand, sessionLsCommand, sessionRmCommand, sessionStdinCommand, sessionWaitCommand } from "./commands/session.js";
 import { inspectCommand, logsCommand, psCommand } from "./commands/inspect.js";
+import { limitsCommand, type LimitsFlags } from "./commands/limits.js";
 import { lifecycleCommand, pruneCommand, removeCommand, waitCommand } from "./commands/lifecycle.js";
 import { createCommand, runCommand, type RunFlags } from "./commands/run.js";
 import { snapshotCreateCommand, snapshotInspectCommand, snapshotLsCommand, snapshotRmCommand } from "./commands/snapshot.js";
@@ -88,6 +89,16 @@ program
   .action((flags: { all?: boolean; json?: boolean }) => done(psCommand(flags)));
 
 program.command("inspect").description("everything mvm knows and decided about VMs, as JSON").argument("<vm...>").option("--json", "(always JSON)").action((refs: string[]) => done(inspectCommand(refs)));
+
+program
+  .command("limits")
+  .description("show a VM's disk and network limits, or change them (live on a running VM, kept for its next starts)")
+  .argument("<vm>")
+  .option("--disk-bps <rate>", "disk bandwidth shared by its disks, bytes per second: 5M, 512K; none removes it")
+  .option("--disk-iops <n>", "disk I/O operations per second shared by its disks; none removes it")
+  .option("--net-bps <rate>", "network bandwidth each way (bridged networks); none removes it")
+  .option("--json", "print JSON on stdout")
+  .action((ref: string, flags: LimitsFlags) => done(limitsCommand(ref, flags)));
 
 program
   .command("logs")

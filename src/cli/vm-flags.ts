@@ -31,6 +31,9 @@ export interface VmFlags {
   diskSize?: string;
   boot?: string;
   snapshot?: string;
+  diskBps?: string;
+  diskIops?: string;
+  netBps?: string;
   json?: boolean;
 }
 
@@ -62,6 +65,9 @@ export function addVmFlags(cmd: Command): Command {
     .option("--snapshot <name>", "start as this snapshot's machine (mvm snapshot create); beside it only --name, --hostname, -e, -p, -w, -u and the command")
     .option("--boot <how>", "auto (default: clone a memory template where the VM allows it) or cold (always boot the kernel)")
     .option("--machine <opts>", "microvm machine options: acpi, pit, pic, rtc = on|off|auto (e.g. pit=off,rtc=on)")
+    .option("--disk-bps <rate>", "disk bandwidth shared by all the VM's disks, bytes per second: 5M, 512K (mvm limits changes it live)")
+    .option("--disk-iops <n>", "disk I/O operations per second, shared by all the VM's disks")
+    .option("--net-bps <rate>", "network bandwidth each way, bytes per second (10M); bridged networks only")
     .option("--json", "print JSON on stdout");
 }
 
@@ -135,6 +141,9 @@ export function specFromFlags(flags: VmFlags, command: string[] | undefined): Vm
     boot: flags.boot,
     snapshot: flags.snapshot,
     diskSize: flags.diskSize,
+    diskBps: flags.diskBps,
+    diskIops: flags.diskIops === undefined ? undefined : parseCount(flags.diskIops),
+    netBps: flags.netBps,
     ports: flags.publish.length ? flags.publish : undefined,
     command: command && command.length ? command : undefined,
   };

@@ -6,6 +6,7 @@ import type { AttachEvent, DaemonInfo, ExitEvent, VmSpecInput, VmView } from "..
 import { DaemonDisconnectedError, errorFromBody } from "../errors.js";
 import type { ImageView as ImageRecord, NetworkView as NetworkRecord } from "../api/resource-schemas.js";
 import type { SnapshotView } from "../api/snapshot-schemas.js";
+import type { LimitsPatchBody } from "../api/limit-schemas.js";
 import { createInterface } from "node:readline";
 import type { Duplex } from "node:stream";
 import { openUpgrade, requestJson, requestStream, requestText, type HttpOptions } from "./http.js";
@@ -15,6 +16,9 @@ import { GuestFiles } from "./files.js";
 import { VmHandle } from "./vm-handle.js";
 
 export type { VmView, VmSpecInput, ExitEvent, AttachEvent, SessionInfo, DaemonInfo, SnapshotView };
+
+/** A change of a VM's limits: a rate (bytes per second, or "5M") or IOPS sets one, null removes it, a key left out keeps it. */
+export type LimitsPatch = LimitsPatchBody;
 export { Command, GuestFiles, VmHandle };
 export { connect } from "./connect.js";
 
@@ -134,6 +138,14 @@ export class MvmClient {
   /** Saves a running or paused VM's whole state to disk and ends its QEMU; resume() brings it back. */
   suspend(ref: string, signal?: AbortSignal): Promise<VmView> {
     return requestJson(this.http(signal), "POST", `/v1/vms/${enc(ref)}/suspend`);
+  }
+
+  /**
+   * Changes the VM's disk and network limits (diskBps, diskIops, netBps; null removes one): at once on a
+   * running or paused VM, and for every later start. The view's `limits` are those now in effect.
+   */
+  setLimits(ref: string, limits: LimitsPatch, signal?: AbortSignal): Promise<VmView> {
+    return requestJson(this.http(signal), "PATCH", `/v1/vms/${enc(ref)}/limits`, limits);
   }
 
   async remove(ref: string, options: { force?: boolean; signal?: AbortSignal } = {}): Promise<void> {

@@ -4,7 +4,7 @@
 import type { ExecResult } from "../api/command-schemas.js";
 import type { SnapshotView } from "../api/snapshot-schemas.js";
 import type { VmView } from "../api/vm-schemas.js";
-import type { ExecRequestOptions, MvmClient, SpawnOptions } from "./client.js";
+import type { ExecRequestOptions, LimitsPatch, MvmClient, SpawnOptions } from "./client.js";
 import type { Command } from "./command.js";
 import type { GuestFiles } from "./files.js";
 
@@ -48,6 +48,11 @@ export class VmHandle implements AsyncDisposable {
   /** A snapshot of the VM as it is now, which it runs on from; client.run({snapshot: name}) makes VMs of it. */
   snapshot(o: { name?: string; signal?: AbortSignal } = {}): Promise<SnapshotView> {
     return this.client.createSnapshot(this.id, { name: o.name }, o.signal);
+  }
+
+  /** Changes its disk and network limits, live (null removes one): vm.setLimits({ diskBps: "10M" }). */
+  setLimits(limits: LimitsPatch, signal?: AbortSignal): Promise<VmView> {
+    return this.client.setLimits(this.id, limits, signal);
   }
 
   remove(): Promise<void> {

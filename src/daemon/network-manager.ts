@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { deleteLink, disableNat, enableNat, ensureBridge, hasNetAdmin, hostAddresses, linkExists } from "../host/netlink.js";
+import { removeTapLinks } from "../host/tc.js";
 import { gatewayOf, overlaps, parseSubnet, type Subnet } from "../vmspec/subnet.js";
 import { NAME_PATTERN } from "../vmspec/vm-spec.js";
 import type { NetworkRecord, NetworkStore } from "../store/network-store.js";
@@ -46,7 +47,7 @@ export class NetworkManager {
       }
     }
     for (const vm of this.vms.list()) {
-      if (vm.bridged && !isLive(vm.state)) await deleteLink(vm.bridged.tap).catch(() => undefined);
+      if (vm.bridged && !isLive(vm.state)) await removeTapLinks(vm.bridged.tap).catch(() => undefined);
     }
   }
 

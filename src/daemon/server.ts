@@ -15,6 +15,7 @@ import { NO_BODY_LIMIT, route, type RegisteredRoute } from "../api/routes.js";
 import { DaemonInfoSchema, LogsQuery, RemoveQuery, StartQuery, VmSpecSchema, VmViewSchema, AttachEventSchema, ExitEventSchema } from "../api/vm-schemas.js";
 import { BuildEventSchema, ImageBuildBodySchema, ImageImportBodySchema, ImageViewSchema, NetworkCreateBodySchema, NetworkViewSchema } from "../api/resource-schemas.js";
 import { SnapshotCreateBodySchema, SnapshotViewSchema } from "../api/snapshot-schemas.js";
+import { LimitsPatchSchema, type LimitsPatchBody } from "../api/limit-schemas.js";
 import { checkBody } from "../api/check.js";
 import { Type } from "@sinclair/typebox";
 import { line, ndjson } from "./ndjson.js";
@@ -116,6 +117,9 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
   for (const op of ["stop", "kill", "pause", "resume", "suspend"] as const) {
     app.post<Ref>(`/v1/vms/:ref/${op}`, route({ summary: ops[op], answer: "json", response: VmViewSchema }), async (req) => vmView(await manager[op](req.params.ref)));
   }
+
+  const limitsDoc = route({ summary: "change the VM's disk and network limits (null removes one): live on a running or paused VM, kept for its next starts", answer: "json", body: LimitsPatchSchema, response: VmViewSchema });
+  app.patch<Ref & { Body: LimitsPatchBody }>("/v1/vms/:ref/limits", limitsDoc, async (req) => vmView(await manager.setLimits(req.params.ref, req.body)));
 
   // The body is optional (a name is made up without one), so it is checked here rather than by Fastify.
   const snapshotDoc = route({ summary: "snapshot a running or paused VM (memory, devices, root disk at one moment); the VM goes on as it was", answer: "json", status: 201, body: SnapshotCreateBodySchema, bodyOptional: true, validateBody: false, response: SnapshotViewSchema });

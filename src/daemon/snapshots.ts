@@ -14,6 +14,7 @@ import type { VmRecord } from "../store/vm-store.js";
 import type { Guest } from "../vm/launch.js";
 import { vmFiles } from "../vm/layout.js";
 import { checkSpec, type VmSpec, type VmSpecInput } from "../vmspec/vm-spec.js";
+import { checkLimits, limitsOf } from "../vmspec/limits.js";
 
 export interface QemuBuild {
   sha256: string;
@@ -81,7 +82,7 @@ export function requireBuild(saved: QemuBuild, current: QemuBuild | undefined, w
 }
 
 /** What a VM made from a snapshot may set itself; the rest is the snapshot's machine. */
-const SNAPSHOT_OVERRIDES = ["snapshot", "name", "hostname", "env", "ports", "command", "workdir", "user"];
+const SNAPSHOT_OVERRIDES = ["snapshot", "name", "hostname", "env", "ports", "command", "workdir", "user", "diskBps", "diskIops", "netBps"];
 
 /**
  * The spec of a VM made from a snapshot: the snapshot's machine (its memory, disk and devices must match
@@ -90,7 +91,11 @@ const SNAPSHOT_OVERRIDES = ["snapshot", "name", "hostname", "env", "ports", "com
 export function specFromSnapshot(raw: VmSpecInput, snap: Snapshot, nameTaken: (name: string) => boolean): VmSpec {
   const own = Object.keys(raw).filter((k) => !SNAPSHOT_OVERRIDES.includes(k));
   if (own.length) throw new InvalidSpecError(`${own.join(", ")} cannot be given with a snapshot: the VM is the snapshot's machine`, { hint: `only ${SNAPSHOT_OVERRIDES.join(", ")} may be given beside snapshot` });
-  const given = checkSpec({ ...raw, snapshot: undefined, network: snap.spec.network }, { nameTaken });
+  const { diskBps, diskIops, netBps, ...rest } = raw;
+  const given = checkSpec({ ...rest, snapshot: undefined, network: snap.spec.network }, { nameTaken });
+  // Limits are no part of the saved machine: the request's, checked against the snapshot's disks and network, else the snapshot VM's.
+  const asked = diskBps !== undefined || diskIops !== undefined || netBps !== undefined;
+  const limits = asked ? checkLimits({ diskBps, diskIops, netBps }, { network: snap.spec.network, disks: (snap.spec.image ? 1 : 0) + snap.spec.disks.length }) : limitsOf(snap.spec);
   return {
     ...snap.spec,
     name: given.name,
@@ -101,6 +106,9 @@ export function specFromSnapshot(raw: VmSpecInput, snap: Snapshot, nameTaken: (n
     workdir: given.workdir,
     user: given.user,
     snapshot: snap.name,
+    diskBps: limits.diskBps,
+    diskIops: limits.diskIops,
+    netBps: limits.netBps,
   };
 }
 

@@ -33,7 +33,7 @@ export interface LaunchRequest {
   plan: VmPlan;
   from?: SavedState;
   /** Deadline, abort signal and the pid callback, as launchGuest takes them. */
-  launch: Pick<LaunchOptions, "helloTimeoutMs" | "signal" | "onSpawn">;
+  launch: Pick<LaunchOptions, "helloTimeoutMs" | "signal" | "onSpawn" | "onQmp">;
 }
 
 /** What makes a clone this VM and no other: its clock, name, entropy and environment (through the agent). */
@@ -115,6 +115,7 @@ export class VmLauncher {
         readiness: { kind: "restored", identity: () => identityFor(req.rec) },
         timeoutMs: req.launch.helloTimeoutMs,
         signal: req.launch.signal,
+        onQmp: req.launch.onQmp,
       });
       await publishPorts(guest, req.plan);
       return guest;

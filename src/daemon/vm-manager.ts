@@ -10,9 +10,14 @@ import { join } from "node:path";
 import type { AgentClient } from "../agent/client.js";
 import type { ExecOptions } from "../agent/exec-session.js";
 import { AgentNotConnectedError, BinaryUnusableError, WrongStateError, InvalidSpecError, KvmUnusableError, QmpDisconnectedError } from "../errors.js";
+import type { VmState } from "../vm/state.js";
 import type { GuestArtifacts } from "../guest/artifacts.js";
 import { chooseAccel, readHostFacts } from "../host/accel.js";
-import { createTap, deleteLink, ensureBridge } from "../host/netlink.js";
+import { createTap, ensureBridge } from "../host/netlink.js";
+import { removeTapLinks, setNetLimit } from "../host/tc.js";
+import { setDiskThrottle, throttleGroup } from "../qemu/throttle.js";
+import type { QmpClient } from "../qemu/qmp-client.js";
+import { limitsOf, patchLimits, type Limits, type LimitsPatch } from "../vmspec/limits.js";
 import { checkPortsFree } from "../host/port-check.js";
 import { planVm } from "../plan/vm-plan.js";
 import { flattenArgv } from "../qemu/microvm-argv.js";
@@ -170,14 +175,17 @@ export class VmManager {
       await createTap(bridged.tap, net.bridge);
     }
     const from = await this.savedStateFor(rec);
-    this.o.store.transition(rec.id, resuming ? ["suspended"] : OPERATIONS.start, "starting", {
+    const starting = this.o.store.transition(rec.id, resuming ? ["suspended"] : OPERATIONS.start, "starting", {
       accel: { chosen: accel.chosen, reason: accel.reason },
       binary: { kind: binary.kind, path: binary.path, reason: binary.reason },
       pid: undefined,
       pidStart: undefined,
       commandExit: undefined, // the last run's; this run's replaces it when its command ends
+      limits: undefined, // the last run's; this run's are recorded as they are applied
       timings: { startedAt: new Date().toISOString() },
     });
+    // As the record has them now: a change made before this transition counts, one after it is refused (409).
+    const limits = limitsOf(starting.spec);
     const abort = new AbortController();
     let bootEnded!: () => void;
     this.booting.set(rec.id, { abort, ended: new Promise<void>((r) => (bootEnded = r)) });
@@ -194,10 +202,13 @@ export class VmManager {
           signal: signal ? AbortSignal.any([signal, abort.signal]) : abort.signal,
           // Named in the record at once: a daemon that dies mid-boot leaves a QEMU the next one can find.
           onSpawn: (pid) => this.o.store.update(rec.id, { pid, pidStart: processStartTime(pid) }),
+          // Limits hold before the guest touches a disk (a cold boot is still in its kernel, a clone not yet
+          // loaded); a VM without limits gets no QMP command for them at all.
+          onQmp: Object.keys(limits).length ? async (qmp) => void (await this.applyLimits(rec.id, qmp, plan.disks?.length ?? 0, limits)) : undefined,
         },
       }));
     } catch (e) {
-      if (bridged) await deleteLink(bridged.tap).catch(() => undefined);
+      if (bridged) await removeTapLinks(bridged.tap).catch(() => undefined);
       const err = explainBootFailure(e);
       // Aborted by kill or remove: halt records the VM stopped. A resume that failed keeps its state.
       if (!abort.signal.aborted) this.o.store.transition(rec.id, ["starting"], resuming ? "suspended" : "crashed", {
@@ -230,7 +241,7 @@ export class VmManager {
       });
     } catch (e) {
       await guest.kill(); // killed or removed just as its boot completed: its QEMU goes too, and its tap
-      if (bridged) await deleteLink(bridged.tap).catch(() => undefined);
+      if (bridged) await removeTapLinks(bridged.tap).catch(() => undefined);
       throw e;
     }
     this.guests.set(rec.id, guest);
@@ -314,10 +325,10 @@ export class VmManager {
     const recorded = guest.exited.then(async (exit: QemuExit) => {
       this.guests.delete(id);
       const rec = this.o.store.find(id);
-      if (rec?.bridged) await deleteLink(rec.bridged.tap).catch(() => undefined);
+      if (rec?.bridged) await removeTapLinks(rec.bridged.tap).catch(() => undefined);
       if (!rec || !isLive(rec.state)) return;
       if (this.suspending.delete(id)) {
-        this.o.store.transition(id, ["stopping"], "suspended", { pid: undefined, pidStart: undefined, lastExit: { exitCode: exit.code, signal: exit.signal, at: new Date().toISOString(), reason: "suspended to disk" } });
+        this.o.store.transition(id, ["stopping"], "suspended", { pid: undefined, pidStart: undefined, limits: undefined, lastExit: { exitCode: exit.code, signal: exit.signal, at: new Date().toISOString(), reason: "suspended to disk" } });
         this.commands.finish(id);
         return;
       }
@@ -328,6 +339,7 @@ export class VmManager {
       this.o.store.transition(id, ["starting", "running", "paused", "stopping"], clean ? "stopped" : "crashed", {
         pid: undefined,
         pidStart: undefined,
+        limits: undefined,
         lastExit: {
           exitCode: exit.code,
           signal: exit.signal,
@@ -395,11 +407,63 @@ export class VmManager {
       await boot?.ended;
       // A resume cut short: its saved state goes with it, as with any stop of a suspended VM.
       if (rec.suspended) await rm(join(vmDir(this.o.home, rec.id), "suspend"), { recursive: true, force: true });
-      this.o.store.transition(rec.id, ["stopping"], "stopped", { pid: undefined, suspended: undefined });
+      this.o.store.transition(rec.id, ["stopping"], "stopped", { pid: undefined, suspended: undefined, limits: undefined });
     }
     // The record once the exit watcher has written QEMU's end to it.
     await this.exitRecorded.get(rec.id);
     return this.o.store.get(rec.id);
+  }
+
+  /**
+   * Changes the VM's limits (null removes one): live on a running or paused QEMU (QMP for its disks, tc
+   * for its tap), kept in its spec for every later start; a VM that is starting or ending is refused.
+   */
+  async setLimits(ref: string, patch: LimitsPatch): Promise<VmRecord> {
+    const rec = this.o.store.get(ref);
+    const allowed: VmState[] = OPERATIONS.limits;
+    if (!allowed.includes(rec.state)) {
+      throw new WrongStateError(`cannot change the limits of VM ${rec.name}: it is ${rec.state}, and limits change while it is ${allowed.join(", ")}`, {
+        hint: `wait until it is up or down (mvm ps -a), then try again`,
+        details: { vm: rec.name, operation: "limits", state: rec.state, allowed },
+      });
+    }
+    const disks = (rec.spec.image ? 1 : 0) + rec.spec.disks.length;
+    const next = patchLimits(limitsOf(rec.spec), patch, { name: rec.name, network: rec.spec.network, disks });
+    const spec = { ...rec.spec, diskBps: next.diskBps, diskIops: next.diskIops, netBps: next.netBps };
+    if (rec.state === "running" || rec.state === "paused") {
+      // A QEMU started before mvm named its disks (vdN) cannot be told which ones to throttle.
+      const named = (rec.argv ?? []).filter((a) => /^virtio-blk-device,id=vd\d+,/.test(a)).length;
+      const diskChange = next.diskBps !== rec.limits?.diskBps || next.diskIops !== rec.limits?.diskIops;
+      if (disks && diskChange && named < disks) {
+        throw new WrongStateError(`VM ${rec.name}'s QEMU was started by an older mvm that did not name its disks, so their limits cannot change while it runs`, {
+          hint: `the new limits are applied from the next start: stop and start it (mvm stop ${rec.name} && mvm start ${rec.name})`,
+          details: { vm: rec.name, state: rec.state },
+        });
+      }
+      await this.applyLimits(rec.id, this.guestOf(rec).qmp, disks, next);
+    }
+    return this.o.store.update(rec.id, { spec });
+  }
+
+  /**
+   * Puts limits into effect on the VM's QEMU (its `disks` virtio-blk devices, one throttle group) and tap,
+   * undoing those in effect that are no longer asked for, and records them. Without `limits`, the spec's
+   * as the record has them now (a change made while the start was under way counts). Nothing asked and
+   * nothing in effect: no QMP command at all.
+   */
+  private async applyLimits(id: string, qmp: QmpClient, disks: number, limits?: Limits): Promise<VmRecord> {
+    const rec = this.o.store.get(id);
+    const l = limits ?? limitsOf(rec.spec);
+    const was = rec.limits;
+    const wantDisk = l.diskBps !== undefined || l.diskIops !== undefined;
+    const wantNet = l.netBps !== undefined && rec.bridged !== undefined;
+    if (!wantDisk && !wantNet && !was) return rec;
+    const ids = disks && (wantDisk || was?.disks.length) ? await setDiskThrottle(qmp, { vmId: id, disks, diskBps: l.diskBps, diskIops: l.diskIops }) : [];
+    if (rec.bridged && (wantNet || was?.netBps !== undefined)) await setNetLimit(rec.bridged.tap, l.netBps);
+    const applied = wantDisk || wantNet
+      ? { ...l, disks: wantDisk ? ids : [], group: wantDisk && ids.length ? throttleGroup(id) : undefined, tap: wantNet ? rec.bridged?.tap : undefined, appliedAt: new Date().toISOString() }
+      : undefined;
+    return this.o.store.update(id, { limits: applied });
   }
 
   async pause(ref: string): Promise<VmRecord> {
@@ -449,7 +513,7 @@ export class VmManager {
     if (isLive(rec.state)) await this.kill(rec.id).catch(() => undefined);
     this.o.store.remove(rec.id, ["created", "stopped", "crashed", "suspended"]);
     this.o.networks.release(rec.id);
-    if (rec.bridged) await deleteLink(rec.bridged.tap).catch(() => undefined);
+    if (rec.bridged) await removeTapLinks(rec.bridged.tap).catch(() => undefined);
     this.commands.forget(rec.id);
     await rm(vmDir(this.o.home, rec.id), { recursive: true, force: true });
     // The link a parked QEMU's old directory left (its label names it): only that one, not a scan of vms/.

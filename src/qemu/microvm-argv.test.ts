@@ -79,7 +79,7 @@ test("disks go through -blockdev JSON and shared folders are escaped, so paths i
   const blockdev = JSON.parse(argv[argv.indexOf("-blockdev") + 1]!) as { file: { filename: string }; "read-only": boolean };
   assert.equal(blockdev.file.filename, "/imgs/a,file.driver=ssh.raw");
   assert.equal(blockdev["read-only"], true);
-  assert.ok(argv.includes("virtio-blk-device,drive=disk0"));
+  assert.ok(argv.includes("virtio-blk-device,id=vd0,drive=disk0"), "a stable id QMP can name (disk limits)");
   assert.equal(argv[argv.indexOf("-fsdev") + 1], "local,id=fs0,path=/share,,readonly=off,security_model=none,readonly=on");
   assert.ok(argv.includes("virtio-9p-device,fsdev=fs0,mount_tag=mvm0"));
 });

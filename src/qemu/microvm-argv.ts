@@ -105,7 +105,11 @@ export function microvmArgv(spec: MicrovmSpec): ArgvEntry[] {
         "-blockdev",
         JSON.stringify({ driver: d.format, "node-name": `disk${i}`, "read-only": d.readOnly, file: { driver: "file", filename: d.path, "read-only": d.readOnly } }),
       ),
-      e("its virtio-blk device", "-device", `virtio-blk-device,drive=disk${i}`),
+      e(
+        "its virtio-blk device, with a stable id (vdN) so that QMP can name it (disk limits: block_set_io_throttle); ids are not in the saved state's device paths",
+        "-device",
+        `virtio-blk-device,id=${blockDeviceId(i)},drive=disk${i}`,
+      ),
     );
   });
   (spec.volumes ?? []).forEach((v, i) => {
@@ -140,6 +144,9 @@ export function microvmArgv(spec: MicrovmSpec): ArgvEntry[] {
   }
   return entries;
 }
+
+/** The QOM id of the VM's i-th virtio-blk device (/dev/vda is vd0): what QMP's block commands take. */
+export const blockDeviceId = (i: number): string => `vd${i}`;
 
 export const flattenArgv = (entries: ArgvEntry[]): string[] => entries.flatMap((x) => x.args);
 

@@ -47,6 +47,20 @@ export interface VmRuntimeInfo {
   diskUsed?: boolean;
   /** The VM's place on a bridged network, allocated at create. */
   bridged?: { network: string; ip: string; prefix: number; gateway: string; tap: string };
+  /** The limits in effect on the running QEMU, as last applied (at start, or by a live change). */
+  limits?: AppliedLimits;
+}
+
+export interface AppliedLimits {
+  diskBps?: number;
+  diskIops?: number;
+  netBps?: number;
+  /** The virtio-blk devices throttled (ids on QEMU's argv) and their shared throttle group. */
+  disks: string[];
+  group?: string;
+  /** The tap shaped with tc (bridged networks). */
+  tap?: string;
+  appliedAt: string;
 }
 
 export interface VmRecord extends VmRuntimeInfo {

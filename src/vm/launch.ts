@@ -47,6 +47,12 @@ export interface LaunchOptions extends MachinePlan {
   restore?: RestoreFrom;
   /** Called with QEMU's pid right after it is spawned (so a record can name it before the guest is ready). */
   onSpawn?: (pid: number) => void;
+  /**
+   * Called once QMP is connected, before a saved state is loaded and before the readiness wait (a cold
+   * boot's guest is then still in its kernel): settings made over QMP (disk limits) hold from the start.
+   * A failure fails the launch.
+   */
+  onQmp?: (qmp: QmpClient) => Promise<void>;
   /** Called with each console line and the ms since spawn it arrived at (boot phases in `mvm bench boot`). */
   onConsoleLine?: (line: string, ms: number) => void;
 }
@@ -68,6 +74,7 @@ export async function launchGuest(options: LaunchOptions = {}): Promise<Guest> {
     timeoutMs: options.helloTimeoutMs ?? 60000,
     signal: options.signal,
     restore: options.restore,
+    onQmp: options.onQmp,
   });
 }
 
@@ -104,11 +111,11 @@ export async function parkGuest(options: LaunchOptions & { dir: string }): Promi
  * Loads a state into a parked QEMU and waits for the guest; `dir` is where the parked QEMU's directory is
  * now (the pool renames it to the VM's). Times count from this call, the moment a VM asked for it.
  */
-export function startParked(parked: Parked, o: { dir: string; restore: RestoreFrom; readiness: Readiness; timeoutMs?: number; signal?: AbortSignal }): Promise<Guest> {
+export function startParked(parked: Parked, o: { dir: string; restore: RestoreFrom; readiness: Readiness; timeoutMs?: number; signal?: AbortSignal; onQmp?: LaunchOptions["onQmp"] }): Promise<Guest> {
   const spawned = parkedParts.get(parked);
   if (!spawned) throw new RangeError("not a parked QEMU of this process");
   parkedParts.delete(parked);
-  return bringUp({ ...spawned, dir: o.dir, t0: performance.now(), adopted: false, readiness: o.readiness, timeoutMs: o.timeoutMs ?? 60000, signal: o.signal, restore: o.restore });
+  return bringUp({ ...spawned, dir: o.dir, t0: performance.now(), adopted: false, readiness: o.readiness, timeoutMs: o.timeoutMs ?? 60000, signal: o.signal, restore: o.restore, onQmp: o.onQmp });
 }
 
 /** What spawning leaves for bringUp: QEMU, its sockets, and how to tell a failed spawn. */
@@ -186,6 +193,7 @@ interface BringUp extends Spawned {
   timeoutMs: number;
   signal?: AbortSignal;
   restore?: RestoreFrom;
+  onQmp?: LaunchOptions["onQmp"];
 }
 
 async function bringUp(b: BringUp): Promise<Guest> {
@@ -219,6 +227,10 @@ async function bringUp(b: BringUp): Promise<Guest> {
         ...b.extraFailures,
         exitedEarly,
         (async () => {
+          if (b.onQmp) {
+            partial.qmp = await qmpReady;
+            await b.onQmp(partial.qmp);
+          }
           if (b.restore) {
             // A parked QEMU: its state goes in first, then the guest is asked (readiness "restored").
             partial.qmp = await qmpReady;

@@ -24,6 +24,8 @@ export const OPERATIONS = {
   snapshot: ["running", "paused"],
   exec: ["running"],
   files: ["running"],
+  // Live on a running or paused QEMU; stored for the next start otherwise. Not while one is starting or ending.
+  limits: ["created", "running", "paused", "stopped", "crashed", "suspended"],
   remove: ["created", "stopped", "crashed", "suspended"],
   forceRemove: VM_STATES as unknown as VmState[],
 } satisfies Record<string, VmState[]>;

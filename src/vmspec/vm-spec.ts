@@ -9,6 +9,7 @@ import { checkKernelFile, checkReadableFile } from "./kernel-file.js";
 import { parsePort, type PortMapping } from "./ports.js";
 import { parseDisk, parseVolume, type DiskSpec, type VolumeSpec } from "./storage.js";
 import { parseMemoryMiB } from "./size.js";
+import { checkLimits } from "./limits.js";
 
 export const NAME_PATTERN = "^[a-z0-9][a-z0-9-]{0,62}$";
 const ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$";
@@ -69,6 +70,9 @@ export const VmSpecSchema = Type.Object(
         description: "auto (default): start from a memory template where the VM allows it; cold: always boot the kernel (clones share memory pages with each other)",
       }),
     ),
+    diskBps: Type.Optional(Type.Union([Type.Integer(), Type.String()], { description: "disk bandwidth, shared by all the VM's disks: bytes per second, or with a unit: 5M, 512K (powers of 1024)" })),
+    diskIops: Type.Optional(Type.Integer({ description: "disk I/O operations per second, shared by all the VM's disks" })),
+    netBps: Type.Optional(Type.Union([Type.Integer(), Type.String()], { description: "network bandwidth each way, on a bridged network only (tc on its tap): bytes per second, or 10M" })),
     ready: Type.Optional(
       Type.Object(
         { consoleLine: Type.String({ minLength: 1, maxLength: 1000, description: "a regular expression matched against the serial console" }) },
@@ -111,6 +115,11 @@ export interface VmSpec {
   boot: "auto" | "cold";
   /** The snapshot the VM starts from (its first start restores it). */
   snapshot?: string;
+  /** Disk bandwidth (bytes/s) and IOPS, one QEMU throttle group for all the VM's disks (src/vmspec/limits.ts). */
+  diskBps?: number;
+  diskIops?: number;
+  /** Network bandwidth (bytes/s) each way, tc on a bridged VM's tap. */
+  netBps?: number;
 }
 
 /** Validates input against the schema; every problem is named with its path. */
@@ -161,6 +170,7 @@ export function checkSpec(input: unknown, options: { nameTaken?: (name: string) 
     // eslint-disable-next-line no-control-regex -- matching control characters is the point
     if (s[key] !== undefined && /[\x00-\x1f\x7f]/.test(s[key])) throw new InvalidSpecError(`${key} contains control characters (a NUL or newline cannot reach QEMU's argv)`, { hint: `remove them from ${key}` });
   }
+  const limits = checkLimits(s, { network: net, disks: (s.image === undefined ? 0 : 1) + (s.disks?.length ?? 0) });
   if (s.kernel) checkKernelFile(s.kernel);
   if (s.initrd) checkReadableFile(s.initrd, "initrd");
   const name = s.name ?? generateName(options.nameTaken ?? (() => false));
@@ -189,5 +199,6 @@ export function checkSpec(input: unknown, options: { nameTaken?: (name: string) 
     user: s.user,
     ready: s.ready,
     boot: s.boot ?? "auto",
+    ...limits,
   };
 }

@@ -19,6 +19,9 @@
 //   FAKE_QEMU_MAX_LIFE_MS   exits after this long whatever happens (default 120000): a test run that died
 //                           cannot leave fakes behind for long
 //   FAKE_QEMU_TRACE         set: what the fake does (connections, QMP commands), on its stderr
+//
+// Disk limits: block_set_io_throttle on a virtio-blk device of the argv (by its id) is kept, and
+// query-block answers with it (qdev is the device's id here, a QOM path in QEMU).
 
 import { appendFileSync, readFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
@@ -131,7 +134,34 @@ function shutdown(guest: boolean, reason: string): void {
   else setTimeout(() => process.exit(0), 10);
 }
 
-function qmpCommand(msg: { execute?: string; id?: unknown }): void {
+// --- block devices: each -device virtio-blk-device,id=... and its throttle (block_set_io_throttle) -----
+const blockDevices = new Map<string, { bps: number; iops: number; group?: string }>();
+args.forEach((a, i) => {
+  if (a !== "-device" || !args[i + 1]?.startsWith("virtio-blk-device,")) return;
+  const o = parseOptions(args[i + 1]!);
+  if (o.id) blockDevices.set(o.id, { bps: 0, iops: 0 });
+});
+
+function throttle(a: Record<string, unknown>, fail: (cls: string, desc: string) => void): boolean {
+  const dev = typeof a.id === "string" ? blockDevices.get(a.id) : undefined;
+  if (!dev) {
+    fail("GenericError", `Cannot find device "${String(a.id)}" nor node_name "${String(a.id)}"`);
+    return false;
+  }
+  const n = (k: string) => {
+    const v = a[k];
+    return typeof v === "number" ? v : NaN;
+  };
+  if (["bps", "bps_rd", "bps_wr", "iops", "iops_rd", "iops_wr"].some((k) => !(n(k) >= 0))) {
+    fail("GenericError", "Parameter 'bps' is missing or invalid");
+    return false;
+  }
+  const on = n("bps") > 0 || n("iops") > 0;
+  Object.assign(dev, { bps: n("bps"), iops: n("iops"), group: on ? (a.group as string | undefined) : undefined });
+  return true;
+}
+
+function qmpCommand(msg: { execute?: string; id?: unknown; arguments?: Record<string, unknown> }): void {
   trace(`QMP ${String(msg.execute)}`);
   const reply = (r: unknown) => qmpSend({ return: r, ...(msg.id !== undefined ? { id: msg.id } : {}) });
   const fail = (cls: string, desc: string) => qmpSend({ error: { class: cls, desc }, ...(msg.id !== undefined ? { id: msg.id } : {}) });
@@ -156,6 +186,11 @@ function qmpCommand(msg: { execute?: string; id?: unknown }): void {
     case "quit":
       reply({});
       return shutdown(false, "host-qmp-quit");
+    case "block_set_io_throttle":
+      if (throttle(msg.arguments ?? {}, fail)) reply({});
+      return;
+    case "query-block":
+      return reply([...blockDevices].map(([qdev, t]) => ({ device: "", qdev, inserted: { bps: t.bps, iops: t.iops, ...(t.group ? { group: t.group } : {}) } })));
     case "system_powerdown":
       reply({});
       qmpEvent("POWERDOWN");
@@ -180,7 +215,7 @@ function serveQmp(s: Socket): void {
       buf = buf.slice(nl + 1);
       if (!line) continue;
       try {
-        qmpCommand(JSON.parse(line) as { execute?: string; id?: unknown });
+        qmpCommand(JSON.parse(line) as { execute?: string; id?: unknown; arguments?: Record<string, unknown> });
       } catch {
         qmpSend({ error: { class: "GenericError", desc: "JSON parse error" } });
       }
