@@ -6,6 +6,12 @@ import { test } from "node:test";
 import { InvalidSizeError, InvalidSpecError } from "../errors.js";
 import { burstBytes, ifbFor, netLimitCommands } from "../host/tc.js";
 import { throttleArguments, throttleGroup } from "../qemu/throttle.js";
+import type { GuestArtifacts } from "../guest/artifacts.js";
+import { flattenArgv } from "../qemu/microvm-argv.js";
+import { buildArgv } from "../plan/argv.js";
+import { templateKey } from "../plan/clone-plan.js";
+import { planVm } from "../plan/vm-plan.js";
+import type { VmRecord } from "../store/vm-store.js";
 import { formatRate, parseIops, parseRate, patchLimits } from "./limits.js";
 import { checkSpec } from "./vm-spec.js";
 
@@ -88,4 +94,20 @@ test("tc on a tap: tbf both ways, the guest's outbound through an ifb named afte
     "tc qdisc add dev mvt-0123456789 handle ffff: ingress",
     "tc filter add dev mvt-0123456789 parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev mvi-0123456789",
   ]);
+});
+
+test("limits are no part of the machine: the plan, argv and template key are the same with and without them", () => {
+  const artifacts: GuestArtifacts = {
+    kernel: { dir: "/c/k", vmlinux: "/c/k/vmlinux", bzImage: "/c/k/bzImage", info: { release: "6.1-mvm", sourceVersion: "6.1", hz: 100, key: "k", buildSeconds: 1 } },
+    initramfs: { dir: "/c/i", path: "/c/i/initramfs.cpio", info: { busyboxVersion: "1.35", key: "i", bytes: 1, agentBytes: 1, initBytes: 1 } },
+  };
+  const host = { home: "/h", accel: "tcg" as const, qemuBinary: "/usr/bin/qemu-system-x86_64", artifacts, nameservers: [] };
+  const rec = (limits: object): VmRecord => ({ id: "0123456789ab", name: "vm", state: "created", spec: checkSpec({ name: "vm", image: "debian", network: "user", ...limits }), createdAt: "t", updatedAt: "t" });
+  const plain = planVm(rec({}), host);
+  const limited = planVm(rec({ diskBps: "5M", diskIops: 100 }), host);
+  const argv = (p: typeof plain) => flattenArgv(buildArgv(p, { artifacts, dir: p.dir, configFile: `${p.dir}/config`, console: "socket" }));
+  assert.deepEqual(argv(limited), argv(plain));
+  assert.ok(argv(plain).includes("virtio-blk-device,id=vd0,drive=disk0"), "the root disk is vd0, the id QMP throttles");
+  const inputs = { qemuBuild: "q", artifacts, image: { path: "/i", size: 1, mtimeMs: 1 } };
+  assert.equal(templateKey(limited, inputs), templateKey(plain, inputs), "a limited VM is cloned from the same template");
 });
