@@ -101,7 +101,8 @@ test("netBps 1M on a bridged VM: what it sends is held to the rate (tc on its ta
   assert.doesNotMatch(d.inNetns(["ip", "link", "show"]), new RegExp(ifb), "the ifb went with the limit");
   const fast = await send();
   process.stderr.write(`limits: the same without the limit: ${(fast / 1000).toFixed(2)} s\n`);
-  assert.ok(fast * 3 <= slow, `without the limit 3 MiB took ${Math.round(fast)} ms`);
+  // Unlimited, a TCG guest's own speed is the bound (0.7 to 1.4 s here, depending on the host's load).
+  assert.ok(fast * 1.5 <= slow, `without the limit 3 MiB took ${Math.round(fast)} ms, against ${Math.round(slow)} ms with it`);
 
   // Set live again, then rm: the tap and the ifb both go.
   assert.equal((await d.cli(["limits", "n", "--net-bps", "2M"])).code, 0);
