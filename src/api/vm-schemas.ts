@@ -117,6 +117,23 @@ export const VmViewSchema = Type.Object({
   limits: Type.Optional(AppliedLimitsSchema),
   uptimeMs: Type.Optional(Type.Number()),
   bootMs: Type.Optional(Type.Number()),
+  jail: Type.Optional(
+    Type.Object(
+      {
+        enabled: Type.Boolean(),
+        reason: Type.Optional(Type.String()),
+        uid: Type.Optional(Type.Integer()),
+        noNewPrivs: Type.Optional(Type.Boolean()),
+        seccomp: Type.Optional(Type.Integer({ description: "0: no filter; 2: QEMU's -sandbox filter" })),
+        capabilities: Type.Optional(Type.String({ description: "QEMU's effective capability set (CapEff, hex)" })),
+        namespaces: Type.Optional(Type.Array(Type.String(), { description: "namespaces QEMU does not share with the host" })),
+        cgroup: Type.Optional(
+          Type.Object({ mode: Type.String(), path: Type.Optional(Type.String()), memoryBytes: Type.Optional(Type.Number()), pids: Type.Optional(Type.Number()), cpuQuotaUs: Type.Optional(Type.Number()) }),
+        ),
+      },
+      { description: "the jail QEMU runs in, read from /proc and its control group (one VM's view only)" },
+    ),
+  ),
 });
 export type VmView = Static<typeof VmViewSchema>;
 

@@ -4,6 +4,7 @@
 import { Command } from "commander";
 import { benchBoot } from "../bench/boot.js";
 import { benchBootStress } from "../bench/boot-stress.js";
+import { benchJail } from "../bench/jail.js";
 import { renderPhaseChart } from "../bench/chart.js";
 import { benchGuest } from "../bench/guest.js";
 import { ensureGuestArtifacts, type GuestArtifacts } from "../guest/artifacts.js";
@@ -292,6 +293,16 @@ bench
       progress(`bench: chart written to ${flags.chart}`);
     }
     printJson({ ...result, ...(stress ? { stress } : {}) });
+  });
+
+bench
+  .command("jail")
+  .description("cold boots with the jail on and off, interleaved, and each QEMU's idle RSS (needs root)")
+  .option("--runs <n>", "boots per configuration", "10")
+  .option("--json", "print JSON on stdout (the default)")
+  .action(async (flags: { runs: string }) => {
+    const artifacts = await ensureGuestArtifacts({ onProgress: progress });
+    printJson(await benchJail({ artifacts, runs: positiveInt(flags.runs, "--runs"), onProgress: (l) => progress(`bench: ${l}`) }));
   });
 
 /** A guest manifest written by guest/build.sh, with the files it names still there. */

@@ -23,6 +23,7 @@ import { serveUpgrades } from "./upgrades.js";
 import type { AttachEvent, VmManager } from "./vm-manager.js";
 import { snapshotView, vmView } from "./views.js";
 import { requireState } from "../vm/state.js";
+import { observeJail } from "../jail/jail.js";
 import { BadRequestError } from "../errors.js";
 import { registerBodyParsers, type BodyOptions } from "./request-body.js";
 
@@ -69,7 +70,10 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
     return reply.status(201).send(vmView(rec));
   });
 
-  app.get<Ref>("/v1/vms/:ref", route({ summary: "one VM: state, pid, accel and binary with reasons, argv, timings, last exits", answer: "json", response: VmViewSchema }), (req) => vmView(manager.get(req.params.ref)));
+  app.get<Ref>("/v1/vms/:ref", route({ summary: "one VM: state, pid, accel and binary with reasons, argv, timings, last exits", answer: "json", response: VmViewSchema }), (req) => {
+    const rec = manager.get(req.params.ref);
+    return { ...vmView(rec), jail: observeJail(manager.jail, rec.state === "running" || rec.state === "paused" ? rec.pid : undefined) };
+  });
 
   const startDoc = route({ summary: "boot; with attach=true, follow the VM's command as NDJSON (started, output..., exit)", answer: "json", query: StartQuery, response: VmViewSchema, events: AttachEventSchema });
   app.post<Ref & { Querystring: { attach?: string } }>("/v1/vms/:ref/start", startDoc, async (req, reply) => {

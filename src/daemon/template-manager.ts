@@ -84,6 +84,8 @@ export class TemplateManager {
       meta = JSON.parse(await readFile(f.meta, "utf8")) as TemplateMeta;
       const [state, ram] = await Promise.all([stat(f.state), stat(meta.ramFile)]);
       if (state.size === 0 || ram.size !== meta.memoryMiB * 1048576) throw new Error("truncated");
+      // Templates built before the jail made their RAM 0400, which a jailed clone cannot open (see build).
+      if ((ram.mode & 0o777) !== 0o600) await chmod(meta.ramFile, 0o600);
     } catch {
       if (existsSync(f.dir)) await this.remove(key, "incomplete or damaged");
       return undefined;
@@ -121,7 +123,10 @@ export class TemplateManager {
       const meta: TemplateMeta = { key, qemuBuild: inputs.qemuBuild, builtAt: new Date().toISOString(), buildMs: Math.round(performance.now() - t0), memoryMiB, image: inputs.image?.path, ramFile: ram };
       await writeFile(join(build, "meta.json"), `${JSON.stringify(meta, null, 2)}\n`);
       await rm(join(build, "qemu.log"), { force: true });
-      await chmod(ram, 0o400);
+      // Owner read-write: QEMU 7.2 opens a private (share=off) mapping's file O_RDWR, and a jailed QEMU, root
+      // without capabilities, may not open a 0400 file so. It never writes through a private mapping; a
+      // compromised clone could (docs/threat-model.md). QEMU 8.2's rom=off would allow 0400 again.
+      await chmod(ram, 0o600);
       try {
         await rename(build, f.dir);
       } catch (e) {

@@ -4,6 +4,8 @@
 // src/vm/; images, networks, commands and reconciliation have modules of their own beside this one.
 // Over 300 lines on purpose: every state transition and the cleanup that goes with it read together here.
 
+import { decideJail, type JailHost } from "../jail/jail.js";
+import { sweepGroups } from "../host/cgroups.js";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -65,6 +67,8 @@ export interface ManagerOptions {
   poolSize?: number;
   /** Memory templates (default on); off, every VM boots cold (MVM_TEMPLATES=0). */
   templates?: boolean;
+  /** The jail every QEMU starts in (default: decided from the daemon's uid and MVM_JAIL). */
+  jail?: JailHost;
 }
 
 export class VmManager {
@@ -84,8 +88,10 @@ export class VmManager {
   readonly pool: WarmPool;
   readonly images: ImageManager;
   readonly networks: NetworkManager;
+  readonly jail: JailHost;
 
   constructor(private readonly o: ManagerOptions) {
+    this.jail = o.jail ?? decideJail();
     this.networks = new NetworkManager(o.networks, o.store);
     this.images = new ImageManager({ images: o.images, vms: o.store, home: o.home, cacheDir: o.cacheDir });
     this.binaries = new QemuBinaries(o.binaries, o.cacheDir);
@@ -164,7 +170,7 @@ export class VmManager {
     if (!accel.usable) throw new KvmUnusableError(`VM ${rec.name} asks for KVM, which cannot be used here: ${accel.reason}`, { hint: "set accel to auto or tcg" });
     const binary = await this.binaries.choose(accel.chosen, spec.binary, spec);
     if (!binary.usable) throw new BinaryUnusableError(binary.reason, { hint: "install Debian's qemu-system-x86 (scripts/setup.sh does), or set binary to auto" });
-    const plan = planVm(rec, { home: this.o.home, accel: accel.chosen, qemuBinary: binary.path, artifacts: await this.o.artifacts(), nameservers: isBridged(spec.network) ? hostNameservers() : [] });
+    const plan = planVm(rec, { home: this.o.home, accel: accel.chosen, qemuBinary: binary.path, artifacts: await this.o.artifacts(), nameservers: isBridged(spec.network) ? hostNameservers() : [], seccomp: binary.sandbox, jail: this.jail });
     if (plan.network?.kind === "user") await checkPortsFree(plan.network.ports);
     const bridged = rec.bridged;
     if (bridged) {
@@ -324,6 +330,8 @@ export class VmManager {
   private watch(id: string, guest: Guest): void {
     const recorded = guest.exited.then(async (exit: QemuExit) => {
       this.guests.delete(id);
+      // An adopted QEMU's group is not its launcher's to remove (it was another daemon's): sweep it here.
+      if (guest.adopted && this.jail.enabled) sweepGroups(this.jail.cgroups);
       const rec = this.o.store.find(id);
       if (rec?.bridged) await removeTapLinks(rec.bridged.tap).catch(() => undefined);
       if (!rec || !isLive(rec.state)) return;
@@ -569,8 +577,9 @@ export class VmManager {
         if (rec.state === "stopping") void this.stop(rec.id).catch((e: unknown) => this.o.log?.(`finishing the stop of ${rec.name}: ${(e as Error).message}`));
       },
     });
-    // After the reaper: a killed daemon's parked QEMUs are gone, their directories can go too.
+    // After the reaper: a killed daemon's parked QEMUs are gone, their directories and control groups too.
     await this.sweepVmDirs();
+    if (this.jail.enabled) for (const g of sweepGroups(this.jail.cgroups)) this.o.log?.(`removed the empty control group ${g}`);
   }
 
   // Commands: the VM's own ("job") and exec sessions, by VM reference.

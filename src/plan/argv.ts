@@ -5,6 +5,7 @@ import type { GuestArtifacts } from "../guest/artifacts.js";
 import { cmdlineString, defaultCmdline, guestNeedsNoPit } from "../guest/kernel-cmdline.js";
 import type { TscInfo } from "../host/tsc.js";
 import { microvmArgv, type ArgvEntry } from "../qemu/microvm-argv.js";
+import { SECCOMP_OPTIONS } from "../jail/jail.js";
 import { vmFiles } from "../vm/layout.js";
 import type { MachinePlan } from "./machine.js";
 
@@ -50,6 +51,9 @@ export function buildArgv(plan: MachinePlan, ctx: ArgvContext): ArgvEntry[] {
     configFile: ctx.configFile,
     console: ctx.console === "stdio" ? { kind: "stdio" } : { kind: "socket", path: files.consoleSocket, logfile: files.consoleLog },
   });
+  if (plan.seccomp) {
+    argv.push({ args: ["-sandbox", SECCOMP_OPTIONS], reason: "QEMU's seccomp filter: no obsolete syscalls, no privilege changes, no scheduler or memory-locking calls (spawn stays allowed: states are saved and loaded through `exec:cat`)" });
+  }
   if (plan.extraArgs) argv.push({ args: plan.extraArgs, reason: "requested by the caller" });
   return argv;
 }

@@ -4,6 +4,7 @@
 import type { PortMapping } from "../vmspec/ports.js";
 import type { GuestConfig } from "../guest/config-file.js";
 import type { Readiness } from "../vm/readiness.js";
+import type { JailHost } from "../jail/jail.js";
 
 export type MachineOptions = Partial<Record<"acpi" | "pit" | "pic" | "rtc", "on" | "off" | "auto">>;
 
@@ -50,4 +51,8 @@ export interface MachinePlan {
   readiness?: Readiness;
   /** Appended to QEMU's argv (disks in tests). */
   extraArgs?: string[];
+  /** QEMU's own seccomp filter (-sandbox): where the binary has it (src/qemu/probe.ts). */
+  seccomp?: boolean;
+  /** The jail QEMU starts in (src/jail/jail.ts); none when the daemon does not run as root. */
+  jail?: JailHost;
 }

@@ -8,6 +8,7 @@ import type { VmRecord } from "../store/vm-store.js";
 import { vmDir, vmFiles } from "../vm/layout.js";
 import type { Readiness } from "../vm/readiness.js";
 import type { DiskPlan, MachinePlan, NicPlan } from "./machine.js";
+import type { JailHost } from "../jail/jail.js";
 
 export interface HostFacts {
   /** The daemon's home: VM directories live under it. */
@@ -17,6 +18,9 @@ export interface HostFacts {
   artifacts: GuestArtifacts;
   /** Nameservers a bridged guest should use (the host's, loopback ones left out). */
   nameservers: string[];
+  /** The chosen binary has QEMU's seccomp filter. */
+  seccomp?: boolean;
+  jail?: JailHost;
 }
 
 export interface VmPlan extends MachinePlan {
@@ -74,5 +78,7 @@ export function planVm(rec: VmRecord, host: HostFacts): VmPlan {
     volumes: spec.volumes ?? [],
     network: nic,
     readiness,
+    seccomp: host.seccomp,
+    jail: host.jail,
   };
 }

@@ -16,6 +16,8 @@ export interface BinaryChoice {
   path: string;
   reason: string;
   usable: boolean;
+  /** The chosen binary has QEMU's seccomp filter (-sandbox). */
+  sandbox?: boolean;
 }
 
 function lacks(info: QemuBinaryInfo, needs: BinaryNeeds): string | undefined {
@@ -28,7 +30,7 @@ function lacks(info: QemuBinaryInfo, needs: BinaryNeeds): string | undefined {
   return undefined;
 }
 
-export function chooseBinary(
+function pick(
   requested: "auto" | "full" | "microvm",
   needs: BinaryNeeds,
   binaries: { full?: QemuBinaryInfo; microvm?: QemuBinaryInfo },
@@ -45,4 +47,10 @@ export function chooseBinary(
   if (!microvmProblem) return { kind: "microvm", path: microvm!.path, usable: true, reason: "the stripped microvm binary has everything this VM needs (smaller attack surface)" };
   if (!fullProblem) return { kind: "full", path: full!.path, usable: true, reason: `the stripped microvm binary cannot be used: ${microvmProblem}` };
   return { kind: "full", path: full?.path ?? "", usable: false, reason: `no QEMU binary can run this VM: full: ${fullProblem}; microvm: ${microvmProblem}` };
+}
+
+export function chooseBinary(...a: Parameters<typeof pick>): BinaryChoice {
+  const choice = pick(...a);
+  const info = choice.kind === "microvm" ? a[2].microvm : a[2].full;
+  return { ...choice, sandbox: info?.sandbox ?? false };
 }

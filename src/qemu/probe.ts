@@ -55,19 +55,20 @@ export async function probeBinary(path: string, cacheDir: string): Promise<QemuB
       cause: e,
     });
   }
-  const cacheFile = join(cacheDir, "qemu-probe", `${sha256}.json`);
+  // v2: -sandbox is tried, not read from -help (the microvm build lists it there and refuses it).
+  const cacheFile = join(cacheDir, "qemu-probe", `${sha256}.v2.json`);
   try {
     const cached = JSON.parse(await readFile(cacheFile, "utf8")) as QemuBinaryInfo;
     return { ...cached, path };
   } catch {
     /* not probed yet */
   }
-  const [version, accels, devices, netdevs, help] = await Promise.all([
+  const [version, accels, devices, netdevs, sandbox] = await Promise.all([
     ask(path, ["--version"]),
     ask(path, ["-accel", "help"]),
     ask(path, ["-device", "help"]),
     ask(path, ["-netdev", "help"]),
-    ask(path, ["-help"]),
+    ask(path, ["-sandbox", "on", "-version"]).then(() => true, () => false),
   ]);
   const info: QemuBinaryInfo = {
     path,
@@ -76,7 +77,7 @@ export async function probeBinary(path: string, cacheDir: string): Promise<QemuB
     accels: parseAccelHelp(accels),
     devices: parseDeviceHelp(devices),
     netdevs: parseNetdevHelp(netdevs),
-    sandbox: /^-sandbox /m.test(help),
+    sandbox,
   };
   await mkdir(join(cacheDir, "qemu-probe"), { recursive: true });
   const tmp = `${cacheFile}.${process.pid}.tmp`;

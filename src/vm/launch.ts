@@ -23,6 +23,7 @@ import { Guest, type BootTimeline } from "./guest.js";
 import { readTail, vmFiles } from "./layout.js";
 import { adoptQemu, spawnQemu, type QemuProcess } from "./qemu-process.js";
 import { AGENT_READY, waitReady, type Readiness } from "./readiness.js";
+import { prepareJail, type JailInput } from "../jail/jail.js";
 import { closeVmSockets, listenForVm, type VmSockets } from "./sockets.js";
 
 export { Guest, type BootTimeline, type StopRung } from "./guest.js";
@@ -60,6 +61,22 @@ export interface LaunchOptions extends MachinePlan {
 export interface RestoreFrom {
   stateFile: string;
   ignoreShared: boolean;
+}
+
+/** What the jail needs to know of a launch: its group's name and size, and the files QEMU opens by path. */
+function jailInput(o: LaunchOptions, argv: ArgvEntry[]): JailInput {
+  const label = argv.find((a) => a.args[0] === "-name")?.args[1] ?? oneOffLabel();
+  return {
+    label,
+    memoryMiB: o.memoryMiB ?? 256,
+    cpus: o.cpus ?? 1,
+    volumes: o.volumes?.length ?? 0,
+    files: [
+      ...(o.disks ?? []).map((d) => ({ path: d.path, write: !d.readOnly })),
+      ...(o.kernel ? [{ path: o.kernel, write: false }] : []),
+      ...(o.initrd ? [{ path: o.initrd, write: false }] : []),
+    ],
+  };
 }
 
 /** The label of a one-off launch: mvm's prefix, so a stray one is still recognisable. */
@@ -149,16 +166,19 @@ async function spawnGuest(options: LaunchOptions): Promise<Spawned> {
   // Listen before QEMU starts, so its connect never races the socket's creation.
   const sockets = await listenForVm(files, !ownsDir);
   const binary = options.qemuBinary ?? "qemu-system-x86_64";
+  const jail = options.jail ? prepareJail(options.jail, jailInput(options, argv)) : undefined;
   const t0 = performance.now();
   let proc: QemuProcess;
   try {
-    proc = spawnQemu(binary, flattenArgv(argv), ownsDir ? {} : { detached: true, logFile: files.qemuLog });
+    proc = spawnQemu(binary, flattenArgv(argv), { ...(ownsDir ? {} : { detached: true, logFile: files.qemuLog }), prefix: jail?.prefix, env: jail?.env });
   } catch (e) {
+    jail?.cleanup();
     // Refused before any process existed (an unopenable log, an argument Node will not pass): nothing stays.
     closeVmSockets(sockets);
     await removeVmFiles(dir, ownsDir);
     throw new BootError(`cannot start QEMU (${binary}): ${(e as Error).message}`, { hint: "check the VM's kernel, initrd and command line, and that its directory is writable", cause: e });
   }
+  if (jail) void proc.exited.then(() => jail.cleanup());
   if (proc.pid > 0) options.onSpawn?.(proc.pid);
   let stderr = "";
   proc.child?.stderr?.on("data", (b: Buffer) => (stderr = (stderr + b.toString()).slice(-16384)));

@@ -40,14 +40,16 @@ export function processStartTime(pid: number): string | undefined {
   }
 }
 
-export function spawnQemu(binary: string, args: string[], options: { detached?: boolean; logFile?: string } = {}): QemuProcess {
+export function spawnQemu(binary: string, args: string[], options: { detached?: boolean; logFile?: string; prefix?: string[]; env?: Record<string, string> } = {}): QemuProcess {
   let stdio: Array<"ignore" | "pipe" | number> = ["ignore", "pipe", "pipe"];
   let logFd: number | undefined;
   if (options.logFile) {
     logFd = openSync(options.logFile, "a", 0o600);
     stdio = ["ignore", logFd, logFd];
   }
-  const child = spawn(binary, args, { stdio, detached: options.detached ?? false });
+  // A jail prefix (src/jail/jail.ts) execs into QEMU: the child's pid is QEMU's either way.
+  const [command, ...argv] = [...(options.prefix ?? []), binary, ...args];
+  const child = spawn(command!, argv, { stdio, detached: options.detached ?? false, ...(options.env ? { env: options.env } : {}) });
   if (logFd !== undefined) closeSync(logFd);
   if (options.detached) child.unref();
   let done = false;

@@ -2,6 +2,7 @@
 // wires it but with the fake QEMU (test/support/fake-qemu.ts) as its only binary and dummy guest artifacts,
 // and a teardown that stops every fake QEMU of that home and fails the test if one had survived.
 
+import { decideJail } from "../../src/jail/jail.js";
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -68,6 +69,9 @@ export function managerFor(home: string, knobs: ManagerKnobs = {}, log: (line: s
     binaries: { full: FAKE_QEMU, microvm: "/nonexistent" },
     log,
     templates: false,
+    // The fake QEMU takes its instructions from the environment, which the jail clears; the jail itself is
+    // tested on real QEMUs (test/integration/jail.test.ts).
+    jail: decideJail({ MVM_JAIL: "0" }),
     ...knobs,
   });
   return { manager, close: () => [store, images, networks].forEach((s) => s.close()) };

@@ -61,7 +61,7 @@ function option(name: string): string | undefined {
 function answerProbe(): boolean {
   const out = (s: string) => process.stdout.write(s);
   const joined = args.join(" ");
-  if (joined === "--version" || joined === "-version") out("QEMU emulator version 7.2.0 (Debian 1:7.2+dfsg-7+deb12u6, fake)\nCopyright (c) 2003-2022 Fabrice Bellard and the QEMU Project developers\n");
+  if (joined === "--version" || joined === "-version" || joined === "-sandbox on -version") out("QEMU emulator version 7.2.0 (Debian 1:7.2+dfsg-7+deb12u6, fake)\nCopyright (c) 2003-2022 Fabrice Bellard and the QEMU Project developers\n");
   else if (joined === "-accel help") out("Accelerators supported in QEMU binary:\ntcg\nkvm\n");
   else if (joined === "-netdev help") out("Available netdev backend types:\nsocket\nstream\ndgram\nhubport\ntap\nuser\nvhost-user\n");
   else if (joined === "-device help") {

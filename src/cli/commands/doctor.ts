@@ -7,6 +7,7 @@ import { chooseAccel, readHostFacts } from "../../host/accel.js";
 import { cacheDir, homeDir } from "../../host/paths.js";
 import { hostTsc } from "../../host/tsc.js";
 import { probeBinary } from "../../qemu/probe.js";
+import { cgroupSupport } from "../../host/cgroups.js";
 import { printJson } from "../output.js";
 
 interface Check {
@@ -14,6 +15,23 @@ interface Check {
   ok: boolean;
   detail: string;
   fix?: string;
+}
+
+/** The jail (src/jail/jail.ts): on for a root daemon; what this host lets it do. */
+function jailChecks(): Check[] {
+  const root = process.getuid?.() === 0;
+  const off = process.env.MVM_JAIL === "0";
+  const tools = ["/bin/sh", "/usr/bin/prlimit", "/usr/bin/setpriv"].filter((t) => !existsSync(t));
+  const cg = cgroupSupport();
+  return [
+    {
+      name: "jail",
+      ok: tools.length === 0 || !root || off,
+      detail: off ? "off (MVM_JAIL=0)" : !root ? "off: not root, so QEMU runs with this user's rights only" : tools.length ? `missing ${tools.join(", ")}` : "on: no_new_privs, no capabilities, seccomp, rlimits, a control group per QEMU",
+      fix: tools.length && root && !off ? "apt-get install util-linux (setpriv, prlimit)" : undefined,
+    },
+    { name: "control groups", ok: true, detail: cg.mode === "none" ? `${cg.detail}: VMs run without memory, pids and CPU limits` : cg.detail, fix: cg.mode === "none" ? "mount cgroup v2 with the memory, pids and cpu controllers (or the v1 hierarchies)" : undefined },
+  ];
 }
 
 export async function doctorCommand(flags: { json?: boolean }): Promise<number> {
@@ -30,11 +48,12 @@ export async function doctorCommand(flags: { json?: boolean }): Promise<number> 
   for (const [kind, path] of [["full", process.env.MVM_QEMU ?? "/usr/bin/qemu-system-x86_64"], ["microvm", process.env.MVM_QEMU_MICROVM ?? "/usr/bin/qemu-system-x86_64-microvm"]] as const) {
     try {
       const info = await probeBinary(path, cacheDir());
-      checks.push({ name: `qemu (${kind})`, ok: true, detail: `${path} ${info.version}, accelerators ${info.accels.join(", ")}` });
+      checks.push({ name: `qemu (${kind})`, ok: true, detail: `${path} ${info.version}, accelerators ${info.accels.join(", ")}, seccomp filter ${info.sandbox ? "yes" : "no (a VM on this binary runs without -sandbox)"}` });
     } catch {
       checks.push({ name: `qemu (${kind})`, ok: kind === "microvm", detail: `${path} is missing`, fix: "apt-get install qemu-system-x86 (scripts/setup.sh does)" });
     }
   }
+  checks.push(...jailChecks());
   const guestDir = join(cacheDir(), "guest");
   const built = existsSync(guestDir) && readdirSync(guestDir).some((f) => f.endsWith(".json"));
   checks.push({ name: "guest kernel and initramfs", ok: built, detail: built ? `cached under ${cacheDir()}` : "not built yet", fix: built ? undefined : "run scripts/setup.sh (5 to 15 minutes, once)" });
