@@ -92,6 +92,7 @@ export class VmManager {
 
   constructor(private readonly o: ManagerOptions) {
     this.jail = o.jail ?? decideJail();
+    o.log?.(this.jail.enabled ? `jail: on${this.jail.reason ? ` (${this.jail.reason})` : `, control groups ${this.jail.cgroups.mode}`}` : `jail: off (${this.jail.reason})`);
     this.networks = new NetworkManager(o.networks, o.store);
     this.images = new ImageManager({ images: o.images, vms: o.store, home: o.home, cacheDir: o.cacheDir });
     this.binaries = new QemuBinaries(o.binaries, o.cacheDir);

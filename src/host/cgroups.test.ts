@@ -18,7 +18,7 @@ function fakeRoot(layout: Record<string, string>): string {
 test("v2: the daemon leaves its group for a leaf, controllers are enabled, limits are written in v2's names", () => {
   const root = fakeRoot({ "cgroup.controllers": "cpuset cpu io memory hugetlb pids", "svc/cgroup.procs": "4242\n", "svc/cgroup.subtree_control": "" });
   try {
-    const host = setUpCgroups(root, "0::/svc\n");
+    const host = setUpCgroups(root, "0::/svc\n", 4242);
     assert.equal(host.mode, "v2");
     assert.equal(readFileSync(join(root, "svc/mvm-daemon/cgroup.procs"), "utf8"), "4242");
     assert.equal(readFileSync(join(root, "svc/cgroup.subtree_control"), "utf8"), "+memory +pids +cpu");

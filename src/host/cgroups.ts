@@ -43,7 +43,7 @@ function readOwn(procCgroup: string, controller: string | undefined): string | u
  * Finds where this process may make groups, making the parents (and moving itself to a leaf on v2). `root`
  * is /sys/fs/cgroup except in tests. Never throws: a host without usable cgroups is mode "none" with a reason.
  */
-export function setUpCgroups(root = "/sys/fs/cgroup", procCgroup = readFileSync("/proc/self/cgroup", "utf8")): CgroupHost {
+export function setUpCgroups(root = "/sys/fs/cgroup", procCgroup = readFileSync("/proc/self/cgroup", "utf8"), pid = process.pid): CgroupHost {
   const v2Controllers = existsSync(join(root, "cgroup.controllers")) ? readFileSync(join(root, "cgroup.controllers"), "utf8").split(/\s+/) : [];
   const errors: string[] = [];
   if (CONTROLLERS.every((c) => v2Controllers.includes(c))) {
@@ -51,10 +51,12 @@ export function setUpCgroups(root = "/sys/fs/cgroup", procCgroup = readFileSync(
       const own = join(root, readOwn(procCgroup, undefined) ?? "/");
       const parent = join(own, "mvm");
       if (!existsSync(parent)) {
-        // Leave the group that will hold children: processes may only live in leaves then.
-        if (readFileSync(join(own, "cgroup.procs"), "utf8").trim() !== "" && own !== root) {
+        // Leave the group that will hold children: processes may only live in leaves then. Only this
+        // process moves; if others share its group (a login session's shell), enabling the controllers
+        // below fails (EBUSY) and the VMs go without limits, with that reason, rather than moving them.
+        if (own !== root && readFileSync(join(own, "cgroup.procs"), "utf8").split("\n").includes(String(pid))) {
           mkdirSync(join(own, "mvm-daemon"), { recursive: true });
-          for (const p of readFileSync(join(own, "cgroup.procs"), "utf8").split("\n").filter(Boolean)) writeFileSync(join(own, "mvm-daemon", "cgroup.procs"), p);
+          writeFileSync(join(own, "mvm-daemon", "cgroup.procs"), String(pid));
         }
         writeFileSync(join(own, "cgroup.subtree_control"), CONTROLLERS.map((c) => `+${c}`).join(" "));
         mkdirSync(parent);

@@ -9,7 +9,7 @@
 //   qemu    with a cleared environment, and QEMU's own seccomp filter (argv.ts adds -sandbox).
 // Not yet: an unprivileged uid per VM and new mount/PID/IPC/UTS namespaces (see docs/threat-model.md).
 
-import { readFileSync, readlinkSync, statSync } from "node:fs";
+import { existsSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { createGroup, readLimits, removeGroup, setUpCgroups, type CgroupHost, type CgroupLimits } from "../host/cgroups.js";
 
 /** What the host allows, decided once per daemon. */
@@ -28,6 +28,8 @@ export function decideJail(env: NodeJS.ProcessEnv = process.env, uid = process.g
   const none: CgroupHost = { mode: "none", reason: "the jail is off", parents: {} };
   if (env.MVM_JAIL === "0") return { enabled: false, reason: "turned off by MVM_JAIL=0", cgroups: none };
   if (uid !== 0) return { enabled: false, reason: "the daemon does not run as root: QEMU runs as the daemon's user, with that user's rights", cgroups: none };
+  const missing = TOOLS.filter((t) => !existsSync(t));
+  if (missing.length) return { enabled: false, reason: `${missing.join(", ")} missing (Debian's util-linux has them): QEMU runs unjailed`, cgroups: none };
   const cgroups = setUpCgroups();
   return { enabled: true, reason: cgroups.mode === "none" ? `no resource limits: ${cgroups.reason}` : "", cgroups };
 }
@@ -40,6 +42,7 @@ export const FILE_CAPS = ["dac_override", "dac_read_search", "fowner", "chown", 
 
 const JOIN = 'for f; do [ "$f" = -- ] && break; echo $$ > "$f" || { echo "mvm-jail: cannot join the control group $f" >&2; exit 125; }; shift; done; shift; exec "$@"';
 const ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
+const TOOLS = ["/bin/sh", "/usr/bin/prlimit", "/usr/bin/setpriv"];
 /** RLIMIT_NOFILE: disks, sockets, 9p's open files and QEMU's own, with room to spare. */
 const NOFILE = 4096;
 
