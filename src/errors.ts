@@ -28,7 +28,7 @@
 // ├─ errors/host.ts: what this host can do
 // │  NotRootError NOT_ROOT 403, HostNetworkError HOST_NETWORK 403, KvmUnusableError KVM_UNUSABLE 422,
 // │  BinaryUnusableError QEMU_UNUSABLE 422, QemuNotFoundError QEMU_NOT_FOUND 424,
-// │  GuestBuildError GUEST_BUILD 424, ImageToolError IMAGE_BUILD_FAILED 424
+// │  GuestBuildError GUEST_BUILD 424, ImageToolError IMAGE_BUILD_FAILED 424, HostDiskFullError HOST_DISK_FULL 507
 // ├─ errors/daemon.ts: the daemon as clients see it
 // │  DaemonAlreadyRunningError DAEMON_ALREADY_RUNNING 409, DaemonStartError DAEMON_START_FAILED 503,
 // │  DaemonNotRunningError DAEMON_NOT_RUNNING 503, DaemonDisconnectedError DAEMON_DISCONNECTED 502

@@ -9,6 +9,7 @@ import {
   BadRequestError,
   BodyTooLargeError,
   HeadersTooLargeError,
+  HostDiskFullError,
   InternalError,
   MvmError,
   RequestTimeoutError,
@@ -41,6 +42,11 @@ const CLEARER: Record<string, string> = {
 /** Any error as mvm's: MvmErrors as they are, a request Fastify refused as the class for it, the rest as a bug. */
 export function asMvmError(e: unknown): MvmError {
   if (e instanceof MvmError) return e;
+  // The host's disk full anywhere (a file mvm writes, SQLite's WAL): said so, not a bug.
+  const code = (e as { code?: unknown } | undefined)?.code;
+  if (code === "ENOSPC" || code === "EDQUOT" || code === "SQLITE_FULL") {
+    return new HostDiskFullError(`no space left on the host's disk (${(e as Error).message})`, { details: { errno: code }, cause: e });
+  }
   const f = e as Partial<FastifyError> | undefined;
   const message = typeof f?.message === "string" && f.message ? f.message : String(e);
   if (f && typeof f.statusCode === "number" && f.statusCode >= 400 && f.statusCode < 500) {

@@ -4,9 +4,11 @@
 // Prints "ready" on stdout once it serves, which is how `connect()` knows, without polling; or, when it
 // cannot start, "error " and the API's error body, which `connect()` rebuilds into the same class.
 
-import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync } from "node:fs";
+import Database from "better-sqlite3";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { createConnection } from "node:net";
 import { join } from "node:path";
-import { DaemonAlreadyRunningError, DaemonStartError, MvmError } from "../errors.js";
+import { DaemonAlreadyRunningError, MvmError } from "../errors.js";
 import { ensureGuestArtifacts, type GuestArtifacts } from "../guest/artifacts.js";
 import { cacheDir, homeDir } from "../host/paths.js";
 import { ImageStore } from "../store/image-store.js";
@@ -22,29 +24,65 @@ function log(message: string): void {
   process.stderr.write(`${new Date().toISOString()} mvm-daemon: ${message}\n`);
 }
 
-/** One daemon per home: a pid file taken with O_EXCL, replaced only when its owner is dead. */
-function takeLock(path: string): void {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(path, "wx", 0o600);
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      return;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-      const pid = Number(readFileSync(path, "utf8"));
-      let alive = false;
-      try {
-        process.kill(pid, 0);
-        alive = pid !== process.pid;
-      } catch {
-        /* stale */
-      }
-      if (alive) throw new DaemonAlreadyRunningError(`an mvm daemon is already running for this home (pid ${pid})`, { hint: "use it, or stop it first", details: { pid } });
-      unlinkSync(path);
-    }
+/**
+ * One daemon per home. The lock is an exclusive SQLite transaction on <home>/daemon.lock, begun at start and
+ * never ended: SQLite takes it with a POSIX record lock (fcntl F_SETLK on the file), which the kernel
+ * grants to one process at a time, atomically, and drops when that process ends, however it ends (SIGKILL
+ * included). So there is no stale lock to judge and no gap between "is the holder alive?" and "take it"
+ * that two starting daemons could both pass through. (The pid file taken with O_EXCL that this replaces had
+ * one: two daemons finding a dead daemon's file both removed it and both ran. A socket bound as the lock
+ * has it too, as its file outlives a killed daemon; an abstract socket would not, but it is per network
+ * namespace, and daemons of one home may run in two.) daemon.pid beside it only says who holds the lock.
+ * The returned handle must stay referenced for the daemon's life.
+ */
+function takeLock(home: string): Database.Database {
+  const pidFile = join(home, "daemon.pid");
+  const db = new Database(join(home, "daemon.lock"), { timeout: 0 });
+  try {
+    db.exec("BEGIN EXCLUSIVE");
+  } catch (e) {
+    db.close();
+    if ((e as { code?: string }).code !== "SQLITE_BUSY") throw e;
+    // The holder writes its pid right after it takes the lock: a moment may pass before it is there.
+    const holder = readPid(pidFile);
+    throw new DaemonAlreadyRunningError(`an mvm daemon is already running for this home (${home}${holder ? `, pid ${holder}` : ""})`, { hint: "use it, or stop it first", details: { pid: holder, home } });
   }
-  throw new DaemonStartError(`cannot take the daemon lock ${path}`, { hint: "another daemon may be starting at the same moment; try again" });
+  const tmp = `${pidFile}.${process.pid}`;
+  writeFileSync(tmp, `${process.pid}\n`, { mode: 0o600 });
+  renameSync(tmp, pidFile);
+  return db;
+}
+
+/** The pid in daemon.pid, if it names a live process (read again for up to a second while it does not). */
+function readPid(path: string): number | undefined {
+  for (let i = 0; i < 20; i++) {
+    try {
+      const pid = Number(readFileSync(path, "utf8"));
+      if (Number.isInteger(pid) && pid > 0) {
+        process.kill(pid, 0);
+        return pid;
+      }
+    } catch {
+      /* not written yet, or a dead daemon's */
+    }
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+  }
+  return undefined;
+}
+
+/**
+ * A daemon that serves this home without holding the lock (an older mvm, a test's stand-in): its socket
+ * answers. It is not stolen from (the socket is replaced only when no one listens on it).
+ */
+async function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection(path);
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
 }
 
 async function main(): Promise<void> {
@@ -52,8 +90,12 @@ async function main(): Promise<void> {
   const cache = cacheDir();
   mkdirSync(join(home, "vms"), { recursive: true, mode: 0o700 });
   mkdirSync(join(home, "images"), { recursive: true, mode: 0o700 });
-  const lock = join(home, "daemon.pid");
-  takeLock(lock);
+  const lock = takeLock(home);
+  const socket = join(home, "mvm.sock");
+  if (await socketAnswers(socket)) {
+    const pid = readPid(join(home, "daemon.pid"));
+    throw new DaemonAlreadyRunningError(`another mvm daemon serves ${socket}${pid ? ` (pid ${pid})` : ""} without holding the home's lock`, { hint: "stop it first (an older mvm daemon?)", details: { pid, socket } });
+  }
   const store = new VmStore(join(home, "mvm.db"));
   const images = new ImageStore(join(home, "mvm.db"));
   const networks = new NetworkStore(join(home, "mvm.db"));
@@ -84,7 +126,6 @@ async function main(): Promise<void> {
     rmSync(join(home, "images", entry.name), { recursive: true, force: true });
   }
   const app = buildServer(manager, { version: VERSION, home });
-  const socket = join(home, "mvm.sock");
   try {
     unlinkSync(socket);
   } catch {
@@ -103,10 +144,11 @@ async function main(): Promise<void> {
     void Promise.all([app.close(), manager.close()]).finally(() => {
       store.close();
       try {
-        unlinkSync(lock);
+        unlinkSync(join(home, "daemon.pid"));
       } catch {
         /* already gone */
       }
+      lock.close(); // the kernel would drop it at exit anyway
       process.exit(0);
     });
   };

@@ -4,7 +4,8 @@
 // reported and stopped, so nothing mvm started runs unseen.
 
 import { adoptGuest, type Guest } from "../vm/launch.js";
-import { vmDir } from "../vm/layout.js";
+import { unlink } from "node:fs/promises";
+import { vmDir, vmFiles } from "../vm/layout.js";
 import { findLabelledQemus } from "../vm/orphans.js";
 import { processStartTime } from "../vm/qemu-process.js";
 import { isLive } from "../vm/state.js";
@@ -48,6 +49,9 @@ export async function reconcile(h: ReconcileHooks): Promise<void> {
       }
     }
     if (alive) killPid(rec.pid!);
+    // The dead daemon's listening sockets (QEMU is their client) and the guest's configuration file go
+    // with the QEMU; the logs stay. A later start makes the sockets anew.
+    await removeSockets(vmDir(h.home, rec.id));
     if (suspendSaved) {
       h.store.transition(rec.id, ["stopping"], "suspended", { pid: undefined, pidStart: undefined, lastExit: { exitCode: null, signal: null, at: new Date().toISOString(), reason: "suspended to disk (recorded by the next daemon)" } });
       continue;
@@ -86,6 +90,11 @@ export function reapOrphans(h: Pick<ReconcileHooks, "store" | "home" | "log">): 
     reaped.push(q.pid);
   }
   return reaped;
+}
+
+async function removeSockets(dir: string): Promise<void> {
+  const f = vmFiles(dir);
+  await Promise.all([f.agentSocket, f.qmpSocket, f.consoleSocket, f.config].map((p) => unlink(p).catch(() => undefined)));
 }
 
 function killPid(pid: number): void {

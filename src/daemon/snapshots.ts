@@ -5,9 +5,9 @@
 
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile, readdir, rename, rm, stat, statfs, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { InvalidArgumentError, InvalidSpecError, NameTakenError, StateFileError, NotFoundError, QemuBuildMismatchError } from "../errors.js";
+import { HostDiskFullError, InvalidArgumentError, InvalidSpecError, NameTakenError, NotFoundError, QemuBuildMismatchError } from "../errors.js";
 import { SNAPSHOT_NAME_PATTERN } from "../api/snapshot-schemas.js";
 import { saveState } from "../qemu/migration.js";
 import type { VmRecord } from "../store/vm-store.js";
@@ -63,7 +63,12 @@ export async function captureGuest(guest: Guest, rec: VmRecord, dir: string, o: 
     if (rec.spec.image) await copyFile(vmFiles(guest.dir).rootOverlay, f.disk);
     ok = true;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOSPC") throw new StateFileError(`no space left to save VM ${rec.name}'s state in ${dir}`, { cause: e });
+    // QEMU writes the state through `cat`, so a full disk reaches it as a failed migration, not ENOSPC: the
+    // filesystem is asked, before the partial files go.
+    const free = await statfs(dir).then((f) => f.bavail * f.bsize, () => undefined);
+    if ((e as NodeJS.ErrnoException).code === "ENOSPC" || (free !== undefined && free < 1024 * 1024)) {
+      throw new HostDiskFullError(`no space left on the host's disk to save VM ${rec.name}'s state in ${dir} (${free ?? 0} bytes free); nothing was kept, and the VM goes on as it was`, { details: { dir, freeBytes: free }, cause: e });
+    }
     throw e;
   } finally {
     if (!ok) await rm(dir, { recursive: true, force: true });

@@ -143,9 +143,10 @@ export class VmManager {
         await createOverlay(image.path, vmFiles(dir).rootOverlay, spec.diskSizeMiB);
       }
     } catch (e) {
+      // The directory first: on a full disk, what it held is the room the database needs to forget the VM.
+      await rm(dir, { recursive: true, force: true });
       this.o.networks.release(record.id);
       this.o.store.remove(record.id, ["created"]);
-      await rm(dir, { recursive: true, force: true });
       throw e;
     }
     return record;

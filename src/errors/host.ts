@@ -53,3 +53,13 @@ export class ImageToolError extends MvmError {
   static override readonly status: number = 424;
   static override readonly hint: string = "install the tools mvm needs (scripts/setup.sh does) and check the output in details";
 }
+
+/**
+ * The host's disk (the filesystem holding $MVM_HOME, or the cache) is full: ENOSPC, EDQUOT, SQLite's "database
+ * or disk is full". Whatever the operation was making was removed again; what existed is untouched.
+ */
+export class HostDiskFullError extends MvmError {
+  static override readonly code: string = "HOST_DISK_FULL";
+  static override readonly status: number = 507;
+  static override readonly hint: string = 'free space on the filesystem holding $MVM_HOME (df -h "$MVM_HOME"), then retry';
+}

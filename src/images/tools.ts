@@ -3,7 +3,7 @@
 
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
-import { ImageToolError } from "../errors.js";
+import { HostDiskFullError, ImageToolError } from "../errors.js";
 
 export function runTool(cmd: string, args: string[], onLine?: (line: string) => void): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -23,12 +23,12 @@ export function runTool(cmd: string, args: string[], onLine?: (line: string) => 
     child.on("close", (code) => {
       if (code === 0) return resolve(stdout);
       const text = tail.join("\n");
-      const full = /No space left on device/i.test(text + stdout);
+      const full = /No space left on device|Disk quota exceeded/i.test(text + stdout);
+      const details = { command: [cmd, ...args].join(" "), outputTail: `${text}\n${stdout.split("\n").slice(-5).join("\n")}`.trim() };
       reject(
-        new ImageToolError(`${cmd} failed (status ${code})${full ? ": the disk is full" : ""}`, {
-          hint: full ? "free space under $MVM_HOME and retry" : "read the tool's last lines in the details",
-          details: { command: [cmd, ...args].join(" "), outputTail: `${text}\n${stdout.split("\n").slice(-5).join("\n")}`.trim() },
-        }),
+        full
+          ? new HostDiskFullError(`${cmd} failed (status ${code}): no space left on the host's disk`, { details })
+          : new ImageToolError(`${cmd} failed (status ${code})`, { hint: "read the tool's last lines in the details", details }),
       );
     });
   });
