@@ -1,6 +1,7 @@
 // The daemon, its API and the CLI, booting real guests under TCG.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { test } from "node:test";
 import { connect } from "../../src/client/client.js";
 import { processStartTime } from "../../src/vm/qemu-process.js";
@@ -81,9 +82,34 @@ test("a VM with a command powers off when it ends; start runs it again; wait and
   assert.match(ps.stdout, /job\s+stopped.*\s5\n/);
 });
 
-test("QEMU killed while running: crashed, with the signal, logs kept", { timeout: 180_000 }, async (t) => {
+/** QEMU's control group directories (v1: one per controller; v2: one), from /proc/<pid>/cgroup (as jail.test.ts reads them). */
+function cgroupDirs(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/cgroup`, "utf8")
+    .split("\n")
+    .filter((l) => /\/mvm\/[^/]+$/.test(l))
+    .map((l) => {
+      const [, ctrls, path] = l.split(":");
+      return ctrls === "" ? join("/sys/fs/cgroup", path!) : join("/sys/fs/cgroup", ctrls!.split(",")[0]!, path!);
+    });
+}
+
+async function until(cond: () => boolean, timeoutMs = 5000): Promise<boolean> {
+  for (const end = Date.now() + timeoutMs; !cond() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));
+  return cond();
+}
+
+test("QEMU killed while running: crashed, with the signal, logs kept, sockets and control group gone, starts again", { timeout: 180_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const vm = await d.client.start((await d.client.create({ name: "victim" })).id);
+  const dir = join(d.home, "vms", vm.id);
+  const sockets = () => readdirSync(dir).filter((f) => f.endsWith(".sock"));
+  assert.deepEqual(sockets().sort(), ["agent.sock", "console.sock", "qmp.sock"]);
+  // A root daemon jails QEMU in a control group of its own (src/jail/jail.ts); without root there is none.
+  const { jail } = await d.client.get(vm.id);
+  const jailed = jail?.enabled === true && jail.cgroup?.mode !== "none";
+  const groups = cgroupDirs(vm.pid!);
+  assert.equal(groups.length > 0, jailed, `QEMU's control groups: ${groups.join(", ") || "none"} (jail ${JSON.stringify(jail)})`);
+  assert.ok(groups.every(existsSync));
   process.kill(vm.pid!, "SIGKILL");
   let after = await d.client.get("victim");
   for (let i = 0; i < 50 && after.state !== "crashed"; i++) {
@@ -93,8 +119,17 @@ test("QEMU killed while running: crashed, with the signal, logs kept", { timeout
   assert.equal(after.state, "crashed");
   assert.equal(after.lastExit?.signal, "SIGKILL");
   assert.match(after.lastExit?.reason ?? "", /unasked.*SIGKILL/);
+  assert.equal(after.pid, undefined);
   assert.match((await d.cli(["logs", "--console", "victim"])).stdout, /mvm-init: started/);
-  assert.equal((await d.client.start("victim")).state, "running", "a crashed VM starts again");
+  assert.ok(existsSync(join(dir, "console.log")) && existsSync(join(dir, "qemu.log")), "its logs are kept");
+  assert.ok(await until(() => sockets().length === 0), `its sockets are removed: ${sockets().join(", ")}`);
+  assert.ok(await until(() => !groups.some(existsSync)), `its control group is removed: ${groups.filter(existsSync).join(", ")}`);
+  t.diagnostic(`jail ${jailed ? `on, control groups ${groups.join(", ")} removed` : "off (no control group)"}; sockets removed; logs kept`);
+  const again = await d.client.start("victim");
+  assert.equal(again.state, "running", "a crashed VM starts again");
+  assert.notEqual(again.pid, vm.pid);
+  assert.equal(cgroupDirs(again.pid!).length > 0, jailed, "in a control group again");
+  assert.equal((await d.client.exec("victim", ["true"])).status, 0);
 });
 
 test("QEMU dying during boot: the start fails with its console, the VM is crashed, nothing runs", { timeout: 180_000 }, async (t) => {
