@@ -4,9 +4,10 @@
 // reported and stopped, so nothing mvm started runs unseen.
 
 import { adoptGuest, type Guest } from "../vm/launch.js";
+import { readFileSync } from "node:fs";
 import { unlink } from "node:fs/promises";
 import { vmDir, vmFiles } from "../vm/layout.js";
-import { findLabelledQemus } from "../vm/orphans.js";
+import { findLabelledQemus, type LabelledQemu } from "../vm/orphans.js";
 import { processStartTime } from "../vm/qemu-process.js";
 import { isLive } from "../vm/state.js";
 import type { VmRecord, VmStore } from "../store/vm-store.js";
@@ -21,7 +22,13 @@ export interface ReconcileHooks {
   timeoutMs?: number;
 }
 
-export async function reconcile(h: ReconcileHooks): Promise<void> {
+/**
+ * Returns the labels of the QEMUs that ended, here or while no daemon ran (their control groups, named by
+ * label, can go at once: nothing else spawns into this home's groups), once the QEMUs it killed are gone.
+ */
+export async function reconcile(h: ReconcileHooks): Promise<string[]> {
+  const ended = new Set<string>();
+  const killed: number[] = [];
   for (const rec of h.store.list()) {
     if (!isLive(rec.state)) continue;
     const alive = rec.pid !== undefined && rec.pidStart !== undefined && processStartTime(rec.pid) === rec.pidStart;
@@ -48,7 +55,11 @@ export async function reconcile(h: ReconcileHooks): Promise<void> {
         await guest?.kill().catch(() => undefined);
       }
     }
-    if (alive) killPid(rec.pid!);
+    for (const l of labelsOf(rec, alive ? rec.pid : undefined)) ended.add(l);
+    if (alive) {
+      killPid(rec.pid!);
+      killed.push(rec.pid!);
+    }
     // The dead daemon's listening sockets (QEMU is their client) and the guest's configuration file go
     // with the QEMU; the logs stay. A later start makes the sockets anew.
     await removeSockets(vmDir(h.home, rec.id));
@@ -74,12 +85,36 @@ export async function reconcile(h: ReconcileHooks): Promise<void> {
       },
     });
   }
-  reapOrphans(h);
+  for (const q of reapOrphans(h)) {
+    ended.add(`mvm-${q.id}`);
+    killed.push(q.pid);
+  }
+  // SIGKILL is sent, not done: a group can be removed once its last process has exited.
+  for (const end = Date.now() + 3000; killed.some((p) => processStartTime(p) !== undefined) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+  return [...ended];
 }
 
-/** Stops every QEMU labelled for this home that no live record names. Returns the pids it stopped. */
-export function reapOrphans(h: Pick<ReconcileHooks, "store" | "home" | "log">): number[] {
-  const reaped: number[] = [];
+/** The labels a VM's QEMU ran under: `mvm-<id>`, the one its last argv names (a pool VM's), and its live process's. */
+export function labelsOf(rec: VmRecord, pid?: number): string[] {
+  const labels = new Set([`mvm-${rec.id}`]);
+  const add = (argv: string[] | undefined) => {
+    const at = argv?.indexOf("-name") ?? -1;
+    if (at >= 0 && argv![at + 1]) labels.add(argv![at + 1]!);
+  };
+  add(rec.argv);
+  if (pid !== undefined) {
+    try {
+      add(readFileSync(`/proc/${pid}/cmdline`, "latin1").split("\0"));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return [...labels].filter((l) => /^mvm-[0-9a-f]{8,64}$/.test(l));
+}
+
+/** Stops every QEMU labelled for this home that no live record names. Returns those it stopped. */
+export function reapOrphans(h: Pick<ReconcileHooks, "store" | "home" | "log">): LabelledQemu[] {
+  const reaped: LabelledQemu[] = [];
   const byPid = new Map(h.store.list().flatMap((r) => (r.pid === undefined ? [] : [[r.pid, r] as const])));
   for (const q of findLabelledQemus(h.home)) {
     // A VM that took a parked QEMU from the pool runs under that QEMU's label: its record names the pid.
@@ -87,7 +122,7 @@ export function reapOrphans(h: Pick<ReconcileHooks, "store" | "home" | "log">): 
     if (rec && isLive(rec.state) && rec.pid === q.pid) continue;
     h.log(`reaping QEMU pid ${q.pid} labelled mvm-${q.id}: ${rec ? `VM ${rec.name} is ${rec.state} and names ${rec.pid ?? "no"} pid` : "no VM record has that id"}`);
     killPid(q.pid);
-    reaped.push(q.pid);
+    reaped.push(q);
   }
   return reaped;
 }

@@ -5,7 +5,7 @@
 // Over 300 lines on purpose: every state transition and the cleanup that goes with it read together here.
 
 import { decideJail, type JailHost } from "../jail/jail.js";
-import { sweepGroups } from "../host/cgroups.js";
+import { removeGroup, sweepGroups } from "../host/cgroups.js";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -38,7 +38,7 @@ import { ImageManager } from "./image-manager.js";
 import type { JobLog } from "./job-log.js";
 import { NetworkManager, hostNameservers, isBridged, requireNetAdmin } from "./network-manager.js";
 import { QemuBinaries } from "./qemu-binaries.js";
-import { reconcile } from "./reconcile.js";
+import { labelsOf, reconcile } from "./reconcile.js";
 import { captureGuest, SnapshotStore, specFromSnapshot, type Snapshot } from "./snapshots.js";
 import { TemplateManager } from "./template-manager.js";
 import { VmLauncher, type SavedState } from "./vm-launcher.js";
@@ -333,8 +333,12 @@ export class VmManager {
     const recorded = guest.exited.then(async (exit: QemuExit) => {
       this.guests.delete(id);
       // An adopted QEMU's group is not its launcher's to remove (it was another daemon's): sweep it here.
-      if (guest.adopted && this.jail.enabled) sweepGroups(this.jail.cgroups);
       const rec = this.o.store.find(id);
+      if (guest.adopted && this.jail.enabled) {
+        // Its own group by label at once (the sweep spares groups under a minute old), then any other left.
+        if (rec) for (const l of labelsOf(rec)) removeGroup(this.jail.cgroups, l);
+        sweepGroups(this.jail.cgroups);
+      }
       if (rec?.bridged) await removeTapLinks(rec.bridged.tap).catch(() => undefined);
       if (!rec || !isLive(rec.state)) return;
       if (this.suspending.delete(id)) {
@@ -565,7 +569,7 @@ export class VmManager {
   async reconcile(): Promise<void> {
     await this.templates.sweep().catch((e: unknown) => this.o.log?.(`sweeping templates: ${(e as Error).message}`));
     await this.snapshots.sweep().catch(() => undefined);
-    await reconcile({
+    const ended = await reconcile({
       store: this.o.store,
       home: this.o.home,
       log: this.o.log ?? (() => undefined),
@@ -581,7 +585,12 @@ export class VmManager {
     });
     // After the reaper: a killed daemon's parked QEMUs are gone, their directories and control groups too.
     await this.sweepVmDirs();
-    if (this.jail.enabled) for (const g of sweepGroups(this.jail.cgroups)) this.o.log?.(`removed the empty control group ${g}`);
+    if (this.jail.enabled) {
+      // The groups of this home's QEMUs that ended (while no daemon ran, or killed just now) go at once, by
+      // label; the sweep then takes other empty groups over a minute old (others' daemons may be spawning).
+      for (const l of ended) if (removeGroup(this.jail.cgroups, l)) this.o.log?.(`removed the control group ${l} of a QEMU that ended`);
+      for (const g of sweepGroups(this.jail.cgroups)) this.o.log?.(`removed the empty control group ${g}`);
+    }
   }
 
   // Commands: the VM's own ("job") and exec sessions, by VM reference.

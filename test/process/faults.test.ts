@@ -110,6 +110,57 @@ test("daemon SIGKILLed while 10 VMs start and 10 run: every record right, nothin
   await next.kill();
 });
 
+/** A process's mvm control group directories, from /proc/<pid>/cgroup (v1: one per controller; v2: one). */
+function cgroupDirs(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/cgroup`, "utf8")
+    .split("\n")
+    .filter((l) => /\/mvm\/[^/]+$/.test(l))
+    .map((l) => {
+      const [, ctrls, path] = l.split(":");
+      return ctrls === "" ? join("/sys/fs/cgroup", path!) : join("/sys/fs/cgroup", ctrls!.split(",")[0]!, path!);
+    });
+}
+
+test("with the jail: the control groups of QEMUs that died while no daemon ran, or that the next daemon killed mid-boot, go at restart; an adopted one's when it ends", { timeout: 60_000, skip: !root && "the jail needs a root daemon" }, async (t) => {
+  const h = home(t);
+  const store = new VmStore(join(h.home, "mvm.db"));
+  t.after(() => store.close());
+  const first = await h.childDaemon({ jail: true, readyTimeoutMs: 60_000 });
+  for (const name of ["died", "adopted", "kept"]) {
+    await first.call("create", { name });
+    await first.call("start", name);
+  }
+  await first.call("create", { name: "booting", append: "fake_qemu.mode=no-hello" });
+  void first.call("start", "booting").catch(() => undefined);
+  // The recorded pid is the jail's shell until it has joined the group and exec'd QEMU.
+  const inGroup = (n: string) => store.get(n).pid !== undefined && cgroupDirs(store.get(n).pid!).length > 0;
+  await waitFor(() => inGroup("booting"), "the booting VM's QEMU in its group", 20_000).catch(() => undefined);
+  const groups = new Map(["died", "adopted", "kept", "booting"].map((n) => [n, cgroupDirs(store.get(n).pid!)]));
+  if ([...groups.values()].some((g) => g.length === 0)) {
+    for (const n of groups.keys()) await first.call("kill", n).catch(() => undefined);
+    return t.skip(`no control groups on this host: ${JSON.stringify([...groups])}`);
+  }
+  await first.kill();
+  const died = store.get("died").pid!;
+  process.kill(died, "SIGKILL");
+  await waitFor(() => !alive(died), "the QEMU to die");
+  assert.ok(groups.get("died")!.every(existsSync), "nobody removed its group while no daemon ran");
+
+  const next = await h.childDaemon({ jail: true });
+  await next.call("reconcile");
+  assert.equal(store.get("died").state, "crashed");
+  assert.equal(store.get("booting").state, "crashed");
+  assert.equal(store.get("adopted").state, "running");
+  const left = (n: string) => groups.get(n)!.filter(existsSync);
+  await waitFor(() => left("died").length === 0 && left("booting").length === 0, `the ended VMs' groups to go (left: ${[...left("died"), ...left("booting")].join(", ")})`, 10_000).catch((e: Error) => assert.fail(`${e.message}: ${[...left("died"), ...left("booting")].join(", ")}`));
+  assert.deepEqual(left("adopted"), groups.get("adopted"), "a running VM keeps its group");
+  await next.call("kill", "adopted");
+  await waitFor(() => left("adopted").length === 0, "the adopted VM's group to go when it ends", 10_000).catch(() => assert.fail(`left: ${left("adopted").join(", ")}`));
+  assert.deepEqual(left("kept"), groups.get("kept"));
+  await next.call("kill", "kept");
+  await next.kill();
+});
+
 // --- SQLite -----------------------------------------------------------------------------------------------
 
 const SQLITE_CHILD = fileURLToPath(new URL("./sqlite-child.js", import.meta.url));

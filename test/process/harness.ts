@@ -51,6 +51,11 @@ export interface ManagerKnobs {
   readyTimeoutMs?: number;
   /** Off by default here: the fake QEMU cannot save or load a state (templates are integration-tested). */
   templates?: boolean;
+  /**
+   * The jail as the daemon decides it (root: on, with control groups). Off by default: the jail clears the
+   * environment, so the fake runs with its defaults (reconnects after 1 s) and only -append's knobs.
+   */
+  jail?: boolean;
 }
 
 /** A VmManager on `home`, wired as src/daemon/main.ts wires the daemon's, with the fake as its QEMU. */
@@ -69,10 +74,10 @@ export function managerFor(home: string, knobs: ManagerKnobs = {}, log: (line: s
     binaries: { full: FAKE_QEMU, microvm: "/nonexistent" },
     log,
     templates: false,
-    // The fake QEMU takes its instructions from the environment, which the jail clears; the jail itself is
-    // tested on real QEMUs (test/integration/jail.test.ts).
-    jail: decideJail({ MVM_JAIL: "0" }),
+    // The fake QEMU takes its instructions from the environment, which the jail clears: off unless asked
+    // (knobs.jail); the jail itself is tested on real QEMUs (test/integration/jail.test.ts).
     ...knobs,
+    jail: knobs.jail ? decideJail() : decideJail({ MVM_JAIL: "0" }),
   });
   return { manager, close: () => [store, images, networks].forEach((s) => s.close()) };
 }

@@ -150,7 +150,7 @@ test("the reaper stops a labelled QEMU that no record knows, and leaves another 
   const store = new VmStore(join(h.home, "mvm.db"));
   const reaped = reapOrphans({ store, home: h.home, log: (l) => logs.push(l) });
   store.close();
-  assert.deepEqual(reaped, [orphan.pid]);
+  assert.deepEqual(reaped.map((q) => q.pid), [orphan.pid]);
   assert.match(logs.join("\n"), /no VM record has that id/);
   await waitFor(() => !alive(orphan.pid!), "the orphan to be reaped");
   assert.ok(alive(foreign.pid!), "another home's QEMU is none of this daemon's business");
