@@ -48,10 +48,18 @@ export interface AgentClientOptions {
    * output and exits of the commands its predecessor started before it can ask what they are.
    */
   keepOrphans?: boolean;
+  /**
+   * File sessions fail with TimeoutError after this long without a frame from the guest while the host
+   * waits on it (default: FILE_IDLE_MS for transfers, FS_OP_IDLE_MS for one-shot operations).
+   */
+  fileIdleMs?: number;
 }
 
 /** Frames of unknown sessions kept for adoption, at most this many bytes (oldest dropped first). */
 const ORPHAN_BYTES = 16 * 1024 * 1024;
+/** What a kept frame costs beyond its payload (the object, the list's slot), counted against ORPHAN_BYTES. */
+const ORPHAN_OVERHEAD = 256;
+const orphanCost = (f: Frame): number => f.payload.length + ORPHAN_OVERHEAD;
 
 interface Waiter<T> {
   resolve: (v: T) => void;
@@ -72,12 +80,14 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
   private listWaiters: Waiter<ListedSession[]>[] = [];
   private orphans?: Frame[];
   private orphanBytes = 0;
+  private readonly fileIdleMs?: number;
 
   constructor(
     private readonly stream: Duplex,
     options: AgentClientOptions = {},
   ) {
     super();
+    this.fileIdleMs = options.fileIdleMs;
     if (options.keepOrphans) this.orphans = [];
     stream.on("data", (chunk: Buffer) => this.onData(chunk));
     stream.on("error", (e) => this.onClose(e));
@@ -180,21 +190,29 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
     const mine = this.orphans?.filter((f) => f.session === id) ?? [];
     if (this.orphans && mine.length) {
       this.orphans = this.orphans.filter((f) => f.session !== id);
-      this.orphanBytes = this.orphans.reduce((n, f) => n + f.payload.length, 0);
+      this.orphanBytes = this.orphans.reduce((n, f) => n + orphanCost(f), 0);
     }
     return mine;
   }
 
   private keepOrphan(frame: Frame): void {
     if (!this.orphans || frame.session === 0) return;
-    this.orphans.push(frame);
-    this.orphanBytes += frame.payload.length;
-    while (this.orphanBytes > ORPHAN_BYTES && this.orphans.length > 1) this.orphanBytes -= this.orphans.shift()!.payload.length;
+    // A copy: the decoder's view would pin the whole chunk it came in (up to 256 KiB for a 1-byte frame),
+    // so the cap below would not bound memory. Each frame also counts ORPHAN_OVERHEAD, so that a flood of
+    // empty frames for made-up sessions cannot grow the list without bound either.
+    this.orphans.push({ ...frame, payload: Buffer.from(frame.payload) });
+    this.orphanBytes += orphanCost(frame);
+    if (this.orphanBytes <= ORPHAN_BYTES) return;
+    // The oldest go in one splice, down to 3/4 of the cap: shift()ing one at a time from a list of 65,536
+    // copies the list for every frame, and a flood of tiny frames blocked the event loop for seconds.
+    let n = 0;
+    while (this.orphanBytes > (ORPHAN_BYTES * 3) / 4 && n < this.orphans.length - 1) this.orphanBytes -= orphanCost(this.orphans[n++]!);
+    this.orphans.splice(0, n);
   }
 
   /** A one-shot file operation; resolves with the entries it produced (stat: one, list: many). */
   async fileOp(req: FsRequest & { op: NonNullable<FsRequest["op"]> }): Promise<FileEntry[]> {
-    const session = this.open(FrameType.FS, encodeFs(req), (id, channel) => new FsOpSession(id, channel));
+    const session = this.open(FrameType.FS, encodeFs(req), (id, channel, limits) => new FsOpSession(id, channel, limits));
     await session.done;
     return session.entries;
   }
@@ -219,7 +237,13 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
 
   /** Makes a session for an id with its channel and the agent's limits; on a closed channel it fails at once. */
   private register<S extends ChannelSession>(id: number, make: (channel: SessionChannel, limits: SessionLimits) => S): S {
-    const limits = { maxPayload: Math.min(this.helloInfo?.maxPayload || MAX_PAYLOAD, MAX_PAYLOAD), window: this.helloInfo?.window || WINDOW };
+    // Both clamped to the protocol's values: a guest announcing a 4 GiB window would otherwise be allowed
+    // (by the output credit check) to send that much to a paused reader.
+    const limits = {
+      maxPayload: Math.min(this.helloInfo?.maxPayload || MAX_PAYLOAD, MAX_PAYLOAD),
+      window: Math.min(this.helloInfo?.window || WINDOW, WINDOW),
+      idleMs: this.fileIdleMs,
+    };
     const session = make({ send: (t, p) => this.send(t, id, p), done: () => this.sessions.delete(id) }, limits);
     if (this.closedError) session.fail(this.closedError);
     else this.sessions.set(id, session);

@@ -51,16 +51,41 @@ export class CreditedSender {
   }
 }
 
-/** Receiving under flow control: credit goes back in quarters of the window, unless the reader paused. */
+/**
+ * What a guest may send beyond the credit it holds before it counts as ignoring flow control: one frame.
+ * An agent resets a session's credit to a full window when a host connects, and then still sends the
+ * frame it was sending when the previous host left.
+ */
+export const OVERRUN_SLACK = 256 * 1024;
+
+/**
+ * Receiving under flow control: credit goes back in quarters of the window, unless the reader paused.
+ * It also counts the credit the guest still holds, so that a guest sending more than it was granted (which
+ * would fill the host's memory while a reader is paused) is caught: received() then returns false.
+ */
 export class CreditedReceiver {
   private unacked = 0;
   private paused = false;
+  /** The window plus every grant sent, less every byte received. */
+  private credit: number;
 
   constructor(
     private readonly window: number,
     private readonly sendGrant: (n: number) => void,
-  ) {}
+  ) {
+    this.credit = window;
+  }
 
+  /**
+   * Counts n bytes as they arrive, before they are handed on; false when they go beyond the guest's
+   * credit (the caller then fails the session instead of passing them on).
+   */
+  received(n: number): boolean {
+    this.credit -= n;
+    return this.credit >= -OVERRUN_SLACK;
+  }
+
+  /** n received bytes were handed on: their credit goes back (in quarters of the window). */
   consumed(n: number): void {
     this.unacked += n;
     this.flush();
@@ -79,6 +104,7 @@ export class CreditedReceiver {
   private flush(): void {
     if (this.paused || this.unacked < this.window / 4) return;
     this.sendGrant(this.unacked);
+    this.credit += this.unacked;
     this.unacked = 0;
   }
 }

@@ -1,6 +1,6 @@
 // One command running in the guest: its pid, streamed output, stdin with flow control, and its result.
 
-import { AbortError, AgentProtocolError } from "../errors.js";
+import { AbortError, AgentProtocolError, TimeoutError } from "../errors.js";
 import { CreditedReceiver, CreditedSender } from "./credit.js";
 import type { ExecRequest, ExitMessage } from "./messages.js";
 import { encodeResize, encodeSignal, encodeWindow } from "./messages.js";
@@ -29,6 +29,12 @@ export interface ExecResult {
   durationMs: number;
 }
 
+/**
+ * How long after its timeoutMs a command's EXIT may take to come: the agent kills the command's cgroup,
+ * drains its pipes (250 ms at most once it exited) and sends EXIT. After that the host stops waiting.
+ */
+export const EXIT_GRACE_MS = 10_000;
+
 export class ExecSession implements ChannelSession {
   /** Resolves with the command's pid once it runs, or undefined if it never started. */
   readonly started: Promise<number | undefined>;
@@ -44,6 +50,8 @@ export class ExecSession implements ChannelSession {
   private readonly stdin: CreditedSender;
   private readonly output: CreditedReceiver;
   private readonly abortListener?: () => void;
+  private exitDeadline?: NodeJS.Timeout;
+  private paused = false;
 
   constructor(
     readonly id: number,
@@ -69,6 +77,22 @@ export class ExecSession implements ChannelSession {
       if (signal.aborted) queueMicrotask(this.abortListener);
       else signal.addEventListener("abort", this.abortListener, { once: true });
     }
+    // A command with a timeout ends by then in a working guest; one whose agent never sends EXIT must not
+    // keep its caller waiting forever. (Without a timeout only the caller's signal can end the wait.)
+    const limitMs = options.timeoutMs ? options.timeoutMs + EXIT_GRACE_MS : 0;
+    if (limitMs && limitMs < 2 ** 31) this.armExitDeadline(limitMs);
+  }
+
+  private armExitDeadline(ms: number): void {
+    this.exitDeadline = setTimeout(() => {
+      if (this.finished) return;
+      if (this.paused) return this.armExitDeadline(EXIT_GRACE_MS); // EXIT follows output the host holds back
+      this.kill(9);
+      this.fail(new TimeoutError(`command ${JSON.stringify(this.options.argv[0])} had a ${this.options.timeoutMs} ms timeout, and the guest agent sent no exit ${EXIT_GRACE_MS} ms after it`, {
+        details: { session: this.id },
+        hint: "the guest is hung or overloaded; the command was sent SIGKILL",
+      }));
+    }, ms);
   }
 
   /** Sends bytes to the command's stdin (it must have been started with `stdin: true`). */
@@ -96,10 +120,12 @@ export class ExecSession implements ChannelSession {
 
   /** Stops (and restarts) taking output: the command blocks once the guest's credit is used up. */
   pause(): void {
+    this.paused = true;
     this.output.pause();
   }
 
   resume(): void {
+    this.paused = false;
     this.output.resume();
   }
 
@@ -113,6 +139,16 @@ export class ExecSession implements ChannelSession {
   }
 
   onOutput(stream: "stdout" | "stderr", data: Buffer): void {
+    // A guest that ignores its output credit would otherwise fill the host's memory while a reader is
+    // paused: the session ends instead, and the data beyond the credit is not delivered.
+    if (!this.output.received(data.length)) {
+      this.kill(9);
+      this.fail(new AgentProtocolError(`the guest agent sent output for session ${this.id} beyond the credit it was granted`, {
+        details: { session: this.id },
+        hint: "a guest agent must honour the output window (docs/agent-protocol.md, Flow control); the command was killed",
+      }));
+      return;
+    }
     if (!this.finished) (stream === "stdout" ? this.options.onStdout : this.options.onStderr)?.(data);
     this.output.consumed(data.length);
   }
@@ -147,6 +183,7 @@ export class ExecSession implements ChannelSession {
 
   private settle(): void {
     this.finished = true;
+    clearTimeout(this.exitDeadline);
     this.resolveStarted(this.pid);
     this.stdin.wake();
     if (this.abortListener) this.options.signal?.removeEventListener("abort", this.abortListener);

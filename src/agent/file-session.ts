@@ -4,7 +4,7 @@
 // copy is checked end to end.
 
 import { crc32, crc32Hex } from "../api/crc32.js";
-import { AbortError, guestFileError, type GuestFileError, IntegrityError } from "../errors.js";
+import { AbortError, AgentProtocolError, guestFileError, type GuestFileError, IntegrityError, TimeoutError } from "../errors.js";
 import { CreditedReceiver, CreditedSender } from "./credit.js";
 import { encodeWindow, type FileEntry, type FsDone } from "./messages.js";
 import { FrameType } from "./protocol.js";
@@ -16,6 +16,11 @@ export interface TransferResult {
   crc32: string;
 }
 
+/** A file transfer the guest stopped answering fails after this long without a frame (SessionLimits.idleMs). */
+export const FILE_IDLE_MS = 60_000;
+/** The same for one-shot operations, longer: a recursive remove of a big tree sends nothing until it is done. */
+export const FS_OP_IDLE_MS = 600_000;
+
 /** What a guest errno means to someone holding a path: the class (and its hint) follows the errno. */
 const guestError = (done: FsDone, fallback: string): GuestFileError => guestFileError(done.message ?? fallback, done.errno);
 
@@ -25,22 +30,57 @@ abstract class FileSessionBase implements ChannelSession {
   protected rejectDone!: (e: Error) => void;
   /** Settles with the agent's FS_DONE; rejects with GuestFileError when the guest reported an error. */
   readonly done: Promise<FsDone>;
+  private idleTimer?: NodeJS.Timeout;
+  private readonly idleMs: number;
 
   constructor(
     readonly id: number,
     protected readonly channel: SessionChannel,
+    limits?: Partial<SessionLimits>,
+    defaultIdleMs = FILE_IDLE_MS,
   ) {
     this.done = new Promise((resolve, reject) => {
       this.resolveDone = resolve;
       this.rejectDone = reject;
     });
     this.done.catch(() => undefined);
+    this.idleMs = limits?.idleMs ?? defaultIdleMs;
+    this.touch();
   }
+
+  /**
+   * The guest (or the host, starting to wait on it) did something: the idle deadline starts again. A
+   * guest that stops answering mid-transfer must not hold the session, and whoever waits on it, forever.
+   */
+  protected touch(): void {
+    if (this.finished) return;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => this.idle(), this.idleMs);
+  }
+
+  /** Whether the host is waiting on the guest now (not on its own reader or writer). */
+  protected waitingOnGuest(): boolean {
+    return true;
+  }
+
+  private idle(): void {
+    if (this.finished) return;
+    if (!this.waitingOnGuest()) return this.touch(); // the host's side is the slow one: no deadline for it
+    this.abandon();
+    this.fail(new TimeoutError(`the guest agent sent nothing for file session ${this.id} within ${this.idleMs} ms`, {
+      details: { session: this.id },
+      hint: "the guest is hung or overloaded; the transfer was dropped (a write leaves the destination as it was)",
+    }));
+  }
+
+  /** Tells the agent to drop the session (a transfer's SIGNAL); one-shot operations have nothing to drop. */
+  protected abandon(): void {}
 
   onFsDone(done: FsDone): void {
     this.channel.done();
     if (this.finished) return;
     this.finished = true;
+    clearTimeout(this.idleTimer);
     const error = done.errno !== undefined ? guestError(done, "the file operation failed in the guest") : undefined;
     this.settled(error);
     if (error) this.rejectDone(error);
@@ -51,6 +91,7 @@ abstract class FileSessionBase implements ChannelSession {
     this.channel.done();
     if (this.finished) return;
     this.finished = true;
+    clearTimeout(this.idleTimer);
     this.settled(error);
     this.rejectDone(error);
   }
@@ -63,7 +104,12 @@ abstract class FileSessionBase implements ChannelSession {
 export class FsOpSession extends FileSessionBase {
   readonly entries: FileEntry[] = [];
 
+  constructor(id: number, channel: SessionChannel, limits?: Partial<SessionLimits>) {
+    super(id, channel, limits, FS_OP_IDLE_MS);
+  }
+
   onEntries(entries: FileEntry[]): void {
+    this.touch();
     this.entries.push(...entries);
   }
 }
@@ -79,9 +125,11 @@ export class FileReadSession extends FileSessionBase {
   private crc = 0;
   private received = 0;
   private readonly receiver: CreditedReceiver;
+  /** The host's reader paused the transfer: no idle deadline for the guest then. */
+  private paused = false;
 
   constructor(id: number, channel: SessionChannel, limits: SessionLimits, private readonly onData: (chunk: Buffer) => void) {
-    super(id, channel);
+    super(id, channel, limits);
     this.receiver = new CreditedReceiver(limits.window, (n) => channel.send(FrameType.WINDOW, encodeWindow(n)));
     this.info = new Promise((resolve, reject) => {
       this.resolveInfo = resolve;
@@ -101,11 +149,23 @@ export class FileReadSession extends FileSessionBase {
   }
 
   onEntries(entries: FileEntry[]): void {
+    this.touch();
     if (entries[0]) this.resolveInfo(entries[0]);
   }
 
   onOutput(_stream: "stdout" | "stderr", data: Buffer): void {
     if (this.finished) return;
+    this.touch();
+    // Bytes beyond the credit would pile up in the host while its reader is paused (an HTTP client
+    // reading slowly): a guest that ignores flow control loses the transfer instead.
+    if (!this.receiver.received(data.length)) {
+      this.abandon();
+      this.fail(new AgentProtocolError(`the guest agent sent file data for session ${this.id} beyond the credit it was granted`, {
+        details: { session: this.id },
+        hint: "a guest agent must honour the output window (docs/agent-protocol.md, Flow control)",
+      }));
+      return;
+    }
     this.crc = crc32(data, this.crc);
     this.received += data.length;
     this.onData(data);
@@ -114,18 +174,30 @@ export class FileReadSession extends FileSessionBase {
 
   /** Backpressure: stop granting credit until resume(). */
   pause(): void {
+    this.paused = true;
     this.receiver.pause();
   }
 
   resume(): void {
+    this.paused = false;
+    this.touch(); // the guest gets the idle time again from here
     this.receiver.resume();
   }
 
   /** Stops the transfer; the result rejects with AbortError. */
   cancel(reason?: unknown): void {
     if (this.finished) return;
-    this.channel.send(FrameType.SIGNAL);
+    this.abandon();
     this.fail(new AbortError("the file read was cancelled", { cause: reason }));
+  }
+
+  /** Paused by the host, the guest rightly sends nothing. */
+  protected override waitingOnGuest(): boolean {
+    return !this.paused;
+  }
+
+  protected override abandon(): void {
+    this.channel.send(FrameType.SIGNAL);
   }
 
   protected override settled(error?: Error): void {
@@ -143,9 +215,14 @@ export class FileWriteSession extends FileSessionBase {
   private sent = 0;
   private readonly sender: CreditedSender;
   private failure?: Error;
+  /** write()s in progress: while there are some, the host waits on the guest (for STARTED or credit). */
+  private busy = 0;
+  /** end() was called: the host waits for FS_DONE. */
+  private ended = false;
+  private started = false;
 
   constructor(id: number, channel: SessionChannel, limits: SessionLimits) {
-    super(id, channel);
+    super(id, channel, limits);
     this.sender = new CreditedSender(limits.window, limits.maxPayload, (b) => channel.send(FrameType.STDIN, b), () => {
       if (this.finished) throw this.failure ?? new AbortError("the file write has ended");
     });
@@ -157,24 +234,35 @@ export class FileWriteSession extends FileSessionBase {
   }
 
   onStarted(): void {
+    this.touch();
+    this.started = true;
     this.resolveReady();
   }
 
   onStdinCredit(n: number): void {
+    this.touch();
     this.sender.grant(n);
   }
 
   /** Sends bytes once the guest grants credit for them. */
   async write(data: Buffer): Promise<void> {
     if (data.length === 0) return;
-    await this.ready;
-    this.crc = crc32(data, this.crc);
-    this.sent += data.length;
-    await this.sender.write(data);
+    this.touch();
+    this.busy++;
+    try {
+      await this.ready;
+      this.crc = crc32(data, this.crc);
+      this.sent += data.length;
+      await this.sender.write(data);
+    } finally {
+      this.busy--;
+    }
   }
 
   /** Ends the file: resolves once it is in place and the guest's checksum matches what was sent. */
   async end(): Promise<TransferResult> {
+    this.touch();
+    this.ended = true; // from here on the host waits on the guest until FS_DONE
     await this.ready;
     await this.sender.write(Buffer.alloc(0));
     const done = await this.done;
@@ -190,8 +278,17 @@ export class FileWriteSession extends FileSessionBase {
   /** Drops the transfer; the guest removes its temporary file and the destination is left as it was. */
   cancel(reason?: unknown): void {
     if (this.finished) return;
-    this.channel.send(FrameType.SIGNAL);
+    this.abandon();
     this.fail(new AbortError("the file write was cancelled", { cause: reason }));
+  }
+
+  /** Waiting for STARTED, for credit, or for FS_DONE; not while the host has no data to send yet. */
+  protected override waitingOnGuest(): boolean {
+    return !this.started || this.busy > 0 || this.ended;
+  }
+
+  protected override abandon(): void {
+    this.channel.send(FrameType.SIGNAL); // the guest removes its temporary file
   }
 
   protected override settled(error?: Error): void {

@@ -22,4 +22,9 @@ export interface SessionChannel {
 export interface SessionLimits {
   maxPayload: number;
   window: number;
+  /**
+   * File sessions fail with TimeoutError when the guest sends nothing for them for this long while the
+   * host waits on it (a stalled transfer, an operation never answered). Exec sessions do not use it.
+   */
+  idleMs?: number;
 }
