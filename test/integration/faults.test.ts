@@ -73,3 +73,31 @@ test("the host's disk full while a snapshot is written: HOST_DISK_FULL, no snaps
     unmount();
   }
 });
+
+test("QEMU of a bridged VM killed under a live daemon: crashed, its tap removed, and a start makes it again", { timeout: 180_000, skip: !root && "bridged networks need root" }, async (t) => {
+  const d = await startTestDaemon(t, { netns: true });
+  const c = d.client;
+  await c.createNetwork("lan", { subnet: "10.79.0.0/24" });
+  const vm = await c.start((await c.create({ name: "tapped", network: "lan" })).id);
+  const tap = vm.bridged!.tap;
+  assert.match(d.inNetns(["ip", "link", "show"]), new RegExp(tap));
+  process.kill(vm.pid!, "SIGKILL");
+  let after = await c.get(vm.id);
+  for (let i = 0; i < 100 && after.state !== "crashed"; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    after = await c.get(vm.id);
+  }
+  assert.equal(after.state, "crashed");
+  assert.equal(after.lastExit?.signal, "SIGKILL");
+  let links = d.inNetns(["ip", "link", "show"]);
+  for (let i = 0; i < 50 && links.includes(tap); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    links = d.inNetns(["ip", "link", "show"]);
+  }
+  assert.doesNotMatch(links, new RegExp(tap), "the tap went with QEMU");
+  const again = await c.start(vm.id);
+  assert.equal(again.bridged?.ip, vm.bridged?.ip);
+  assert.match(d.inNetns(["ip", "link", "show"]), new RegExp(tap));
+  assert.equal((await c.exec(vm.id, ["ping", "-c", "1", "-W", "5", "10.79.0.1"])).status, 0);
+  await c.kill(vm.id);
+});
