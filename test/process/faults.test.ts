@@ -285,6 +285,19 @@ test("two daemons never run on one home: started 3 at a time, one serves, the ot
   t.diagnostic(`6 rounds of 3 daemons started at once (3 after a SIGKILL): 6 served, ${refused} refused naming the first's pid`);
 });
 
+test("a daemon.pid naming a live process that is no daemon (a pid reused after a reboot) does not block the start", { timeout: 30_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "mvm-lock-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // As a daemon killed by a host reboot leaves it: its pid now belongs to another process (here, this one).
+  writeFileSync(join(dir, "daemon.pid"), String(process.pid));
+  const d = spawnDaemon(t, dir, { MVM_CACHE: join(dir, "cache") });
+  const o = await d.outcome;
+  assert.equal(o.ready, true, o.line);
+  assert.equal(Number(readFileSync(join(dir, "daemon.pid"), "utf8")), d.proc.pid);
+  d.proc.kill("SIGTERM");
+  await once(d.proc, "exit");
+});
+
 test("a daemon does not steal the socket of one that serves it without the lock (an older mvm)", { timeout: 30_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "mvm-lock-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -332,7 +345,11 @@ type ErrorLike = Error & { code?: string; hint?: string; details?: Record<string
 
 test("the host's disk full under $MVM_HOME: creating a VM and importing an image fail clearly, register nothing, and a running VM runs on", { timeout: 90_000, skip: !root && "mounting a size-limited tmpfs as $MVM_HOME needs root" }, async (t) => {
   const home = smallHome(t);
-  t.after(() => fakeQemuPids(home).forEach((p) => process.kill(p, "SIGKILL")));
+  t.after(() => {
+    const survivors = fakeQemuPids(home);
+    survivors.forEach((p) => process.kill(p, "SIGKILL"));
+    assert.deepEqual(survivors, [], "fake QEMUs survived the test");
+  });
   const d = spawnDaemon(t, home);
   assert.deepEqual(await d.outcome, { ready: true, line: "ready", code: null });
   t.after(async () => {
