@@ -136,6 +136,8 @@ export async function copyIn(files: GuestFiles, src: string, dest: string, o: Co
   const hostSrc = contentsOnly ? src.slice(0, -2) || "/" : src;
   const top = await hostStat(hostSrc);
   if (!top) throw new CopyError(`${src} does not exist on the host`);
+  // A FIFO, socket or device would be read for ever (or block in open()): only what a directory walk copies.
+  if (!top.isFile() && !top.isDirectory() && !top.isSymbolicLink()) throw new CopyError(`${src} is not a file, directory or symlink`, { hint: "copy regular files and directories" });
   let destEntry: FileEntry | undefined;
   try {
     destEntry = await files.stat(dest, o.signal);

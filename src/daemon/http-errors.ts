@@ -109,7 +109,10 @@ export function handleErrors(app: FastifyInstance): void {
     // A body over the limit says which limit: each route has its own (src/api/routes.ts).
     const limit = req.routeOptions.bodyLimit;
     if ((error as FastifyError).code === "FST_ERR_CTP_BODY_TOO_LARGE" && typeof limit === "number") {
-      return send(reply, new BodyTooLargeError(`the request body is over the ${sizeText(limit)} ${req.method} ${req.routeOptions.url ?? "this route"} takes`, { details: { limit, fastifyCode: "FST_ERR_CTP_BODY_TOO_LARGE" }, cause: error }));
+      // Not "connection: close" (Fastify's choice): the rest of the body is drained (request-body.ts), and
+      // the client reads this answer instead of a reset; the connection may then serve its next request.
+      reply.removeHeader("connection");
+      return send(reply, new BodyTooLargeError(`the request body is over ${sizeText(limit)}, the limit ${req.routeOptions.url ? `of ${req.method} ${req.routeOptions.url}` : "for a request no route takes"}`, { details: { limit, fastifyCode: "FST_ERR_CTP_BODY_TOO_LARGE" }, cause: error }));
     }
     send(reply, error);
   });

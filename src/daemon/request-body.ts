@@ -3,7 +3,8 @@
 //     otherwise; a Content-Length over it is refused before a byte is read), parsed with Fastify's parser
 //     (__proto__ and constructor.prototype keys refused), and then it must be an object with no NUL byte in
 //     any string (src/api/check.ts). It must arrive within a deadline: a client that sends half a body and
-//     stalls gets REQUEST_TIMEOUT instead of holding a connection and a buffer forever.
+//     stalls gets REQUEST_TIMEOUT instead of holding a connection and a buffer forever. A body refused for
+//     its size is drained for a few seconds, so that the client reads the 413 instead of a reset.
 //   - application/octet-stream: streamed through to the route as it arrives (file contents, stdin), with no
 //     limit and no deadline of its own: a large upload takes as long as it takes.
 //   - anything else: UNSUPPORTED_MEDIA_TYPE (Fastify's default text/plain parser is dropped).
@@ -17,6 +18,9 @@ export interface BodyOptions {
   /** How long a JSON body may take to arrive once the headers are in (default 30 s). */
   bodyTimeoutMs?: number;
 }
+
+/** How long a client still sending a refused body is read (and dropped) before its connection is cut. */
+const LINGER_MS = 5000;
 
 const isJson = (contentType: string | undefined) => !!contentType && /^application\/json\s*(;|$)/i.test(contentType);
 
@@ -54,6 +58,15 @@ export function registerBodyParsers(app: FastifyInstance, o: BodyOptions = {}): 
       clearTimeout(timer);
       source.unpipe(timed);
       timed.destroy();
+      // Answered before the body was all read (413 on its content-length, or once past the limit): what
+      // the client still sends is read and dropped for a moment (a lingering close), so that it reads the
+      // answer instead of a reset halfway through its writes; a client still sending after that is cut off.
+      if (ended || source.destroyed) return;
+      const socket = req.raw.socket;
+      const linger = setTimeout(() => socket.destroy(), LINGER_MS);
+      const stop = () => clearTimeout(linger);
+      source.once("end", stop).once("close", stop);
+      source.resume();
     });
     let ended = false;
     source.on("end", () => (ended = true));

@@ -44,6 +44,7 @@ function serveConsole(ref: string, socket: Duplex, manager: VmManager): void {
   }
   accept(socket, "mvm-console");
   socket.on("data", (b: Buffer) => con.write(b));
+  socket.on("end", () => socket.end()); // the client is done: so is the console (no half-open socket left)
   socket.on("close", () => con.close());
   socket.on("error", () => con.close());
 }
@@ -75,6 +76,8 @@ function serveExec(ref: string, socket: Duplex, manager: VmManager): void {
       fail(new BodyTooLargeError(`a line of the exec stream is over ${EXEC_BODY_LIMIT} bytes`, { hint: "send stdin in chunks, one {type:\"stdin\",data} line each" }));
     }
   });
+  // A client that ends its side before it asked for anything gets the connection closed (not held open).
+  lines.on("close", () => t || socket.end());
   lines.on("line", (line) => {
     let msg: Record<string, unknown>;
     try {
@@ -115,7 +118,10 @@ function serveExec(ref: string, socket: Duplex, manager: VmManager): void {
 }
 
 export function serveUpgrades(server: Server, manager: VmManager): void {
-  server.on("upgrade", (req: IncomingMessage, socket: Duplex) => {
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // What the client sent right behind its request (the exec request, console input) came with it: it
+    // is the stream's first bytes, put back in front of the rest.
+    if (head.length) socket.unshift(head);
     const m = /^\/v1\/vms\/([^/?]+)\/(console|exec)$/.exec(req.url ?? "");
     const kind = m?.[2];
     if (!m || req.headers.upgrade !== `mvm-${kind}`) {
