@@ -2,7 +2,7 @@
 
 import type { PortMapping } from "../vmspec/ports.js";
 import type { MachineOptions } from "../plan/machine.js";
-import { optList, optValue } from "./escape.js";
+import { impliedValue, optList, plainValue } from "./escape.js";
 
 export interface MicrovmSpec {
   /** -name: a label in QEMU's argv, so a reaper can find mvm's QEMUs (and which VM each is). */
@@ -59,7 +59,7 @@ export interface ArgvEntry {
 export function microvmArgv(spec: MicrovmSpec): ArgvEntry[] {
   const e = (reason: string, ...args: string[]): ArgvEntry => ({ args, reason });
   const entries: ArgvEntry[] = [
-    ...(spec.label ? [e("mvm's label: a reaper finds QEMUs that mvm started and no record knows", "-name", optValue(spec.label, "VM label"))] : []),
+    ...(spec.label ? [e("mvm's label: a reaper finds QEMUs that mvm started and no record knows", "-name", impliedValue(spec.label, "VM label"))] : []),
     e("no default devices (VGA, NICs, drives): the VM gets only what the spec asks for", "-nodefaults"),
     e("host-wide QEMU config files must not change what mvm built", "-no-user-config"),
     e("headless: no window, no VNC", "-display", "none"),
@@ -153,7 +153,8 @@ export const flattenArgv = (entries: ArgvEntry[]): string[] => entries.flatMap((
 function consoleArgs(c: MicrovmSpec["console"], e: (reason: string, ...args: string[]) => ArgvEntry): ArgvEntry[] {
   const why = "the serial console (kernel and init messages, a shell for mvm console)";
   if (c.kind === "stdio") return [e(why, "-serial", "stdio")];
-  if (c.kind === "file") return [e(why, "-serial", `file:${optValue(c.path, "console log path")}`)];
+  // The path after file: is taken whole by QEMU (a doubled comma would stay doubled in the file's name).
+  if (c.kind === "file") return [e(why, "-serial", `file:${plainValue(c.path, "console log path")}`)];
   return [
     e(
       "console socket: QEMU connects to mvm (reconnecting after a restart) and logs all output itself, connected or not",
