@@ -5,7 +5,7 @@
 // Over 300 lines on purpose: every state transition and the cleanup that goes with it read together here.
 
 import { decideJail, type JailHost } from "../jail/jail.js";
-import { removeGroup, sweepGroups } from "../host/cgroups.js";
+import { removeGroupSoon, sweepGroups } from "../host/cgroups.js";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -336,7 +336,7 @@ export class VmManager {
       const rec = this.o.store.find(id);
       if (guest.adopted && this.jail.enabled) {
         // Its own group by label at once (the sweep spares groups under a minute old), then any other left.
-        if (rec) for (const l of labelsOf(rec)) removeGroup(this.jail.cgroups, l);
+        if (rec) for (const l of labelsOf(rec)) void removeGroupSoon(this.jail.cgroups, l);
         sweepGroups(this.jail.cgroups);
       }
       if (rec?.bridged) await removeTapLinks(rec.bridged.tap).catch(() => undefined);
@@ -588,7 +588,7 @@ export class VmManager {
     if (this.jail.enabled) {
       // The groups of this home's QEMUs that ended (while no daemon ran, or killed just now) go at once, by
       // label; the sweep then takes other empty groups over a minute old (others' daemons may be spawning).
-      for (const l of ended) if (removeGroup(this.jail.cgroups, l)) this.o.log?.(`removed the control group ${l} of a QEMU that ended`);
+      for (const l of ended) void removeGroupSoon(this.jail.cgroups, l).then((gone) => gone && this.o.log?.(`removed the control group ${l} of a QEMU that ended`));
       for (const g of sweepGroups(this.jail.cgroups)) this.o.log?.(`removed the empty control group ${g}`);
     }
   }

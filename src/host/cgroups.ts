@@ -169,3 +169,20 @@ export function cgroupSupport(root = "/sys/fs/cgroup"): { mode: CgroupMode; deta
   if (v1.length === CONTROLLERS.length) return { mode: "v1", detail: `cgroup v1 hierarchies for ${v1.join(", ")} (v2 has ${v2.join(", ") || "no controllers"})` };
   return { mode: "none", detail: `no memory, pids and cpu controllers (v2: ${v2.join(", ") || "none"}; v1: ${v1.join(", ") || "none"})` };
 }
+
+/**
+ * Removes a group now, or keeps trying twice a second for 30 s: a QEMU that was just killed may still be
+ * a zombie nobody has reaped yet (its parent, a daemon that died, is gone), and its group stays busy until
+ * then. Resolves with whether it went.
+ */
+export function removeGroupSoon(host: CgroupHost, name: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    let tries = 0;
+    const attempt = () => {
+      if (removeGroup(host, name)) return resolve(true);
+      if (++tries >= 60) return resolve(false);
+      setTimeout(attempt, 500).unref();
+    };
+    attempt();
+  });
+}

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { cgroupDirs } from "../support/host-state.js";
 import { connect } from "../../src/client/client.js";
 import { processStartTime } from "../../src/vm/qemu-process.js";
 import { killDaemon, qemuPidsOf, startTestDaemon, waitGone } from "../support/daemon.js";
@@ -82,16 +83,6 @@ test("a VM with a command powers off when it ends; start runs it again; wait and
   assert.match(ps.stdout, /job\s+stopped.*\s5\n/);
 });
 
-/** QEMU's control group directories (v1: one per controller; v2: one), from /proc/<pid>/cgroup (as jail.test.ts reads them). */
-function cgroupDirs(pid: number): string[] {
-  return readFileSync(`/proc/${pid}/cgroup`, "utf8")
-    .split("\n")
-    .filter((l) => /\/mvm\/[^/]+$/.test(l))
-    .map((l) => {
-      const [, ctrls, path] = l.split(":");
-      return ctrls === "" ? join("/sys/fs/cgroup", path!) : join("/sys/fs/cgroup", ctrls!.split(",")[0]!, path!);
-    });
-}
 
 async function until(cond: () => boolean, timeoutMs = 5000): Promise<boolean> {
   for (const end = Date.now() + timeoutMs; !cond() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));

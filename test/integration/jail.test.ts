@@ -7,6 +7,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { cgroupDirs } from "../support/host-state.js";
 import { FILE_CAPS } from "../../src/jail/jail.js";
 import { startTestDaemon, waitGone } from "../support/daemon.js";
 
@@ -15,16 +16,6 @@ const field = (status: string, name: string) => new RegExp(`^${name}:\\s+(.+)$`,
 // Capability numbers (linux/capability.h) of FILE_CAPS: chown 0, dac_override 1, dac_read_search 2, fowner 3, fsetid 4.
 const FILE_CAPS_HEX = "000000000000001f";
 
-/** QEMU's control group directories (v1: one per controller; v2: one), from /proc/<pid>/cgroup. */
-function groupDirs(pid: number): string[] {
-  return readFileSync(`/proc/${pid}/cgroup`, "utf8")
-    .split("\n")
-    .filter((l) => /\/mvm\/[^/]+$/.test(l))
-    .map((l) => {
-      const [, ctrls, path] = l.split(":");
-      return ctrls === "" ? join("/sys/fs/cgroup", path!) : join("/sys/fs/cgroup", ctrls!.split(",")[0]!, path!);
-    });
-}
 
 test("a root daemon's QEMU: no_new_privs, seccomp, no capabilities, its own control group with limits, a clean environment", { timeout: 240_000, skip: !root && "needs root" }, async (t) => {
   const d = await startTestDaemon(t);
@@ -42,7 +33,7 @@ test("a root daemon's QEMU: no_new_privs, seccomp, no capabilities, its own cont
     const limits = readFileSync(`/proc/${pid}/limits`, "utf8");
     assert.match(limits, /Max core file size\s+0\s+0/);
     assert.match(limits, /Max open files\s+4096\s+4096/);
-    const dirs = groupDirs(pid);
+    const dirs = cgroupDirs(pid);
     assert.ok(dirs.length > 0, "QEMU is in an mvm control group");
     const read = (f: string) => dirs.map((dir) => join(dir, f)).filter(existsSync).map((p) => readFileSync(p, "utf8").trim())[0];
     assert.equal(Number(read("memory.max") ?? read("memory.limit_in_bytes")), (192 + 256) * 1024 * 1024, "guest RAM + 256 MiB");

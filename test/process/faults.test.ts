@@ -11,11 +11,12 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statfsSync, statSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { test, type TestContext } from "node:test";
+import { cgroupDirs, fillDisk } from "../support/host-state.js";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { connect } from "../../src/client/client.js";
@@ -110,16 +111,6 @@ test("daemon SIGKILLed while 10 VMs start and 10 run: every record right, nothin
   await next.kill();
 });
 
-/** A process's mvm control group directories, from /proc/<pid>/cgroup (v1: one per controller; v2: one). */
-function cgroupDirs(pid: number): string[] {
-  return readFileSync(`/proc/${pid}/cgroup`, "utf8")
-    .split("\n")
-    .filter((l) => /\/mvm\/[^/]+$/.test(l))
-    .map((l) => {
-      const [, ctrls, path] = l.split(":");
-      return ctrls === "" ? join("/sys/fs/cgroup", path!) : join("/sys/fs/cgroup", ctrls!.split(",")[0]!, path!);
-    });
-}
 
 test("with the jail: the control groups of QEMUs that died while no daemon ran, or that the next daemon killed mid-boot, go at restart; an adopted one's when it ends", { timeout: 60_000, skip: !root && "the jail needs a root daemon" }, async (t) => {
   const h = home(t);
@@ -325,21 +316,6 @@ function smallHome(t: TestContext, size = "64m"): string {
   return dir;
 }
 
-/** Fills the filesystem of `dir` to the last byte with one file; `shrink` gives some of it back, `free` all. */
-function fill(dir: string): { shrink: (bytes: number) => void; free: () => void } {
-  const path = join(dir, `filler-${randomBytes(3).toString("hex")}`);
-  const fd = openSync(path, "w");
-  for (const size of [1024 * 1024, 4096, 512]) {
-    const chunk = Buffer.alloc(size, 1);
-    try {
-      for (;;) writeSync(fd, chunk);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ENOSPC") throw e;
-    }
-  }
-  closeSync(fd);
-  return { shrink: (bytes) => truncateSync(path, Math.max(0, statSync(path).size - bytes)), free: () => rmSync(path, { force: true }) };
-}
 
 type ErrorLike = Error & { code?: string; hint?: string; details?: Record<string, unknown> };
 
@@ -365,7 +341,7 @@ test("the host's disk full under $MVM_HOME: creating a VM and importing an image
   await c.importImage(ext4, "base");
   const keeper = await c.start((await c.create({ name: "keeper" })).id);
   assert.equal(keeper.state, "running");
-  const filler = fill(home);
+  const filler = fillDisk(home);
   const freeBytes = () => statfsSync(home).bavail * statfsSync(home).bsize;
   assert.ok(freeBytes() < 4096, "the home is full");
   const dirsBefore = readdirSync(join(home, "vms")).sort();
