@@ -25,6 +25,8 @@
 // ├─ errors/resources.ts: what mvm keeps
 // │  NotFoundError NOT_FOUND 404, NameTakenError NAME_TAKEN 409, AddressTakenError ADDRESS_TAKEN 409,
 // │  PortInUseError PORT_IN_USE 409, DiskInUseError DISK_IN_USE 409, WrongStateError WRONG_STATE 409
+// ├─ errors/access.ts: who may do what (src/auth/)
+// │  ForbiddenError FORBIDDEN 403 (└─ HostPathForbiddenError HOST_PATH_FORBIDDEN 403)
 // ├─ errors/host.ts: what this host can do
 // │  NotRootError NOT_ROOT 403, HostNetworkError HOST_NETWORK 403, KvmUnusableError KVM_UNUSABLE 422,
 // │  BinaryUnusableError QEMU_UNUSABLE 422, QemuNotFoundError QEMU_NOT_FOUND 424,
@@ -46,6 +48,7 @@ export * from "./errors/base.js";
 export * from "./errors/input.js";
 export * from "./errors/http.js";
 export * from "./errors/resources.js";
+export * from "./errors/access.js";
 export * from "./errors/host.js";
 export * from "./errors/daemon.js";
 export * from "./errors/vm.js";

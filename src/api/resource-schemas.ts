@@ -45,6 +45,24 @@ export const NetworkCreateBodySchema = Type.Object(
   { additionalProperties: false },
 );
 
+export const VolumeViewSchema = Type.Object({
+  name: Type.String(),
+  path: Type.String({ description: "the folder on the daemon's host, resolved (realpath) when it was registered" }),
+  readOnly: Type.Boolean({ description: "VMs may mount it read-only only" }),
+  createdAt: Type.String(),
+  vms: Type.Array(Type.String(), { description: "the VMs whose spec shares it" }),
+});
+export type VolumeView = Static<typeof VolumeViewSchema>;
+
+export const VolumeCreateBodySchema = Type.Object(
+  {
+    name: Type.String({ pattern: NAME_PATTERN, description: "lower-case letters, digits and '-', at most 63" }),
+    path: Type.String({ minLength: 1, description: "an existing folder's absolute path on the daemon's host" }),
+    readOnly: Type.Optional(Type.Boolean({ description: "VMs may mount it read-only only (default false)" })),
+  },
+  { additionalProperties: false },
+);
+
 export const FileTypeSchema = Type.Union([Type.Literal("file"), Type.Literal("dir"), Type.Literal("symlink"), Type.Literal("other")]);
 export const FileEntrySchema = Type.Object({
   name: Type.String({ description: "the path asked about, or the path relative to the listed directory" }),

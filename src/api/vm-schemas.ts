@@ -31,7 +31,7 @@ export const CheckedSpecSchema = Type.Object({
   image: Type.Optional(Type.String()),
   diskSizeMiB: Type.Optional(Type.Integer()),
   disks: Type.Array(Type.Object({ path: Type.String(), readOnly: Type.Boolean(), format: Type.Union([Type.Literal("raw"), Type.Literal("qcow2")]) })),
-  volumes: Type.Array(Type.Object({ hostPath: Type.String(), guestPath: Type.String(), readOnly: Type.Boolean() })),
+  volumes: Type.Array(Type.Object({ hostPath: Type.String(), guestPath: Type.String(), readOnly: Type.Boolean(), volume: Type.Optional(Type.String({ description: "the named volume it is (its hostPath as registered when the VM was created)" })) })),
   command: Type.Optional(Type.Array(Type.String())),
   env: Type.Record(Type.String(), Type.String()),
   workdir: Type.Optional(Type.String()),

@@ -12,6 +12,7 @@ import { consoleCommand } from "./commands/console.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { networkCreateCommand, networkLsCommand, networkRmCommand } from "./commands/network.js";
 import { imageBuildCommand, imageImportCommand, imageLsCommand, imageRmCommand } from "./commands/image.js";
+import { volumeCreateCommand, volumeLsCommand, volumeRmCommand } from "./commands/volume.js";
 import { execCommand, type ExecFlags } from "./commands/exec.js";
 import { cpCommand } from "./commands/cp.js";
 import { benchExec } from "../bench/exec.js";
@@ -186,6 +187,18 @@ network
   .action((name: string, flags: { subnet?: string; nat?: boolean; json?: boolean }) => done(networkCreateCommand(name, flags)));
 network.command("ls").description("list networks, with their VMs").option("--json", "print JSON on stdout").action((flags: { json?: boolean }) => done(networkLsCommand(flags)));
 network.command("rm").description("remove networks no VM uses").argument("<name...>").option("--json", "print JSON on stdout").action((names: string[], flags: { json?: boolean }) => done(networkRmCommand(names, flags)));
+
+const volume = program.command("volume").description("named volumes: host folders the host's root registers, shared with VMs as -v NAME:/guest/dir[:ro]");
+volume
+  .command("create")
+  .description("register an existing host folder as a volume (the host's root only)")
+  .argument("<name>")
+  .argument("<path>", "the folder (stored with symlinks resolved)")
+  .option("--read-only", "VMs may mount it read-only only")
+  .option("--json", "print JSON on stdout")
+  .action((name: string, path: string, flags: { readOnly?: boolean; json?: boolean }) => done(volumeCreateCommand(name, path, flags)));
+volume.command("ls").description("list volumes, with the VMs sharing each").option("--json", "print JSON on stdout").action((flags: { json?: boolean }) => done(volumeLsCommand(flags)));
+volume.command("rm").description("remove volumes no VM uses (their folders are left as they are)").argument("<name...>").option("--json", "print JSON on stdout").action((names: string[], flags: { json?: boolean }) => done(volumeRmCommand(names, flags)));
 
 const image = program.command("image").description("disk images to boot VMs from (--image NAME)");
 image

@@ -5,6 +5,7 @@ import { resolve } from "node:path";
 import type { Command } from "commander";
 import { InvalidArgumentError, InvalidSpecError } from "../errors.js";
 import type { VmSpecInput } from "../vmspec/vm-spec.js";
+import { isVolumeName } from "../vmspec/storage.js";
 
 export interface VmFlags {
   file?: string;
@@ -58,7 +59,7 @@ export function addVmFlags(cmd: Command): Command {
     .option("--image <name>", "boot this registered image as root (a copy-on-write overlay per VM); debian is built on first use")
     .option("--disk-size <size>", "grow the image's root disk to this size (e.g. 4G), filesystem included")
     .option("--disk <path[:ro]>", "attach a raw or qcow2 image as /dev/vda, /dev/vdb... (repeatable)", collect, [])
-    .option("-v, --volume <hostdir:guestdir[:ro]>", "share a host folder over virtio-9p (repeatable)", collect, [])
+    .option("-v, --volume <hostdir:guestdir[:ro]>", "share a host folder, or a named volume (NAME:guestdir, mvm volume ls), over virtio-9p (repeatable)", collect, [])
     .option("--network <mode>", "none (default: no NIC), user (outbound via slirp), user,restrict (published ports only), or a bridged network's name")
     .option("--ip <address>", "the VM's address on a bridged network (default: the next free one)")
     .option("-p, --publish <[ip:]host:guest[/proto]>", "publish a guest port on the host, 127.0.0.1 unless ip says otherwise (repeatable)", collect, [])
@@ -129,7 +130,8 @@ export function specFromFlags(flags: VmFlags, command: string[] | undefined): Vm
     initrd: flags.initrd === undefined ? undefined : resolve(flags.initrd),
     // The daemon has another working directory: host paths travel absolute.
     disks: flags.disk.length ? flags.disk.map((d) => (d.startsWith("/") ? d : resolve(d))) : undefined,
-    volumes: flags.volume.length ? flags.volume.map((v) => (v.startsWith("/") ? v : resolve(v))) : undefined,
+    // NAME:GUESTDIR is a named volume, sent as it is (a relative folder is written ./dir, as with Docker).
+    volumes: flags.volume.length ? flags.volume.map((v) => (v.startsWith("/") || isVolumeName(v.split(":")[0]!) ? v : resolve(v))) : undefined,
     append: flags.append,
     cmdline: flags.cmdline,
     accel: flags.accel,

@@ -4,7 +4,7 @@
 import type { ExecResult } from "../api/command-schemas.js";
 import type { AttachEvent, DaemonInfo, ExitEvent, VmSpecInput, VmView } from "../api/vm-schemas.js";
 import { DaemonDisconnectedError, errorFromBody } from "../errors.js";
-import type { ImageView as ImageRecord, NetworkView as NetworkRecord } from "../api/resource-schemas.js";
+import type { ImageView as ImageRecord, NetworkView as NetworkRecord, VolumeView } from "../api/resource-schemas.js";
 import type { SnapshotView } from "../api/snapshot-schemas.js";
 import type { LimitsPatchBody } from "../api/limit-schemas.js";
 import { createInterface } from "node:readline";
@@ -15,7 +15,7 @@ import { checkResult } from "./exec-errors.js";
 import { GuestFiles } from "./files.js";
 import { VmHandle } from "./vm-handle.js";
 
-export type { VmView, VmSpecInput, ExitEvent, AttachEvent, SessionInfo, DaemonInfo, SnapshotView };
+export type { VmView, VmSpecInput, ExitEvent, AttachEvent, SessionInfo, DaemonInfo, SnapshotView, VolumeView };
 
 /** A change of a VM's limits: a rate (bytes per second, or "5M") or IOPS sets one, null removes it, a key left out keeps it. */
 export type LimitsPatch = LimitsPatchBody;
@@ -256,6 +256,21 @@ export class MvmClient {
 
   async removeNetwork(name: string, signal?: AbortSignal): Promise<void> {
     await requestJson(this.http(signal), "DELETE", `/v1/networks/${enc(name)}`);
+  }
+
+  /** Named volumes: host folders the host's root registered, which a spec shares as `NAME:/guest/dir[:ro]`. */
+  volumes(signal?: AbortSignal): Promise<VolumeView[]> {
+    return requestJson(this.http(signal), "GET", "/v1/volumes");
+  }
+
+  /** Registers an existing host folder (an absolute path on the daemon's host) as a named volume; the host's root only. */
+  createVolume(name: string, path: string, o: { readOnly?: boolean } = {}, signal?: AbortSignal): Promise<VolumeView> {
+    return requestJson(this.http(signal), "POST", "/v1/volumes", { name, path, ...(o.readOnly ? { readOnly: true } : {}) });
+  }
+
+  /** Removes a named volume no VM uses (WRONG_STATE naming them otherwise); its folder is left as it is. */
+  async removeVolume(name: string, signal?: AbortSignal): Promise<void> {
+    await requestJson(this.http(signal), "DELETE", `/v1/volumes/${enc(name)}`);
   }
 
   images(signal?: AbortSignal): Promise<ImageRecord[]> {

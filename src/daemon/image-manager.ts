@@ -8,9 +8,21 @@ import type { ImageRecord, ImageStore } from "../store/image-store.js";
 import type { VmStore } from "../store/vm-store.js";
 import { checkSpec } from "../vmspec/vm-spec.js";
 import { NameTakenError, WrongStateError } from "../errors.js";
+import { HOST_ROOT, requireMayCreate, type Caller } from "../auth/caller.js";
+import { checkHostPath, type HostPathPolicy } from "../auth/host-paths.js";
 
 export class ImageManager {
-  constructor(private readonly o: { images: ImageStore; vms: VmStore; home: string; /** Shared by every home: finished debootstraps are reused from here. */ cacheDir: string }) {}
+  constructor(
+    private readonly o: {
+      images: ImageStore;
+      vms: VmStore;
+      home: string;
+      /** Shared by every home: finished debootstraps are reused from here. */
+      cacheDir: string;
+      /** Who may name which host paths (src/auth/host-paths.ts): the file to import is one. */
+      hostPaths: () => HostPathPolicy;
+    },
+  ) {}
 
   private get dir(): string {
     return join(this.o.home, "images");
@@ -30,10 +42,13 @@ export class ImageManager {
   }
 
   // Not async: what can be checked at once (the name, the file's kind, the packages) throws here, before
-  // the route starts streaming progress, so a request refused is answered with its 4xx.
-  import(file: string, name: string, onLine: (l: string) => void): Promise<ImageRecord> {
+  // the route starts streaming progress, so a request refused is answered with its 4xx. The file is a host
+  // path, so the caller must be one who may name it.
+  import(file: string, name: string, onLine: (l: string) => void, caller: Caller = HOST_ROOT): Promise<ImageRecord> {
+    requireMayCreate(caller, "import images");
+    const path = checkHostPath(file, "image file", caller, this.o.hostPaths());
     this.checkNewName(name);
-    return importImage(file, name, this.dir, onLine).then((built) => this.o.images.add({ name, ...built }));
+    return importImage(path, name, this.dir, onLine).then((built) => this.o.images.add({ name, ...built }));
   }
 
   build(name: string, o: DebianOptions, onLine: (l: string) => void): Promise<ImageRecord> {

@@ -13,6 +13,7 @@ import { ensureGuestArtifacts, type GuestArtifacts } from "../guest/artifacts.js
 import { cacheDir, homeDir } from "../host/paths.js";
 import { ImageStore } from "../store/image-store.js";
 import { NetworkStore } from "../store/network-store.js";
+import { VolumeStore } from "../store/volume-store.js";
 import { VmStore } from "../store/vm-store.js";
 import { errorResponse } from "./http-errors.js";
 import { buildServer } from "./server.js";
@@ -99,6 +100,7 @@ async function main(): Promise<void> {
   const store = new VmStore(join(home, "mvm.db"));
   const images = new ImageStore(join(home, "mvm.db"));
   const networks = new NetworkStore(join(home, "mvm.db"));
+  const volumes = new VolumeStore(join(home, "mvm.db"));
   let artifacts: Promise<GuestArtifacts> | undefined;
   const manager = new VmManager({
     // Parked QEMUs per template in use (the warm pool); MVM_POOL_SIZE=0 turns it off.
@@ -107,6 +109,7 @@ async function main(): Promise<void> {
     store,
     images,
     networks,
+    volumes,
     home,
     cacheDir: cache,
     artifacts: () => (artifacts ??= ensureGuestArtifacts({ onProgress: log }).catch((e: unknown) => {

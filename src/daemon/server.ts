@@ -26,6 +26,8 @@ import { requireState } from "../vm/state.js";
 import { observeJail } from "../jail/jail.js";
 import { BadRequestError } from "../errors.js";
 import { registerBodyParsers, type BodyOptions } from "./request-body.js";
+import { registerCaller, type CallerOf } from "./request-caller.js";
+import { registerVolumeRoutes } from "./volume-routes.js";
 
 type Ref = { Params: { ref: string } };
 
@@ -34,7 +36,8 @@ const registered = new WeakMap<FastifyInstance, RegisteredRoute[]>();
 /** The routes a server registered (HEAD twins left out), with their docs: what the OpenAPI document is made of. */
 export const registeredRoutes = (app: FastifyInstance): RegisteredRoute[] => registered.get(app) ?? [];
 
-export function buildServer(manager: VmManager, info: { version: string; home: string }, options: BodyOptions = {}): FastifyInstance {
+/** callerOf: who each request is (default: the host's root, as every request on the Unix socket is). */
+export function buildServer(manager: VmManager, info: { version: string; home: string }, options: BodyOptions & { callerOf?: CallerOf } = {}): FastifyInstance {
   const app = Fastify({
     logger: false,
     // Requests refused before any route runs (router, Node's parser) answer in mvm's body shape too.
@@ -56,6 +59,7 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
 
   // JSON bodies: objects, within the route's limit and a deadline; raw bytes streamed; nothing else.
   registerBodyParsers(app, options);
+  registerCaller(app, options.callerOf);
 
   handleErrors(app);
 
@@ -66,7 +70,7 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
   app.get("/v1/vms", route({ summary: "all VMs", answer: "json", response: Type.Array(VmViewSchema) }), () => manager.list().map(vmView));
 
   app.post("/v1/vms", route({ summary: "create a VM from a spec (unknown keys refused)", answer: "json", status: 201, body: VmSpecSchema, validateBody: false, response: VmViewSchema }), async (req, reply) => {
-    const rec = await manager.create(req.body);
+    const rec = await manager.create(req.body, { caller: req.caller });
     return reply.status(201).send(vmView(rec));
   });
 
@@ -191,7 +195,7 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
   const importDoc = route({ summary: "register an image file: progress, then done or error", answer: "ndjson", body: ImageImportBodySchema, events: BuildEventSchema });
   app.post<{ Body: Static<typeof ImageImportBodySchema> }>("/v1/images/import", importDoc, (req, reply) => {
     const { file, name } = req.body;
-    streamBuild(reply, (onLine) => manager.images.import(file, name, onLine));
+    streamBuild(reply, (onLine) => manager.images.import(file, name, onLine, req.caller));
   });
 
   const buildDoc = route({ summary: "build a Debian image: progress, then done or error", answer: "ndjson", body: ImageBuildBodySchema, events: BuildEventSchema });
@@ -204,6 +208,7 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
 
   app.post<Ref>("/v1/vms/:ref/wait", route({ summary: "wait until the VM stops; its command's exit", answer: "json", response: ExitEventSchema }), async (req) => manager.wait(req.params.ref));
 
+  registerVolumeRoutes(app, manager);
   registerExecRoutes(app, manager);
   registerFileRoutes(app, manager);
 

@@ -43,6 +43,10 @@ import { captureGuest, SnapshotStore, specFromSnapshot, type Snapshot } from "./
 import { TemplateManager } from "./template-manager.js";
 import { VmLauncher, type SavedState } from "./vm-launcher.js";
 import { WarmPool } from "./warm-pool.js";
+import { HOST_ROOT, type Caller } from "../auth/caller.js";
+import { checkHostPaths, readAllowedRoots, type HostPathPolicy } from "../auth/host-paths.js";
+import { VolumeStore } from "../store/volume-store.js";
+import { VolumeManager } from "./volume-manager.js";
 import type { SessionInfo, SessionRegistry, TrackedSession } from "./session-registry.js";
 import { VmCommands, type AttachEvent, type ExitEvent } from "./vm-commands.js";
 
@@ -53,6 +57,10 @@ export interface ManagerOptions {
   store: VmStore;
   images: ImageStore;
   networks: NetworkStore;
+  /** Named volumes (default: a store on $home/mvm.db). */
+  volumes?: VolumeStore;
+  /** The roots under which any caller may name host paths (default: MVM_ALLOWED_ROOTS and $home/allowed-roots, read at each check). */
+  allowedRoots?: string[];
   home: string;
   cacheDir: string;
   artifacts: () => Promise<GuestArtifacts>;
@@ -88,13 +96,15 @@ export class VmManager {
   readonly pool: WarmPool;
   readonly images: ImageManager;
   readonly networks: NetworkManager;
+  readonly volumes: VolumeManager;
   readonly jail: JailHost;
 
   constructor(private readonly o: ManagerOptions) {
     this.jail = o.jail ?? decideJail();
     o.log?.(this.jail.enabled ? `jail: on${this.jail.reason ? ` (${this.jail.reason})` : `, control groups ${this.jail.cgroups.mode}`}` : `jail: off (${this.jail.reason})`);
     this.networks = new NetworkManager(o.networks, o.store);
-    this.images = new ImageManager({ images: o.images, vms: o.store, home: o.home, cacheDir: o.cacheDir });
+    this.volumes = new VolumeManager(o.volumes ?? new VolumeStore(join(o.home, "mvm.db")), o.store);
+    this.images = new ImageManager({ images: o.images, vms: o.store, home: o.home, cacheDir: o.cacheDir, hostPaths: () => this.hostPaths() });
     this.binaries = new QemuBinaries(o.binaries, o.cacheDir);
     this.templates = new TemplateManager({ cacheDir: o.cacheDir, ramDir: o.templateRamDir, readyTimeoutMs: o.readyTimeoutMs, log: o.log });
     this.snapshots = new SnapshotStore(o.home);
@@ -120,8 +130,14 @@ export class VmManager {
     return this.guests.has(id);
   }
 
-  async create(input: unknown): Promise<VmRecord> {
-    const spec = await this.specFor(input);
+  /** Who may name which host paths, as the host's root configured it now (src/auth/host-paths.ts). */
+  hostPaths(): HostPathPolicy {
+    return { allowedRoots: this.o.allowedRoots ?? readAllowedRoots(this.o.home) };
+  }
+
+  /** Creates a VM; `caller` (default: the host's root) decides which host paths its spec may name. */
+  async create(input: unknown, options: { caller?: Caller } = {}): Promise<VmRecord> {
+    const spec = await this.specFor(checkHostPaths(validateSpec(input), options.caller ?? HOST_ROOT, this.hostPaths()));
     const image = spec.image === undefined ? undefined : this.images.get(spec.image);
     if (image && spec.diskSizeMiB !== undefined && spec.diskSizeMiB * 1048576 < image.virtualBytes) {
       throw new InvalidSpecError(`diskSize ${spec.diskSizeMiB} MiB is smaller than image ${image.name} (${Math.ceil(image.virtualBytes / 1048576)} MiB)`, { hint: "disks can only grow" });
@@ -159,7 +175,7 @@ export class VmManager {
   private async specFor(input: unknown): Promise<VmSpec> {
     const nameTaken = (n: string) => this.o.store.nameTaken(n);
     const raw = validateSpec(input);
-    if (raw.snapshot === undefined) return checkSpec(input, { nameTaken });
+    if (raw.snapshot === undefined) return checkSpec(input, { nameTaken, volume: (n) => this.volumes.resolve(n) });
     return specFromSnapshot(raw, await this.snapshots.get(raw.snapshot), nameTaken);
   }
 

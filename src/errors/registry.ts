@@ -1,6 +1,7 @@
 // One code → class registry, built from the classes of the error tree. The daemon answers an error with
 // its class's status; a client rebuilds the class from the body, so `instanceof` works on both sides.
 
+import * as access from "./access.js";
 import * as base from "./base.js";
 import * as daemon from "./daemon.js";
 import * as guest from "./guest.js";
@@ -16,7 +17,7 @@ type ErrorClass = typeof MvmError;
 const isErrorClass = (v: unknown): v is ErrorClass => v === MvmError || (typeof v === "function" && v.prototype instanceof MvmError);
 
 const registry = new Map<string, ErrorClass>();
-for (const cls of [base, input, resources, host, daemon, vm, guest, http].flatMap((m) => Object.values(m)).filter(isErrorClass)) {
+for (const cls of [base, input, resources, access, host, daemon, vm, guest, http].flatMap((m) => Object.values(m)).filter(isErrorClass)) {
   const known = registry.get(cls.code);
   if (known && known !== cls) throw new Error(`error code ${cls.code} belongs to both ${known.name} and ${cls.name}`);
   registry.set(cls.code, cls);

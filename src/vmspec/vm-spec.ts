@@ -7,11 +7,13 @@ import { InvalidSpecError } from "../errors.js";
 import { checkAgainst } from "./schema-check.js";
 import { checkKernelFile, checkReadableFile } from "./kernel-file.js";
 import { parsePort, type PortMapping } from "./ports.js";
-import { parseDisk, parseVolume, type DiskSpec, type VolumeSpec } from "./storage.js";
+import { parseDisk, parseVolume, type DiskSpec, type NamedVolume, type VolumeSpec } from "./storage.js";
 import { parseMemoryMiB } from "./size.js";
 import { checkLimits } from "./limits.js";
 
-export const NAME_PATTERN = "^[a-z0-9][a-z0-9-]{0,62}$";
+import { NAME_PATTERN } from "./names.js";
+
+export { NAME_PATTERN };
 const ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$";
 
 /**
@@ -58,7 +60,7 @@ export const VmSpecSchema = Type.Object(
     image: Type.Optional(Type.String({ pattern: NAME_PATTERN, description: "a registered disk image to boot as root (a copy-on-write overlay per VM)" })),
     diskSize: Type.Optional(Type.Union([Type.Integer(), Type.String()], { description: "grow the image's root disk to this size: 4G, 10240 (MiB)" })),
     disks: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: "PATH[:ro|:rw]: raw or qcow2 images, /dev/vda, /dev/vdb... in order" })),
-    volumes: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: "HOSTDIR:GUESTDIR[:ro]: shared folders over virtio-9p" })),
+    volumes: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: "HOSTDIR:GUESTDIR[:ro], or NAME:GUESTDIR[:ro] for a named volume (mvm volume create): shared folders over virtio-9p" })),
     ports: Type.Optional(Type.Array(Type.String(), { description: "[HOSTIP:]HOSTPORT:GUESTPORT[/tcp|udp]; needs a user network" })),
     command: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: "run when the VM is ready; the VM powers off when it ends" })),
     env: Type.Optional(EnvSchema),
@@ -138,7 +140,7 @@ export function generateName(taken: (name: string) => boolean): string {
   }
 }
 
-export function checkSpec(input: unknown, options: { nameTaken?: (name: string) => boolean } = {}): VmSpec {
+export function checkSpec(input: unknown, options: { nameTaken?: (name: string) => boolean; volume?: (name: string) => NamedVolume } = {}): VmSpec {
   const s = validateSpec(input);
   if (s.append !== undefined && s.cmdline !== undefined) {
     throw new InvalidSpecError("append and cmdline cannot be used together", { hint: "append adds to the default kernel command line, cmdline replaces it" });
@@ -156,7 +158,7 @@ export function checkSpec(input: unknown, options: { nameTaken?: (name: string) 
     taken.add(key);
   }
   if (s.diskSize !== undefined && s.image === undefined) throw new InvalidSpecError("diskSize grows an image's root disk, and no image is given", { hint: "add --image NAME" });
-  const volumes = (s.volumes ?? []).map(parseVolume);
+  const volumes = (s.volumes ?? []).map((v) => parseVolume(v, options.volume));
   if (new Set(volumes.map((v) => v.guestPath)).size !== volumes.length) throw new InvalidSpecError("two shared folders have the same guest path", { hint: "give each -v its own GUESTDIR" });
   if (s.ready) {
     try {

@@ -16,6 +16,7 @@ import { VmManager } from "../../src/daemon/vm-manager.js";
 import type { GuestArtifacts } from "../../src/guest/artifacts.js";
 import { ImageStore } from "../../src/store/image-store.js";
 import { NetworkStore } from "../../src/store/network-store.js";
+import { VolumeStore } from "../../src/store/volume-store.js";
 import { VmStore } from "../../src/store/vm-store.js";
 import type { Guest } from "../../src/vm/launch.js";
 import { vmDir } from "../../src/vm/layout.js";
@@ -64,10 +65,12 @@ export function managerFor(home: string, knobs: ManagerKnobs = {}, log: (line: s
   const store = new VmStore(db);
   const images = new ImageStore(db);
   const networks = new NetworkStore(db);
+  const volumes = new VolumeStore(db);
   const manager = new VmManager({
     store,
     images,
     networks,
+    volumes,
     home,
     cacheDir: PROBE_CACHE,
     artifacts: () => Promise.resolve(fakeArtifacts(home)),
@@ -79,7 +82,7 @@ export function managerFor(home: string, knobs: ManagerKnobs = {}, log: (line: s
     ...knobs,
     jail: knobs.jail ? decideJail() : decideJail({ MVM_JAIL: "0" }),
   });
-  return { manager, close: () => [store, images, networks].forEach((s) => s.close()) };
+  return { manager, close: () => [store, images, networks, volumes].forEach((s) => s.close()) };
 }
 
 /** A daemon in a child process (daemon-child.ts): what it is asked over stdin, until killed with -9. */
