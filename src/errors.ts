@@ -24,12 +24,13 @@
 // │     UnsupportedMediaTypeError UNSUPPORTED_MEDIA_TYPE 415, HeadersTooLargeError HEADERS_TOO_LARGE 431
 // ├─ errors/resources.ts: what mvm keeps
 // │  NotFoundError NOT_FOUND 404, NameTakenError NAME_TAKEN 409, AddressTakenError ADDRESS_TAKEN 409,
-// │  PortInUseError PORT_IN_USE 409, DiskInUseError DISK_IN_USE 409, WrongStateError WRONG_STATE 409
+// │  PortInUseError PORT_IN_USE 409, DiskInUseError DISK_IN_USE 409, WrongStateError WRONG_STATE 409,
+// │  MemoryInUseError MEMORY_IN_USE 409
 // ├─ errors/access.ts: who may do what (src/auth/)
 // │  ForbiddenError FORBIDDEN 403 (└─ HostPathForbiddenError HOST_PATH_FORBIDDEN 403)
 // ├─ errors/host.ts: what this host can do
 // │  NotRootError NOT_ROOT 403, HostNetworkError HOST_NETWORK 403, KvmUnusableError KVM_UNUSABLE 422,
-// │  BinaryUnusableError QEMU_UNUSABLE 422, QemuNotFoundError QEMU_NOT_FOUND 424,
+// │  BinaryUnusableError QEMU_UNUSABLE 422, CgroupsUnavailableError CGROUPS_UNAVAILABLE 422, QemuNotFoundError QEMU_NOT_FOUND 424,
 // │  GuestBuildError GUEST_BUILD 424, ImageToolError IMAGE_BUILD_FAILED 424, HostDiskFullError HOST_DISK_FULL 507
 // ├─ errors/daemon.ts: the daemon as clients see it
 // │  DaemonAlreadyRunningError DAEMON_ALREADY_RUNNING 409, DaemonStartError DAEMON_START_FAILED 503,

@@ -42,6 +42,9 @@ export const CheckedSpecSchema = Type.Object({
   diskBps: Type.Optional(Type.Integer({ description: "bytes per second" })),
   diskIops: Type.Optional(Type.Integer()),
   netBps: Type.Optional(Type.Integer({ description: "bytes per second, each way" })),
+  cpuShare: Type.Optional(Type.Integer({ description: "relative CPU weight, 1 to 10000" })),
+  cpuMax: Type.Optional(Type.Number({ description: "cores" })),
+  memoryMax: Type.Optional(Type.Integer({ description: "bytes, guest RAM included" })),
 });
 
 export const VmStateSchema = Type.Union([
@@ -128,7 +131,14 @@ export const VmViewSchema = Type.Object({
         capabilities: Type.Optional(Type.String({ description: "QEMU's effective capability set (CapEff, hex)" })),
         namespaces: Type.Optional(Type.Array(Type.String(), { description: "namespaces QEMU does not share with the host" })),
         cgroup: Type.Optional(
-          Type.Object({ mode: Type.String(), path: Type.Optional(Type.String()), memoryBytes: Type.Optional(Type.Number()), pids: Type.Optional(Type.Number()), cpuQuotaUs: Type.Optional(Type.Number()) }),
+          Type.Object({
+            mode: Type.String(),
+            path: Type.Optional(Type.String()),
+            memoryBytes: Type.Optional(Type.Number()),
+            pids: Type.Optional(Type.Number()),
+            cpuQuotaUs: Type.Optional(Type.Number({ description: "CPU time per 100 ms period (100000: one core)" })),
+            cpuWeight: Type.Optional(Type.Number({ description: "relative CPU weight (v1: from cpu.shares, × 100 / 1024)" })),
+          }),
         ),
       },
       { description: "the jail QEMU runs in, read from /proc and its control group (one VM's view only)" },

@@ -94,11 +94,14 @@ program.command("inspect").description("everything mvm knows and decided about V
 
 program
   .command("limits")
-  .description("show a VM's disk and network limits, or change them (live on a running VM, kept for its next starts)")
+  .description("show a VM's disk, network, CPU and memory limits, or change them (live on a running VM, kept for its next starts)")
   .argument("<vm>")
   .option("--disk-bps <rate>", "disk bandwidth shared by its disks, bytes per second: 5M, 512K; none removes it")
   .option("--disk-iops <n>", "disk I/O operations per second shared by its disks; none removes it")
   .option("--net-bps <rate>", "network bandwidth each way (bridged networks); none removes it")
+  .option("--cpu-share <n>", "relative CPU weight, 1 to 10000 (default 100); none removes it")
+  .option("--cpu-max <cores>", "a cap on CPU time in cores, 0.01 to vCPUs + 1; none puts the default (vCPUs + 1) back")
+  .option("--memory-max <size>", "a cap on QEMU's whole memory, guest RAM included: 768M, 2G; none puts the default back")
   .option("--json", "print JSON on stdout")
   .action((ref: string, flags: LimitsFlags) => done(limitsCommand(ref, flags)));
 

@@ -35,6 +35,9 @@ export interface VmFlags {
   diskBps?: string;
   diskIops?: string;
   netBps?: string;
+  cpuShare?: string;
+  cpuMax?: string;
+  memoryMax?: string;
   json?: boolean;
 }
 
@@ -69,6 +72,9 @@ export function addVmFlags(cmd: Command): Command {
     .option("--disk-bps <rate>", "disk bandwidth shared by all the VM's disks, bytes per second: 5M, 512K (mvm limits changes it live)")
     .option("--disk-iops <n>", "disk I/O operations per second, shared by all the VM's disks")
     .option("--net-bps <rate>", "network bandwidth each way, bytes per second (10M); bridged networks only")
+    .option("--cpu-share <n>", "relative CPU weight against other VMs, 1 to 10000 (default 100); needs the jail (a root daemon)")
+    .option("--cpu-max <cores>", "a cap on the VM's CPU time in cores, 0.01 to vCPUs + 1: 0.5, 1.5; needs the jail")
+    .option("--memory-max <size>", "a cap on QEMU's whole memory, guest RAM included (at least --memory + 128M): 768M, 2G; needs the jail")
     .option("--json", "print JSON on stdout");
 }
 
@@ -146,6 +152,9 @@ export function specFromFlags(flags: VmFlags, command: string[] | undefined): Vm
     diskBps: flags.diskBps,
     diskIops: flags.diskIops === undefined ? undefined : parseCount(flags.diskIops),
     netBps: flags.netBps,
+    cpuShare: flags.cpuShare === undefined ? undefined : parseCount(flags.cpuShare),
+    cpuMax: flags.cpuMax,
+    memoryMax: flags.memoryMax,
     ports: flags.publish.length ? flags.publish : undefined,
     command: command && command.length ? command : undefined,
   };

@@ -17,7 +17,7 @@ import { VmHandle } from "./vm-handle.js";
 
 export type { VmView, VmSpecInput, ExitEvent, AttachEvent, SessionInfo, DaemonInfo, SnapshotView, VolumeView };
 
-/** A change of a VM's limits: a rate (bytes per second, or "5M") or IOPS sets one, null removes it, a key left out keeps it. */
+/** A change of a VM's limits: a rate (bytes per second, or "5M"), IOPS, CPU weight, cores or memory size sets one, null removes it, a key left out keeps it. */
 export type LimitsPatch = LimitsPatchBody;
 export { Command, GuestFiles, VmHandle };
 export { connect } from "./connect.js";
@@ -141,8 +141,8 @@ export class MvmClient {
   }
 
   /**
-   * Changes the VM's disk and network limits (diskBps, diskIops, netBps; null removes one): at once on a
-   * running or paused VM, and for every later start. The view's `limits` are those now in effect.
+   * Changes the VM's limits (diskBps, diskIops, netBps, cpuShare, cpuMax, memoryMax; null removes one): at
+   * once on a running or paused VM, and for every later start. The view's `limits` are those now in effect.
    */
   setLimits(ref: string, limits: LimitsPatch, signal?: AbortSignal): Promise<VmView> {
     return requestJson(this.http(signal), "PATCH", `/v1/vms/${enc(ref)}/limits`, limits);

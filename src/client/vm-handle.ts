@@ -50,7 +50,7 @@ export class VmHandle implements AsyncDisposable {
     return this.client.createSnapshot(this.id, { name: o.name }, o.signal);
   }
 
-  /** Changes its disk and network limits, live (null removes one): vm.setLimits({ diskBps: "10M" }). */
+  /** Changes its limits, live (null removes one): vm.setLimits({ diskBps: "10M", cpuMax: 0.5 }). */
   setLimits(limits: LimitsPatch, signal?: AbortSignal): Promise<VmView> {
     return this.client.setLimits(this.id, limits, signal);
   }

@@ -4,14 +4,14 @@
 // src/vm/; images, networks, commands and reconciliation have modules of their own beside this one.
 // Over 300 lines on purpose: every state transition and the cleanup that goes with it read together here.
 
-import { decideJail, type JailHost } from "../jail/jail.js";
-import { removeGroupSoon, sweepGroups } from "../host/cgroups.js";
+import { cgroupLimits, decideJail, type JailHost } from "../jail/jail.js";
+import { groupDirs, groupOfProcess, removeGroupSoon, setCpuMax, setCpuWeight, setMemoryMax, sweepGroups } from "../host/cgroups.js";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { AgentClient } from "../agent/client.js";
 import type { ExecOptions } from "../agent/exec-session.js";
-import { AgentNotConnectedError, BinaryUnusableError, WrongStateError, InvalidSpecError, KvmUnusableError, QmpDisconnectedError } from "../errors.js";
+import { AgentNotConnectedError, BinaryUnusableError, CgroupsUnavailableError, MemoryInUseError, WrongStateError, InvalidSpecError, KvmUnusableError, QmpDisconnectedError } from "../errors.js";
 import type { VmState } from "../vm/state.js";
 import type { GuestArtifacts } from "../guest/artifacts.js";
 import { chooseAccel, readHostFacts } from "../host/accel.js";
@@ -19,13 +19,13 @@ import { createTap, ensureBridge } from "../host/netlink.js";
 import { removeTapLinks, setNetLimit } from "../host/tc.js";
 import { setDiskThrottle, throttleGroup } from "../qemu/throttle.js";
 import type { QmpClient } from "../qemu/qmp-client.js";
-import { limitsOf, patchLimits, type Limits, type LimitsPatch } from "../vmspec/limits.js";
+import { CGROUP_LIMIT_KEYS, limitsOf, patchLimits, wantsCgroup, type Limits, type LimitsPatch } from "../vmspec/limits.js";
 import { checkPortsFree } from "../host/port-check.js";
 import { planVm } from "../plan/vm-plan.js";
 import { flattenArgv } from "../qemu/microvm-argv.js";
 import type { ImageStore } from "../store/image-store.js";
 import type { NetworkStore } from "../store/network-store.js";
-import type { BootInfo, VmRecord, VmStore } from "../store/vm-store.js";
+import type { AppliedLimits, BootInfo, VmRecord, VmStore } from "../store/vm-store.js";
 import type { Guest, QemuExit } from "../vm/launch.js";
 import { readTail, vmDir, vmFiles } from "../vm/layout.js";
 import { processStartTime } from "../vm/qemu-process.js";
@@ -138,6 +138,7 @@ export class VmManager {
   /** Creates a VM; `caller` (default: the host's root) decides which host paths its spec may name. */
   async create(input: unknown, options: { caller?: Caller } = {}): Promise<VmRecord> {
     const spec = await this.specFor(checkHostPaths(validateSpec(input), options.caller ?? HOST_ROOT, this.hostPaths()));
+    this.requireCgroups(spec, spec.name);
     const image = spec.image === undefined ? undefined : this.images.get(spec.image);
     if (image && spec.diskSizeMiB !== undefined && spec.diskSizeMiB * 1048576 < image.virtualBytes) {
       throw new InvalidSpecError(`diskSize ${spec.diskSizeMiB} MiB is smaller than image ${image.name} (${Math.ceil(image.virtualBytes / 1048576)} MiB)`, { hint: "disks can only grow" });
@@ -183,6 +184,7 @@ export class VmManager {
   async start(ref: string, signal?: AbortSignal, resuming = false): Promise<VmRecord> {
     const rec = this.o.store.get(ref);
     requireState(rec.name, resuming ? "resume" : "start", rec.state);
+    this.requireCgroups(rec.spec, rec.name);
     const spec = rec.spec;
     const accel = chooseAccel(spec.accel, readHostFacts());
     if (!accel.usable) throw new KvmUnusableError(`VM ${rec.name} asks for KVM, which cannot be used here: ${accel.reason}`, { hint: "set accel to auto or tcg" });
@@ -458,8 +460,10 @@ export class VmManager {
       });
     }
     const disks = (rec.spec.image ? 1 : 0) + rec.spec.disks.length;
-    const next = patchLimits(limitsOf(rec.spec), patch, { name: rec.name, network: rec.spec.network, disks });
-    const spec = { ...rec.spec, diskBps: next.diskBps, diskIops: next.diskIops, netBps: next.netBps };
+    const next = patchLimits(limitsOf(rec.spec), patch, { name: rec.name, network: rec.spec.network, disks, cpus: rec.spec.cpus, memoryMiB: rec.spec.memoryMiB });
+    // Setting one needs control groups; removing one never does (that is how a user without them gets out).
+    this.requireCgroups(Object.fromEntries(CGROUP_LIMIT_KEYS.filter((k) => patch[k] !== undefined && patch[k] !== null).map((k) => [k, next[k]])), rec.name);
+    const spec = { ...rec.spec, diskBps: next.diskBps, diskIops: next.diskIops, netBps: next.netBps, cpuShare: next.cpuShare, cpuMax: next.cpuMax, memoryMax: next.memoryMax };
     if (rec.state === "running" || rec.state === "paused") {
       // A QEMU started before mvm named its disks (vdN) cannot be told which ones to throttle.
       const named = (rec.argv ?? []).filter((a) => /^virtio-blk-device,id=vd\d+,/.test(a)).length;
@@ -487,13 +491,64 @@ export class VmManager {
     const was = rec.limits;
     const wantDisk = l.diskBps !== undefined || l.diskIops !== undefined;
     const wantNet = l.netBps !== undefined && rec.bridged !== undefined;
-    if (!wantDisk && !wantNet && !was) return rec;
+    const wantCg = wantsCgroup(l);
+    if (!wantDisk && !wantNet && !wantCg && !was) return rec;
+    // First: the one a kernel may refuse (memory in use), so that a refusal leaves everything as it was.
+    const cgroup = wantCg || (was && wantsCgroup(was)) ? this.applyCgroupLimits(rec, l, was) : undefined;
     const ids = disks && (wantDisk || was?.disks.length) ? await setDiskThrottle(qmp, { vmId: id, disks, diskBps: l.diskBps, diskIops: l.diskIops }) : [];
     if (rec.bridged && (wantNet || was?.netBps !== undefined)) await setNetLimit(rec.bridged.tap, l.netBps);
-    const applied = wantDisk || wantNet
-      ? { ...l, disks: wantDisk ? ids : [], group: wantDisk && ids.length ? throttleGroup(id) : undefined, tap: wantNet ? rec.bridged?.tap : undefined, appliedAt: new Date().toISOString() }
+    const applied = wantDisk || wantNet || wantCg
+      ? { ...l, disks: wantDisk ? ids : [], group: wantDisk && ids.length ? throttleGroup(id) : undefined, tap: wantNet ? rec.bridged?.tap : undefined, cgroup: wantCg ? cgroup : undefined, appliedAt: new Date().toISOString() }
       : undefined;
     return this.o.store.update(id, { limits: applied });
+  }
+
+  /**
+   * Writes cpuShare, cpuMax and memoryMax into the control group the jail put the VM's QEMU in (found from
+   * its pid: a pool VM runs in its parked QEMU's group), each only if it differs from what is in effect; a
+   * limit no longer asked for gets the jail's default back (src/jail/jail.ts cgroupLimits). Returns the
+   * group's directory.
+   */
+  private applyCgroupLimits(rec: VmRecord, l: Limits, was: AppliedLimits | undefined): string | undefined {
+    const changed = CGROUP_LIMIT_KEYS.filter((k) => l[k] !== was?.[k]);
+    if (!changed.length) return was?.cgroup;
+    const group = rec.pid && this.jail.enabled && this.jail.cgroups.mode !== "none" ? groupOfProcess(rec.pid) : undefined;
+    // Only removals, and no group of ours to put the defaults back in (a daemon restarted without the jail): nothing to do.
+    if (!group && changed.every((k) => l[k] === undefined)) return undefined;
+    if (!group) {
+      throw new CgroupsUnavailableError(`VM ${rec.name}'s QEMU (pid ${rec.pid ?? "none"}) is in no control group of mvm's, so its CPU and memory limits cannot be applied: it was started without the jail's control groups`, {
+        hint: `stop and start it under a daemon whose jail makes control groups (mvm stop ${rec.name} && mvm start ${rec.name}), or remove the limits (--cpu-share none --cpu-max none --memory-max none)`,
+        details: { vm: rec.name, pid: rec.pid },
+      });
+    }
+    const defaults = cgroupLimits(rec.spec);
+    const host = this.jail.cgroups;
+    if (l.memoryMax !== was?.memoryMax) {
+      try {
+        setMemoryMax(host, group, l.memoryMax, defaults.memoryBytes);
+      } catch (e) {
+        if (e instanceof MemoryInUseError) throw new MemoryInUseError(`VM ${rec.name}: ${e.message}`, { hint: e.hint?.replace("mvm limits VM", `mvm limits ${rec.name}`), details: { vm: rec.name, ...e.details }, cause: e });
+        throw e;
+      }
+    }
+    if (l.cpuMax !== was?.cpuMax) setCpuMax(host, group, l.cpuMax, defaults.cpuQuotaUs);
+    if (l.cpuShare !== was?.cpuShare) setCpuWeight(host, group, l.cpuShare);
+    return groupDirs(host, group)[0]!;
+  }
+
+  /** CPU and memory limits live in the jail's control groups: without them a VM asking for one is refused, never run unlimited. */
+  private requireCgroups(l: Limits, vm: string): void {
+    if (!wantsCgroup(l) || (this.jail.enabled && this.jail.cgroups.mode !== "none")) return;
+    const asked = CGROUP_LIMIT_KEYS.filter((k) => l[k] !== undefined);
+    const reason = this.jail.enabled ? this.jail.cgroups.reason : this.jail.reason;
+    const fix = !this.jail.enabled && /MVM_JAIL=0/.test(reason) ? "start the daemon without MVM_JAIL=0"
+      : !this.jail.enabled && /root/.test(reason) ? "run the mvm daemon as root (its jail gives each QEMU a control group)"
+      : !this.jail.enabled ? "install what the jail needs (scripts/setup.sh does)"
+      : "give the daemon cgroup v2 with the memory, pids and cpu controllers delegated, or writable v1 hierarchies (mvm doctor says what this host has)";
+    throw new CgroupsUnavailableError(`VM ${vm} asks for ${asked.join(", ")}, which mvm applies through the control group its jail puts each QEMU in, and this daemon has none: ${this.jail.enabled ? "no usable control groups" : "the jail is off"} (${reason})`, {
+      hint: `${fix}; or leave ${asked.join(", ")} out (a VM that has them: mvm limits ${vm} ${asked.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} none`).join(" ")})`,
+      details: { vm, limits: asked, jail: this.jail.enabled, cgroups: this.jail.cgroups.mode },
+    });
   }
 
   async pause(ref: string): Promise<VmRecord> {

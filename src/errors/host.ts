@@ -26,6 +26,17 @@ export class KvmUnusableError extends MvmError {
   static override readonly hint: string = "set accel to auto or tcg (mvm doctor says why KVM is unusable)";
 }
 
+/**
+ * The VM asks for CPU or memory limits (cpuShare, cpuMax, memoryMax), which live in the control group the
+ * jail puts its QEMU in, and this daemon has none: the jail is off (MVM_JAIL=0, not root, tools missing) or
+ * the host has no usable cgroup controllers. The message says which.
+ */
+export class CgroupsUnavailableError extends MvmError {
+  static override readonly code: string = "CGROUPS_UNAVAILABLE";
+  static override readonly status: number = 422;
+  static override readonly hint: string = "run the daemon as root with the jail on (not MVM_JAIL=0) on a host with cgroup v2 controllers or v1 hierarchies (mvm doctor says which), or leave cpuShare, cpuMax and memoryMax out";
+}
+
 /** No QEMU binary here can run this VM (missing, or lacking a device or accelerator the VM needs). */
 export class BinaryUnusableError extends MvmError {
   static override readonly code: string = "QEMU_UNUSABLE";

@@ -48,6 +48,16 @@ export class WrongStateError extends MvmError {
   static override readonly hint: string = "check its state with mvm ps -a";
 }
 
+/**
+ * A memory cap (memoryMax) below what the VM's QEMU uses now: the kernel could not reclaim enough (cgroup v1:
+ * EBUSY), or would have to OOM-kill QEMU (v2); the old cap stays. details: group, capBytes, usageBytes.
+ */
+export class MemoryInUseError extends MvmError {
+  static override readonly code: string = "MEMORY_IN_USE";
+  static override readonly status: number = 409;
+  static override readonly hint: string = "give a higher memoryMax, or stop the VM, set it, and start it again";
+}
+
 /** A snapshot or suspended state was made by another QEMU build: QEMU cannot load it (details: both builds). */
 export class QemuBuildMismatchError extends MvmError {
   static override readonly code: string = "QEMU_BUILD_MISMATCH";

@@ -9,6 +9,7 @@
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { MemoryInUseError } from "../errors.js";
 
 export type CgroupMode = "v2" | "v1" | "none";
 const CONTROLLERS = ["memory", "pids", "cpu"] as const;
@@ -111,20 +112,104 @@ export function createGroup(host: CgroupHost, name: string, limits: CgroupLimits
 }
 
 /** The limits a group has now, read back from its files (what `mvm inspect` shows). */
-export function readLimits(host: CgroupHost, name: string): { memoryBytes?: number; pids?: number; cpuQuotaUs?: number; path: string } | undefined {
+export function readLimits(host: CgroupHost, name: string): { memoryBytes?: number; pids?: number; cpuQuotaUs?: number; cpuWeight?: number; path: string } | undefined {
   if (host.mode === "none") return undefined;
-  const read = (c: (typeof CONTROLLERS)[number], f: string) => {
-    try {
-      return readFileSync(join(host.parents[c]!, name, f), "utf8").trim();
-    } catch {
-      return undefined;
-    }
-  };
+  const read = (c: (typeof CONTROLLERS)[number], f: string) => readGroupFile(host, name, c, f);
   const num = (s: string | undefined) => (s === undefined || s === "max" ? undefined : Number(s.split(" ")[0]));
   const v2 = host.mode === "v2";
   const memory = read("memory", v2 ? "memory.max" : "memory.limit_in_bytes");
   if (memory === undefined) return undefined;
-  return { memoryBytes: num(memory), pids: num(read("pids", "pids.max")), cpuQuotaUs: num(read("cpu", v2 ? "cpu.max" : "cpu.cfs_quota_us")), path: groupDirs(host, name)[0]! };
+  const weight = v2 ? num(read("cpu", "cpu.weight")) : sharesToWeight(num(read("cpu", "cpu.shares")));
+  return { memoryBytes: num(memory), pids: num(read("pids", "pids.max")), cpuQuotaUs: num(read("cpu", v2 ? "cpu.max" : "cpu.cfs_quota_us")), ...(weight === undefined ? {} : { cpuWeight: weight }), path: groupDirs(host, name)[0]! };
+}
+
+function readGroupFile(host: CgroupHost, name: string, controller: (typeof CONTROLLERS)[number], file: string): string | undefined {
+  try {
+    return readFileSync(join(host.parents[controller]!, name, file), "utf8").trim();
+  } catch {
+    return undefined;
+  }
+}
+
+// The limits a user sets (src/vmspec/limits.ts: cpuShare, cpuMax, memoryMax), written into a QEMU's group
+// that the jail made: each replaces the jail's default in the same file (its own group: nothing above it
+// is touched), and `undefined` puts the default back.
+
+/** cgroup v1's cpu.shares for a v2 cpu.weight: 100 ↔ 1024 (each one's default), within v1's 2..262144. */
+export const weightToShares = (weight: number): number => Math.min(262144, Math.max(2, Math.round((weight * 1024) / 100)));
+const sharesToWeight = (shares: number | undefined) => (shares === undefined ? undefined : Math.max(1, Math.round((shares * 100) / 1024)));
+
+/** The group's relative CPU weight (1..10000; undefined: the kernel's default, 100). */
+export function setCpuWeight(host: CgroupHost, name: string, weight: number | undefined): void {
+  const w = weight ?? 100;
+  if (host.mode === "v2") writeGroupFile(host, name, "cpu", "cpu.weight", String(w));
+  else writeGroupFile(host, name, "cpu", "cpu.shares", String(weightToShares(w)));
+}
+
+/** The group's CPU cap in cores (2 decimals; at least 1 ms per period), or `defaultQuotaUs` (the jail's). */
+export function setCpuMax(host: CgroupHost, name: string, cores: number | undefined, defaultQuotaUs: number): void {
+  const quota = cores === undefined ? defaultQuotaUs : Math.max(1000, Math.round(cores * PERIOD_US));
+  if (host.mode === "v2") writeGroupFile(host, name, "cpu", "cpu.max", `${quota} ${PERIOD_US}`);
+  else writeGroupFile(host, name, "cpu", "cpu.cfs_quota_us", String(quota));
+}
+
+/**
+ * The group's memory cap in bytes, or `defaultBytes` (the jail's). Lowering it below what the group uses
+ * now is refused with MemoryInUseError, the old cap left in place: v1's kernel reclaims what it can and
+ * answers EBUSY when that is not enough (guest RAM is unreclaimable without swap); v2's would reclaim and
+ * then OOM-kill QEMU, so mvm refuses a cap below memory.current before writing it.
+ */
+export function setMemoryMax(host: CgroupHost, name: string, bytes: number | undefined, defaultBytes: number): void {
+  const cap = bytes ?? defaultBytes;
+  const usage = readMemoryUsage(host, name);
+  const refuse = (how: string, cause?: unknown) =>
+    new MemoryInUseError(`cannot set the memory cap to ${mib(cap)} MiB: QEMU's control group uses ${usage === undefined ? "more" : `${mib(usage)} MiB`} now (${how})`, {
+      hint: `give a higher memoryMax (above ${usage === undefined ? "what it uses" : `${Math.ceil(usage / 1048576)}M`}), or stop the VM, set it, and start it again (mvm limits VM --memory-max SIZE while stopped)`,
+      details: { group: name, capBytes: cap, usageBytes: usage },
+      cause,
+    });
+  if (host.mode === "v2") {
+    if (usage !== undefined && cap < usage) throw refuse("cgroup v2 would reclaim, then OOM-kill QEMU");
+    writeGroupFile(host, name, "memory", "memory.max", String(cap));
+    return;
+  }
+  try {
+    writeGroupFile(host, name, "memory", "memory.limit_in_bytes", String(cap));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EBUSY") throw refuse("the kernel could not reclaim enough: EBUSY", e);
+    throw e;
+  }
+}
+
+/** What the group's processes use now (bytes): v2 memory.current, v1 memory.usage_in_bytes. */
+export function readMemoryUsage(host: CgroupHost, name: string): number | undefined {
+  if (host.mode === "none") return undefined;
+  const v = readGroupFile(host, name, "memory", host.mode === "v2" ? "memory.current" : "memory.usage_in_bytes");
+  return v === undefined || !/^\d+$/.test(v) ? undefined : Number(v);
+}
+
+const mib = (bytes: number) => Math.round(bytes / 1048576);
+
+function writeGroupFile(host: CgroupHost, name: string, controller: (typeof CONTROLLERS)[number], file: string, value: string): void {
+  const parent = host.parents[controller];
+  if (host.mode === "none" || !parent) throw new Error(`no ${controller} control group on this host`);
+  groupDirs(host, name); // a plain name, or RangeError
+  writeFileSync(join(parent, name, file), value);
+}
+
+/** The name of the mvm group a process is in (its memory controller's, or v2's), from /proc/PID/cgroup. */
+export function groupOfProcess(pid: number, procRoot = "/proc"): string | undefined {
+  try {
+    for (const line of readFileSync(join(procRoot, String(pid), "cgroup"), "utf8").split("\n")) {
+      const [, ctrls, path] = line.split(":");
+      if (path === undefined || !(ctrls === "" || ctrls!.split(",").includes("memory"))) continue;
+      const m = /\/mvm\/([^/]+)$/.exec(path);
+      if (m) return m[1];
+    }
+  } catch {
+    /* gone */
+  }
+  return undefined;
 }
 
 /** Removes a group once nothing runs in it (a live one is left, and false returned). */

@@ -55,11 +55,16 @@ export interface AppliedLimits {
   diskBps?: number;
   diskIops?: number;
   netBps?: number;
+  cpuShare?: number;
+  cpuMax?: number;
+  memoryMax?: number;
   /** The virtio-blk devices throttled (ids on QEMU's argv) and their shared throttle group. */
   disks: string[];
   group?: string;
   /** The tap shaped with tc (bridged networks). */
   tap?: string;
+  /** The control group cpuShare, cpuMax and memoryMax were written to. */
+  cgroup?: string;
   appliedAt: string;
 }
 

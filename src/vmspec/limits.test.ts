@@ -12,7 +12,7 @@ import { buildArgv } from "../plan/argv.js";
 import { templateKey } from "../plan/clone-plan.js";
 import { planVm } from "../plan/vm-plan.js";
 import type { VmRecord } from "../store/vm-store.js";
-import { formatRate, parseIops, parseRate, patchLimits } from "./limits.js";
+import { formatCores, formatRate, parseCpuMax, parseCpuShare, parseIops, parseMemoryMax, parseRate, patchLimits, wantsCgroup } from "./limits.js";
 import { checkSpec } from "./vm-spec.js";
 
 const disk = (() => {
@@ -73,6 +73,50 @@ test("a change of limits: null removes one, a key left out keeps it, the result 
   assert.throws(() => patchLimits(now, { diskBps: "0" }, target), InvalidSizeError);
   assert.throws(() => patchLimits({}, { netBps: "1M" }, { name: "web", network: "user", disks: 0 }), /VM web|user network/);
   assert.throws(() => patchLimits({}, { diskIops: 100 }, { name: "web", network: "none", disks: 0 }), /VM web has none/);
+});
+
+test("cpuShare: a whole weight from 1 to 10000, as cgroup v2's cpu.weight", () => {
+  assert.deepEqual([parseCpuShare(1), parseCpuShare("100"), parseCpuShare(" 10000 ")], [1, 100, 10000]);
+  for (const bad of [0, -1, 10001, 1.5, "1e3", "ten", ""]) assert.throws(() => parseCpuShare(bad), (e: unknown) => e instanceof InvalidSizeError && /cpuShare/.test(e.message) && /1 to 10000/.test(e.hint ?? ""), String(bad));
+});
+
+test("cpuMax: cores to two decimals, from 0.01 to the VM's vCPUs + 1 (the jail's default cap, never exceeded)", () => {
+  assert.deepEqual([parseCpuMax("0.01", 1), parseCpuMax(0.3, 1), parseCpuMax("1.5", 1), parseCpuMax(2, 1), parseCpuMax("3", 2)], [0.01, 0.3, 1.5, 2, 3]);
+  assert.throws(() => parseCpuMax("2.01", 1), (e: unknown) => e instanceof InvalidSizeError && /cpuMax 2.01 is out of range/.test(e.message) && /from 0.01 to 2 cores/.test(e.hint ?? "") && /1 vCPU\b/.test(e.hint ?? ""));
+  assert.throws(() => parseCpuMax(4, 2), /out of range/, "2 vCPUs: at most 3 cores");
+  for (const bad of [0, "0.00", 0.001, "0.005"]) assert.throws(() => parseCpuMax(bad, 4), InvalidSizeError, String(bad));
+  for (const bad of ["-1", "1,5", "1.", ".5", "1.234", "1e-7", 1e-7, "half", "150%"]) assert.throws(() => parseCpuMax(bad, 4), (e: unknown) => e instanceof InvalidSizeError && /cannot read/.test(e.message), String(bad));
+  assert.equal(parseCpuMax(64), 64, "without the VM's vCPUs known, only the floor is checked");
+  assert.deepEqual([formatCores(1.5), formatCores(0.3), formatCores(2)], ["1.5", "0.3", "2"]);
+});
+
+test("memoryMax: a size in bytes (units: powers of 1024), at least guest RAM + the 128 MiB QEMU itself needs", () => {
+  const M = 1048576;
+  assert.equal(parseMemoryMax("384M", 256), 384 * M, "RAM + the floor exactly");
+  assert.equal(parseMemoryMax("1G", 256), 1024 * M);
+  assert.equal(parseMemoryMax(768 * M, 512), 768 * M, "a number is bytes");
+  assert.equal(parseMemoryMax("4G", 256), 4096 * M, "above the jail's default (RAM + 256M): a user may raise it");
+  assert.throws(() => parseMemoryMax("383M", 256), (e: unknown) => e instanceof InvalidSizeError && /memoryMax 383M is below what the VM needs: its 256 MiB of guest RAM and 128 MiB for QEMU itself/.test(e.message) && /at least 384M/.test(e.hint ?? ""));
+  assert.throws(() => parseMemoryMax(768, 256), (e: unknown) => e instanceof InvalidSizeError && /write 768M, not 768/.test(e.hint ?? ""), "a bare number is bytes, and the hint says so");
+  assert.throws(() => parseMemoryMax("256M", 256), /below/, "guest RAM alone leaves QEMU nothing");
+  for (const bad of ["", "M", "1.5G", "-1G", "5X", "5M/s"]) assert.throws(() => parseMemoryMax(bad, 256), (e: unknown) => e instanceof InvalidSizeError && /cannot read/.test(e.message), bad);
+  assert.throws(() => parseMemoryMax("3T", 256), /out of range/);
+});
+
+test("CPU and memory in the spec: checked against its vCPUs and memory; a change is checked as the spec is", () => {
+  const s = checkSpec({ name: "c", cpus: 2, memory: "512M", cpuShare: 200, cpuMax: "1.5", memoryMax: "1G" });
+  assert.deepEqual({ share: s.cpuShare, max: s.cpuMax, mem: s.memoryMax }, { share: 200, max: 1.5, mem: 1024 * 1048576 });
+  assert.ok(wantsCgroup(s) && !wantsCgroup(checkSpec({ name: "d" })));
+  assert.equal(checkSpec({ cpuMax: 0.5 }).cpuMax, 0.5, "a JSON number works too");
+  assert.throws(() => checkSpec({ cpus: 2, cpuMax: 3.5 }), /cpuMax 3.5 is out of range/);
+  assert.throws(() => checkSpec({ memory: "1G", memoryMax: "1G" }), /below what the VM needs: its 1024 MiB/);
+  assert.throws(() => checkSpec({ cpuShare: "100" }), /\/cpuShare/, "the schema wants an integer");
+  assert.throws(() => checkSpec({ memoryMax: true }), /\/memoryMax/);
+  const target = { network: "none", disks: 0, cpus: 1, memoryMiB: 256 };
+  assert.deepEqual(patchLimits({ cpuMax: 0.5 }, { cpuMax: "1.2", memoryMax: "512M" }, target), { cpuMax: 1.2, memoryMax: 512 * 1048576 });
+  assert.deepEqual(patchLimits({ cpuMax: 0.5, cpuShare: 50 }, { cpuMax: null }, target), { cpuShare: 50 });
+  assert.throws(() => patchLimits({}, { cpuMax: "2.5" }, target), /out of range/);
+  assert.throws(() => patchLimits({}, { memoryMax: "300M" }, target), (e: unknown) => e instanceof InvalidSizeError && /at least 384M/.test(e.hint ?? ""));
 });
 
 test("QEMU's throttle: totals, one group per VM, zeros for what is not limited", () => {

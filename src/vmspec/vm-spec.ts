@@ -75,6 +75,9 @@ export const VmSpecSchema = Type.Object(
     diskBps: Type.Optional(Type.Union([Type.Integer(), Type.String()], { description: "disk bandwidth, shared by all the VM's disks: bytes per second, or with a unit: 5M, 512K (powers of 1024)" })),
     diskIops: Type.Optional(Type.Integer({ description: "disk I/O operations per second, shared by all the VM's disks" })),
     netBps: Type.Optional(Type.Union([Type.Integer(), Type.String()], { description: "network bandwidth each way, on a bridged network only (tc on its tap): bytes per second, or 10M" })),
+    cpuShare: Type.Optional(Type.Integer({ description: "relative CPU weight against other VMs, 1 to 10000 (default 100; cgroup v2 cpu.weight, v1 cpu.shares = weight × 1024 / 100); needs the jail's control groups" })),
+    cpuMax: Type.Optional(Type.Union([Type.Number(), Type.String()], { description: "a cap on QEMU's CPU time in cores, 0.01 to vCPUs + 1 (the jail's default cap): 1.5, \"0.3\"; needs the jail's control groups" })),
+    memoryMax: Type.Optional(Type.Union([Type.Integer(), Type.String()], { description: "a cap on QEMU's whole memory, guest RAM included: 768M, 2G, or bytes; at least memory + 128 MiB; needs the jail's control groups" })),
     ready: Type.Optional(
       Type.Object(
         { consoleLine: Type.String({ minLength: 1, maxLength: 1000, description: "a regular expression matched against the serial console" }) },
@@ -122,6 +125,10 @@ export interface VmSpec {
   diskIops?: number;
   /** Network bandwidth (bytes/s) each way, tc on a bridged VM's tap. */
   netBps?: number;
+  /** CPU weight (1..10000), CPU cap (cores) and memory cap (bytes, guest RAM included): the VM's control group. */
+  cpuShare?: number;
+  cpuMax?: number;
+  memoryMax?: number;
 }
 
 /** Validates input against the schema; every problem is named with its path. */
@@ -172,14 +179,15 @@ export function checkSpec(input: unknown, options: { nameTaken?: (name: string) 
     // eslint-disable-next-line no-control-regex -- matching control characters is the point
     if (s[key] !== undefined && /[\x00-\x1f\x7f]/.test(s[key])) throw new InvalidSpecError(`${key} contains control characters (a NUL or newline cannot reach QEMU's argv)`, { hint: `remove them from ${key}` });
   }
-  const limits = checkLimits(s, { network: net, disks: (s.image === undefined ? 0 : 1) + (s.disks?.length ?? 0) });
+  const memoryMiB = parseMemoryMiB(s.memory ?? 256);
+  const limits = checkLimits(s, { network: net, disks: (s.image === undefined ? 0 : 1) + (s.disks?.length ?? 0), cpus: s.cpus ?? 1, memoryMiB });
   if (s.kernel) checkKernelFile(s.kernel);
   if (s.initrd) checkReadableFile(s.initrd, "initrd");
   const name = s.name ?? generateName(options.nameTaken ?? (() => false));
   return {
     name,
     cpus: s.cpus ?? 1,
-    memoryMiB: parseMemoryMiB(s.memory ?? 256),
+    memoryMiB,
     kernel: s.kernel,
     initrd: s.initrd,
     append: s.append,

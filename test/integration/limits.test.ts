@@ -3,13 +3,18 @@
 // `mvm limits` raises the limit live to 50M and the same write is at least 3× faster. The limit is one
 // throttle group for both disks; inspect and `mvm limits` show it in effect. A bridged VM's netBps 1M holds
 // what it sends to the host to that rate (tc on its tap, through its ifb), and removed live it does not.
+// cpuMax 0.3 holds a guest's busy loop to 0.3 of a core, measured from outside (QEMU's CPU time, and the
+// periods its control group was throttled), raised live it does not; memoryMax is in the group's file and
+// in inspect, and a live change rewrites it.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { startTestDaemon, type TestDaemon } from "../support/daemon.js";
+import { cgroupDirs } from "../support/host-state.js";
 
 /** Runs dd in the guest and returns how long it took as the host saw it (ms). */
 async function timedWrite(d: TestDaemon, vm: string): Promise<number> {
@@ -109,4 +114,69 @@ test("netBps 1M on a bridged VM: what it sends is held to the rate (tc on its ta
   assert.match(d.inNetns(["ip", "link", "show"]), new RegExp(ifb));
   await d.client.remove("n", { force: true });
   assert.doesNotMatch(d.inNetns(["ip", "link", "show"]), new RegExp(`${tap}|${ifb}`));
+});
+
+/** Seconds of CPU a process (all its threads) has used: its group's own count where it keeps one, else /proc. */
+function cpuSeconds(pid: number, dirs: string[]): number {
+  for (const d of dirs) {
+    if (existsSync(join(d, "cpu.stat")) && /^usage_usec /m.test(readFileSync(join(d, "cpu.stat"), "utf8"))) return Number(/^usage_usec (\d+)/m.exec(readFileSync(join(d, "cpu.stat"), "utf8"))![1]) / 1e6; // v2
+    if (existsSync(join(d, "cpuacct.usage"))) return Number(readFileSync(join(d, "cpuacct.usage"), "utf8")) / 1e9; // v1, cpu,cpuacct mounted together
+  }
+  // v1 with cpuacct on a hierarchy of its own (mvm's groups are in cpu's): utime + stime, in USER_HZ ticks.
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+test("cpuMax 0.3 holds a busy 1-vCPU guest to ≤ 0.45 cores (CFS throttles its group), raised live it runs free; memoryMax in the group's file and inspect, changed live", { skip: !root && "needs root", timeout: 120_000 }, async (t) => {
+  const d = await startTestDaemon(t);
+  const created = await d.cli(["create", "--name", "cpu", "--cpu-max", "0.3", "--memory-max", "768M", "--cpu-share", "50", "--json"]);
+  assert.equal(created.code, 0, created.stderr);
+  const vm = await d.client.start("cpu");
+  const jail = (await d.client.get("cpu")).jail;
+  assert.equal(jail?.enabled, true, "a root daemon jails its QEMUs");
+  if (jail?.cgroup?.mode === "none") return t.skip(`no control groups here: ${jail.reason}`);
+  const pid = vm.pid!;
+  const dirs = cgroupDirs(pid);
+  const read = (...names: string[]) => names.flatMap((f) => dirs.map((dir) => join(dir, f))).filter(existsSync).map((p) => readFileSync(p, "utf8").trim())[0] ?? "";
+  const quota = () => read("cpu.max", "cpu.cfs_quota_us").split(" ")[0];
+  const memory = () => read("memory.max", "memory.limit_in_bytes");
+  assert.equal(quota(), "30000", "0.3 of a core: 30 ms per 100 ms period, in place of the jail's 2 cores");
+  assert.equal(memory(), String(768 * 1048576));
+  assert.match(read("cpu.weight", "cpu.shares"), /^(50|512)$/, "weight 50 (v1: 512 shares)");
+  assert.deepEqual({ ...vm.limits, appliedAt: undefined, cgroup: undefined }, { cpuMax: 0.3, memoryMax: 768 * 1048576, cpuShare: 50, disks: [], appliedAt: undefined, cgroup: undefined });
+  const inspect = JSON.parse((await d.cli(["inspect", "cpu"])).stdout) as { limits: { cpuMax: number; memoryMax: number }; jail: { cgroup: { memoryBytes: number; cpuQuotaUs: number; cpuWeight: number } } };
+  assert.deepEqual([inspect.limits.cpuMax, inspect.limits.memoryMax], [0.3, 768 * 1048576]);
+  assert.deepEqual([inspect.jail.cgroup.memoryBytes, inspect.jail.cgroup.cpuQuotaUs, inspect.jail.cgroup.cpuWeight], [768 * 1048576, 30000, 50], "read back from the group's files");
+
+  // A busy loop on the guest's one vCPU; QEMU's CPU time over 3 s of host time, and the throttled periods.
+  await d.client.spawn("cpu", ["sh", "-c", "while :; do :; done"]);
+  await new Promise((r) => setTimeout(r, 800));
+  const throttled = () => Number(/^nr_throttled (\d+)/m.exec(read("cpu.stat"))?.[1] ?? NaN);
+  const measure = async () => {
+    const [c0, t0, n0] = [cpuSeconds(pid, dirs), performance.now(), throttled()];
+    await new Promise((r) => setTimeout(r, 3000));
+    return { cores: (cpuSeconds(pid, dirs) - c0) / ((performance.now() - t0) / 1000), throttledPeriods: throttled() - n0 };
+  };
+  const slow = await measure();
+  process.stderr.write(`limits: a busy guest at cpuMax 0.3: ${slow.cores.toFixed(2)} cores, ${slow.throttledPeriods} periods throttled\n`);
+  assert.ok(slow.cores <= 0.45, `QEMU used ${slow.cores.toFixed(2)} cores under cpuMax 0.3`);
+  assert.ok(slow.cores >= 0.15, `QEMU used only ${slow.cores.toFixed(2)} cores: is the guest's loop running?`);
+  assert.ok(slow.throttledPeriods >= 10, `the group was throttled in ${slow.throttledPeriods} periods of 3 s`);
+
+  // Raised live, through the API: the file changes at once, and the same loop takes its core.
+  const raised = await d.client.setLimits("cpu", { cpuMax: 2, memoryMax: "1G" });
+  assert.deepEqual([raised.limits?.cpuMax, raised.limits?.memoryMax], [2, 1024 * 1048576]);
+  assert.equal(quota(), "200000");
+  assert.equal(memory(), String(1024 * 1048576), "memoryMax changed live");
+  const fast = await measure();
+  process.stderr.write(`limits: the same at cpuMax 2 (changed live): ${fast.cores.toFixed(2)} cores\n`);
+  assert.ok(fast.cores >= 0.55 && fast.cores >= 1.5 * slow.cores, `raised to 2 cores the loop used ${fast.cores.toFixed(2)}, against ${slow.cores.toFixed(2)} at 0.3`);
+
+  // Too little for QEMU is refused before anything is written; `mvm limits` shows what is set and in effect.
+  await assert.rejects(d.client.setLimits("cpu", { memoryMax: "300M" }), (e: Error & { code?: string; hint?: string }) => e.code === "INVALID_SIZE" && /at least 384M/.test(e.hint ?? ""));
+  assert.equal(memory(), String(1024 * 1048576));
+  const table = await d.cli(["limits", "cpu"]);
+  assert.match(table.stdout, /^cpuMax\s+2 cores\s+2 cores in \S+\/mvm\/mvm-[0-9a-f]+$/m);
+  assert.match(table.stdout, /^memoryMax\s+1G\s+1G in /m);
 });

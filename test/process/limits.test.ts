@@ -1,9 +1,11 @@
 // Resource limits through the HTTP API (the daemon's real routes, its VM manager and the fake QEMU): what
 // a start applies over QMP, live changes, and every refusal a clear 4xx in mvm's error shape — a bad value,
-// an unknown key, a limit the VM cannot have, an unknown VM, and a VM in the wrong state (409).
+// an unknown key, a limit the VM cannot have, an unknown VM, and a VM in the wrong state (409). CPU and
+// memory limits without control groups (the jail off) are refused at create, PATCH and start (422); with
+// the jail on (root), they are written into the fake QEMU's real control group.
 
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test, type TestContext } from "node:test";
 import type { FastifyInstance } from "fastify";
@@ -13,9 +15,9 @@ import { FakeHome, waitFor } from "./harness.js";
 
 const T = { timeout: 20000 };
 
-function setup(t: TestContext): { h: FakeHome; m: VmManager; app: FastifyInstance; disk: (name: string) => string } {
+function setup(t: TestContext, knobs: { jail?: boolean } = {}): { h: FakeHome; m: VmManager; app: FastifyInstance; disk: (name: string) => string } {
   const h = new FakeHome();
-  const m = h.manager();
+  const m = h.manager(knobs);
   const app = buildServer(m, { version: "test", home: h.home });
   t.after(async () => {
     await app.close();
@@ -113,7 +115,13 @@ test("refusals: bad values, unknown keys, limits a VM cannot have, an unknown VM
     [{ diskIops: 0 }, "INVALID_SIZE", /diskIops 0 is out of range/],
     [{ diskIops: "100" }, "BAD_REQUEST", /diskIops/],
     [{ diskIops: 1.5 }, "BAD_REQUEST", /diskIops/],
-    [{ cpuShare: 2 }, "BAD_REQUEST", /cpuShare/],
+    [{ cpuWeight: 2 }, "BAD_REQUEST", /cpuWeight/],
+    [{ cpuShare: 0 }, "INVALID_SIZE", /cpuShare 0 is out of range/],
+    [{ cpuShare: "100" }, "BAD_REQUEST", /cpuShare/],
+    [{ cpuMax: "2.5" }, "INVALID_SIZE", /cpuMax 2.5 is out of range/],
+    [{ cpuMax: "half" }, "INVALID_SIZE", /cpuMax: cannot read "half"/],
+    [{ memoryMax: "300M" }, "INVALID_SIZE", /memoryMax 300M is below what the VM needs/],
+    [{ memoryMax: true }, "BAD_REQUEST", /memoryMax/],
     [{}, "BAD_REQUEST", /invalid request/],
     [{ netBps: "10M" }, "INVALID_SPEC", /network none/],
   ] as const) {
@@ -146,4 +154,85 @@ test("a VM that is starting cannot have its limits changed: 409 naming its state
   await m.kill("e");
   await starting;
   assert.equal(m.get("e").spec.diskBps, undefined);
+});
+
+test("CPU and memory limits without control groups (the jail off): refused at create, PATCH and start with why and how; removing them works", T, async (t) => {
+  const { h, m, app } = setup(t);
+  const noCgroups = (a: Answer, keys: RegExp) => {
+    refused(a, 422, "CGROUPS_UNAVAILABLE", /the jail is off \(turned off by MVM_JAIL=0\)/);
+    assert.match(a.body.message ?? "", keys);
+    assert.match(a.body.hint ?? "", /without MVM_JAIL=0/);
+  };
+  noCgroups(await call(app, "POST", "/v1/vms", { name: "f", cpuMax: 0.5, memoryMax: "1G" }), /asks for cpuMax, memoryMax, which mvm applies through the control group/);
+  assert.ok(!m.list().some((v) => v.name === "f"), "nothing was created");
+  await m.create({ name: "g" });
+  await m.start("g");
+  noCgroups(await call(app, "PATCH", "/v1/vms/g/limits", { cpuShare: 50 }), /cpuShare/);
+  assert.equal(m.get("g").spec.cpuShare, undefined, "nothing kept");
+  await m.kill("g");
+
+  // A VM given them under a daemon with control groups, started by one without: refused, never run unlimited.
+  if (process.getuid?.() === 0) {
+    const withJail = h.manager({ jail: true });
+    if (withJail.jail.cgroups.mode !== "none") {
+      await withJail.setLimits("g", { cpuMax: "0.5" });
+      const r = await m.start("g").then(() => undefined, (e: unknown) => e as { code?: string; message: string; hint?: string });
+      assert.equal(r?.code, "CGROUPS_UNAVAILABLE", "the start is refused");
+      assert.match(r?.hint ?? "", /mvm limits g --cpu-max none/);
+      const removed = await call(app, "PATCH", "/v1/vms/g/limits", { cpuMax: null });
+      assert.equal(removed.status, 200, "removing one needs no control group");
+      await m.start("g");
+      assert.equal(m.get("g").state, "running");
+      await m.kill("g");
+    }
+  }
+});
+
+/** The fake QEMU's mvm control group files (v2: one directory; v1: one per controller). */
+function groupFile(pid: number, file: string): string {
+  const [controller] = file.split(".");
+  for (const line of readFileSync(`/proc/${pid}/cgroup`, "utf8").split("\n")) {
+    const [, ctrls, path] = line.split(":");
+    if (path === undefined || !/\/mvm\/[^/]+$/.test(path)) continue;
+    const dir = ctrls === "" ? `/sys/fs/cgroup${path}` : ctrls!.split(",").includes(controller!) ? `/sys/fs/cgroup/${controller}${path}` : undefined;
+    if (dir) {
+      try {
+        return readFileSync(`${dir}/${file}`, "utf8").trim();
+      } catch {
+        /* the other version's name */
+      }
+    }
+  }
+  throw new Error(`no ${file} in the control group of pid ${pid}`);
+}
+
+test("with the jail's control groups: a start writes cpuShare, cpuMax and memoryMax into QEMU's group, a live change rewrites them, a removal puts the jail's defaults back", { ...T, skip: process.getuid?.() !== 0 && "needs root" }, async (t) => {
+  const { m, app } = setup(t, { jail: true });
+  if (m.jail.cgroups.mode === "none") return t.skip(`no control groups: ${m.jail.cgroups.reason}`);
+  const v2 = m.jail.cgroups.mode === "v2";
+  const created = await call(app, "POST", "/v1/vms", { name: "h", cpus: 2, memory: "256M", cpuShare: 300, cpuMax: "0.5", memoryMax: "1G" });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const started = await call(app, "POST", "/v1/vms/h/start");
+  assert.equal(started.status, 200, JSON.stringify(started.body));
+  const pid = started.body.pid as number;
+  const cpuMax = () => (v2 ? groupFile(pid, "cpu.max").split(" ")[0] : groupFile(pid, "cpu.cfs_quota_us"));
+  const weight = () => (v2 ? groupFile(pid, "cpu.weight") : groupFile(pid, "cpu.shares"));
+  const memory = () => groupFile(pid, v2 ? "memory.max" : "memory.limit_in_bytes");
+  assert.deepEqual([cpuMax(), weight(), memory()], ["50000", v2 ? "300" : "3072", String(1 << 30)]);
+  const inEffect = started.body.limits as Record<string, unknown>;
+  assert.deepEqual({ ...inEffect, appliedAt: undefined, cgroup: undefined }, { cpuShare: 300, cpuMax: 0.5, memoryMax: 1 << 30, disks: [], appliedAt: undefined, cgroup: undefined });
+  assert.match(String(inEffect.cgroup), /\/mvm\/mvm-[0-9a-f]+$/);
+  const view = await call(app, "GET", "/v1/vms/h");
+  assert.deepEqual((view.body.jail as { cgroup: object }).cgroup, { mode: m.jail.cgroups.mode, path: inEffect.cgroup, memoryBytes: 1 << 30, pids: 132, cpuQuotaUs: 50000, cpuWeight: 300 }, "inspect reads the files back");
+
+  const changed = await call(app, "PATCH", "/v1/vms/h/limits", { cpuMax: 1.25, memoryMax: "2G" });
+  assert.equal(changed.status, 200, JSON.stringify(changed.body));
+  assert.deepEqual([cpuMax(), weight(), memory()], ["125000", v2 ? "300" : "3072", String(2 * 1024 ** 3)]);
+  assert.deepEqual([(changed.body.spec as { cpuMax: number }).cpuMax, (changed.body.limits as { memoryMax: number }).memoryMax], [1.25, 2 * 1024 ** 3]);
+
+  const removed = await call(app, "PATCH", "/v1/vms/h/limits", { cpuShare: null, cpuMax: null, memoryMax: null });
+  assert.equal(removed.status, 200, JSON.stringify(removed.body));
+  assert.deepEqual([cpuMax(), weight(), memory()], ["300000", v2 ? "100" : "1024", String((256 + 256) << 20)], "the jail's defaults: vCPUs + 1 cores, RAM + 256 MiB, the kernel's weight");
+  assert.equal(removed.body.limits, undefined, "nothing of the user's in effect");
+  await m.kill("h");
 });

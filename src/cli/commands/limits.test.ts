@@ -10,6 +10,9 @@ test("--disk-bps, --disk-iops and --net-bps go into the spec as its keys (the da
   const spec = specFromFlags({ env: [], publish: [], disk: [], volume: [], diskBps: "5M", diskIops: "300", netBps: "10M" }, undefined);
   assert.deepEqual(spec, { diskBps: "5M", diskIops: 300, netBps: "10M" });
   assert.equal(specFromFlags({ env: [], publish: [], disk: [], volume: [], diskIops: "lots" }, undefined).diskIops, "lots", "the schema names the problem");
+  const cpu = specFromFlags({ env: [], publish: [], disk: [], volume: [], cpuShare: "200", cpuMax: "1.5", memoryMax: "768M" }, undefined);
+  assert.deepEqual(cpu, { cpuShare: 200, cpuMax: "1.5", memoryMax: "768M" });
+  assert.deepEqual({ share: checkSpec(cpu).cpuShare, max: checkSpec(cpu).cpuMax, mem: checkSpec(cpu).memoryMax }, { share: 200, max: 1.5, mem: 768 * 1048576 }, "the spec the daemon checks");
 });
 
 test("mvm limits: flags as a change, none removes one, nothing given is no change", () => {
@@ -17,6 +20,9 @@ test("mvm limits: flags as a change, none removes one, nothing given is no chang
   assert.deepEqual(limitsPatchFromFlags({ diskIops: "200" }), { diskIops: 200 });
   assert.deepEqual(limitsPatchFromFlags({ json: true }), {});
   assert.throws(() => limitsPatchFromFlags({ diskIops: "2k" }), InvalidArgumentError);
+  assert.deepEqual(limitsPatchFromFlags({ cpuShare: "50", cpuMax: "0.5", memoryMax: "none" }), { cpuShare: 50, cpuMax: "0.5", memoryMax: null });
+  assert.deepEqual(limitsPatchFromFlags({ cpuShare: "none", cpuMax: "none" }), { cpuShare: null, cpuMax: null });
+  assert.throws(() => limitsPatchFromFlags({ cpuShare: "lots" }), (e: unknown) => e instanceof InvalidArgumentError && /--cpu-share "lots"/.test(e.message));
 });
 
 test("mvm limits: what is set, and what the running QEMU has", () => {
@@ -29,6 +35,16 @@ test("mvm limits: what is set, and what the running QEMU has", () => {
     ["diskBps", "5M/s", "5M/s on vd0, vd1"],
     ["diskIops", "-", "-"],
     ["netBps", "1M/s", "1M/s each way on mvt-abc"],
+    ["cpuShare", "-", "-"],
+    ["cpuMax", "-", "-"],
+    ["memoryMax", "-", "-"],
+  ]);
+  const cg = "/sys/fs/cgroup/cpu/mvm/mvm-abc";
+  const capped = rows({ ...base, spec: { ...spec, cpuMax: 0.5, memoryMax: 805306368 }, limits: { cpuMax: 0.5, memoryMax: 805306368, disks: [], cgroup: cg, appliedAt: "t" } });
+  assert.deepEqual(capped.slice(4), [
+    ["cpuShare", "-", "-"],
+    ["cpuMax", "0.5 cores", `0.5 cores in ${cg}`],
+    ["memoryMax", "768M", `768M in ${cg}`],
   ]);
   assert.deepEqual(rows({ ...base, state: "stopped" })[1], ["diskBps", "5M/s", "(not running)"]);
 });
