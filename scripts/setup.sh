@@ -36,6 +36,7 @@ packages=(
   musl-tools make gcc         # mvm-init and mvm-agent, static
   g++ python3                 # node-gyp builds better-sqlite3 (no prebuilt binaries are fetched); python3 checks the agent CRC
   tmux                        # the test of mvm exec -it in a real terminal
+  bubblewrap                  # the jail: namespaces and a root of its own for each QEMU (src/jail/sandbox.ts)
   flex bison bc libelf-dev libssl-dev patch  # the guest kernel build (patch applies guest/kernel/patches)
 )
 apt_lists_present() { [ -n "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ]; }

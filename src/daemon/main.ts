@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { DaemonAlreadyRunningError, MvmError } from "../errors.js";
 import { ensureGuestArtifacts, type GuestArtifacts } from "../guest/artifacts.js";
 import { cacheDir, homeDir } from "../host/paths.js";
+import { closeInheritedFds } from "../host/inherited-fds.js";
 import { ImageStore } from "../store/image-store.js";
 import { NetworkStore } from "../store/network-store.js";
 import { VolumeStore } from "../store/volume-store.js";
@@ -87,6 +88,9 @@ async function socketAnswers(path: string): Promise<boolean> {
 }
 
 async function main(): Promise<void> {
+  // Before anything is spawned: QEMUs must not hold descriptors of whoever started the daemon.
+  const inherited = closeInheritedFds();
+  if (inherited.length) log(`closed descriptors inherited without close-on-exec: ${inherited.join(", ")}`);
   const home = homeDir();
   const cache = cacheDir();
   mkdirSync(join(home, "vms"), { recursive: true, mode: 0o700 });

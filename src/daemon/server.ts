@@ -76,7 +76,7 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
 
   app.get<Ref>("/v1/vms/:ref", route({ summary: "one VM: state, pid, accel and binary with reasons, argv, timings, last exits", answer: "json", response: VmViewSchema }), (req) => {
     const rec = manager.get(req.params.ref);
-    return { ...vmView(rec), jail: observeJail(manager.jail, rec.state === "running" || rec.state === "paused" ? rec.pid : undefined) };
+    return { ...vmView(rec), jail: observeJail(manager.jail, rec.state === "running" || rec.state === "paused" ? rec.pid : undefined, vmDir(info.home, rec.id)) };
   });
 
   const startDoc = route({ summary: "boot; with attach=true, follow the VM's command as NDJSON (started, output..., exit)", answer: "json", query: StartQuery, response: VmViewSchema, events: AttachEventSchema });

@@ -9,7 +9,7 @@ import { copyFile, mkdir, readFile, readdir, rename, rm, stat, statfs, writeFile
 import { join } from "node:path";
 import { HostDiskFullError, InvalidArgumentError, InvalidSpecError, NameTakenError, NotFoundError, QemuBuildMismatchError } from "../errors.js";
 import { SNAPSHOT_NAME_PATTERN } from "../api/snapshot-schemas.js";
-import { saveState } from "../qemu/migration.js";
+import { saveGuestState } from "../vm/state-drop.js";
 import type { VmRecord } from "../store/vm-store.js";
 import type { Guest } from "../vm/launch.js";
 import { vmFiles } from "../vm/layout.js";
@@ -58,7 +58,7 @@ export async function captureGuest(guest: Guest, rec: VmRecord, dir: string, o: 
   const t0 = performance.now();
   let ok = false;
   try {
-    await saveState(guest.qmp, f.state, { ignoreShared: false });
+    await saveGuestState(guest, f.state, { ignoreShared: false });
     // Stopped, and its disks flushed by the stop: the copy is of the same moment as the state.
     if (rec.spec.image) await copyFile(vmFiles(guest.dir).rootOverlay, f.disk);
     ok = true;

@@ -14,13 +14,13 @@
 
 import { randomBytes } from "node:crypto";
 import { existsSync, statfsSync } from "node:fs";
-import { chmod, mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createOverlay } from "../images/overlay.js";
 import { StateFileError } from "../errors.js";
 import { templatePlan, type KeyInputs } from "../plan/clone-plan.js";
 import type { VmPlan } from "../plan/vm-plan.js";
-import { saveState } from "../qemu/migration.js";
+import { saveGuestState } from "../vm/state-drop.js";
 import { launchGuest } from "../vm/launch.js";
 import { findQemusUnder } from "../vm/orphans.js";
 
@@ -84,8 +84,9 @@ export class TemplateManager {
       meta = JSON.parse(await readFile(f.meta, "utf8")) as TemplateMeta;
       const [state, ram] = await Promise.all([stat(f.state), stat(meta.ramFile)]);
       if (state.size === 0 || ram.size !== meta.memoryMiB * 1048576) throw new Error("truncated");
-      // Templates built before the jail made their RAM 0400, which a jailed clone cannot open (see build).
-      if ((ram.mode & 0o777) !== 0o600) await chmod(meta.ramFile, 0o600);
+      // Templates built before the jail made their RAM 0400, which a jailed clone cannot open (see build); the
+      // jail itself adds the group of jailed QEMUs (src/jail/access.ts).
+      if ((ram.mode & 0o600) !== 0o600) await chmod(meta.ramFile, (ram.mode & 0o777) | 0o600);
     } catch {
       if (existsSync(f.dir)) await this.remove(key, "incomplete or damaged");
       return undefined;
@@ -116,10 +117,13 @@ export class TemplateManager {
       const tpl = templatePlan(plan, { dir: build, label: `mvm-template-${key}`, disk });
       const guest = await launchGuest({ ...tpl, qemuBinary: inputs.qemuBinary, ram: { kind: "file", path: ram, share: true }, helloTimeoutMs: this.o.readyTimeoutMs ?? 60000 });
       try {
-        await saveState(guest.qmp, join(build, "state"), { ignoreShared: true, timeoutMs: 30000 });
+        await saveGuestState(guest, join(build, "state"), { ignoreShared: true, timeoutMs: 30000 });
       } finally {
         await guest.kill();
       }
+      // The jail made the disk its QEMU's uid's: the template's files are root's again.
+      await rm(join(build, "xfer"), { recursive: true, force: true });
+      if (disk) await chown(disk, 0, 0).catch(() => undefined);
       const meta: TemplateMeta = { key, qemuBuild: inputs.qemuBuild, builtAt: new Date().toISOString(), buildMs: Math.round(performance.now() - t0), memoryMiB, image: inputs.image?.path, ramFile: ram };
       await writeFile(join(build, "meta.json"), `${JSON.stringify(meta, null, 2)}\n`);
       await rm(join(build, "qemu.log"), { force: true });

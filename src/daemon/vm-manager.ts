@@ -107,6 +107,8 @@ export class VmManager {
     this.images = new ImageManager({ images: o.images, vms: o.store, home: o.home, cacheDir: o.cacheDir, hostPaths: () => this.hostPaths() });
     this.binaries = new QemuBinaries(o.binaries, o.cacheDir);
     this.templates = new TemplateManager({ cacheDir: o.cacheDir, ramDir: o.templateRamDir, readyTimeoutMs: o.readyTimeoutMs, log: o.log });
+    // mvm's own files (kernels, images, templates): the jail gives root's files there to the group of jailed QEMUs.
+    this.jail.managed = [o.home, o.cacheDir, this.templates.ramDir];
     this.snapshots = new SnapshotStore(o.home);
     this.pool = new WarmPool({ home: o.home, size: o.poolSize ?? 2, artifacts: o.artifacts, log: o.log });
     this.launcher = new VmLauncher({ templatesOn: o.templates ?? true, templates: this.templates, pool: this.pool, binaries: this.binaries, images: this.images, log: o.log });

@@ -110,7 +110,7 @@ export class WarmPool {
       const nic = plan.network?.kind === "user" ? { ...plan.network, ports: [] } : plan.network;
       if (t.disk) await copyFile(t.disk, vmFiles(dir).rootOverlay);
       await inheritConsole(t, dir);
-      const parked = await parkGuest({ ...clonePlan({ ...plan, network: nic, label: vmLabel(id), dir }, t.ramFile), dir, artifacts: await this.o.artifacts() });
+      const parked = await parkGuest({ ...clonePlan({ ...plan, network: nic, label: vmLabel(id), dir }, t.ramFile), dir, artifacts: await this.o.artifacts(), laterStates: [t.stateFile] });
       return { dir, parked, ramFile: t.ramFile };
     } catch (e) {
       this.dirs.delete(dir);

@@ -4,7 +4,8 @@
 // `mvm run` through the daemon, by the tests and benchmarks directly.
 
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, unlink } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm, unlink, writeFile } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,9 +22,11 @@ import { QmpClient } from "../qemu/qmp-client.js";
 import { ConsoleTap } from "./console-tap.js";
 import { Guest, type BootTimeline } from "./guest.js";
 import { readTail, vmFiles } from "./layout.js";
-import { adoptQemu, spawnQemu, type QemuProcess } from "./qemu-process.js";
+import { adoptQemu, spawnJailedQemu, spawnQemu, type QemuProcess } from "./qemu-process.js";
 import { AGENT_READY, waitReady, type Readiness } from "./readiness.js";
-import { prepareJail, type JailInput } from "../jail/jail.js";
+import { prepareJail, type JailInput, type JailSpawn } from "../jail/jail.js";
+import { readJailRecord, setSocket, type FileNeed } from "../jail/access.js";
+import { backingChain } from "../images/qcow2-header.js";
 import { closeVmSockets, listenForVm, type VmSockets } from "./sockets.js";
 
 export { Guest, type BootTimeline, type StopRung } from "./guest.js";
@@ -56,6 +59,8 @@ export interface LaunchOptions extends MachinePlan {
   onQmp?: (qmp: QmpClient) => Promise<void>;
   /** Called with each console line and the ms since spawn it arrived at (boot phases in `mvm bench boot`). */
   onConsoleLine?: (line: string, ms: number) => void;
+  /** Saved states a parked QEMU may be given later (its template's): the jail lets QEMU read them. */
+  laterStates?: string[];
 }
 
 export interface RestoreFrom {
@@ -63,20 +68,41 @@ export interface RestoreFrom {
   ignoreShared: boolean;
 }
 
-/** What the jail needs to know of a launch: its group's name and size, and the files QEMU opens by path. */
-function jailInput(o: LaunchOptions, argv: ArgvEntry[]): JailInput {
+/** What the jail needs to know of a launch: its group's name and size, and every path QEMU opens. */
+function jailInput(o: LaunchOptions, argv: ArgvEntry[], x: { dir: string; binary: string; artifacts: GuestArtifacts; configFile?: string; console: boolean }): JailInput {
   const label = argv.find((a) => a.args[0] === "-name")?.args[1] ?? oneOffLabel();
+  const files = vmFiles(x.dir);
+  const disks = (o.disks ?? []).flatMap((d): FileNeed[] => [
+    { path: d.path, want: d.readOnly ? "r" : "rw" },
+    ...(d.format === "qcow2" ? backingChain(d.path).map((path): FileNeed => ({ path, want: "r" })) : []),
+  ]);
   return {
     label,
     memoryMiB: o.memoryMiB ?? 256,
     cpus: o.cpus ?? 1,
-    volumes: o.volumes?.length ?? 0,
+    dir: x.dir,
+    binary: x.binary,
+    accel: o.accel ?? "tcg",
+    network: o.network?.kind ?? "none",
+    volumes: o.volumes ?? [],
     files: [
-      ...(o.disks ?? []).map((d) => ({ path: d.path, write: !d.readOnly })),
-      ...(o.kernel ? [{ path: o.kernel, write: false }] : []),
-      ...(o.initrd ? [{ path: o.initrd, write: false }] : []),
+      { path: o.kernel ?? x.artifacts.kernel.vmlinux, want: "r" },
+      { path: o.initrd ?? x.artifacts.initramfs.path, want: "r" },
+      ...disks,
+      ...(o.ram?.kind === "file" ? [{ path: o.ram.path, want: "rw" } as FileNeed] : []),
+      ...[o.restore?.stateFile, ...(o.laterStates ?? [])].filter((f): f is string => !!f).map((path): FileNeed => ({ path, want: "r" })),
     ],
+    sockets: [files.agentSocket, files.qmpSocket, ...(x.console ? [files.consoleSocket] : [])],
+    consoleLog: x.console ? files.consoleLog : undefined,
+    config: x.configFile,
   };
+}
+
+/** QEMU's binary as a path (the jail binds it when it lies outside /usr), looked up on PATH like spawn does. */
+function resolveBinary(binary: string): string {
+  if (binary.includes("/")) return binary;
+  for (const d of (process.env.PATH ?? "/usr/bin").split(":")) if (d && existsSync(join(d, binary))) return join(d, binary);
+  return binary;
 }
 
 /** The label of a one-off launch: mvm's prefix, so a stray one is still recognisable. */
@@ -166,11 +192,20 @@ async function spawnGuest(options: LaunchOptions): Promise<Spawned> {
   // Listen before QEMU starts, so its connect never races the socket's creation.
   const sockets = await listenForVm(files, !ownsDir);
   const binary = options.qemuBinary ?? "qemu-system-x86_64";
-  const jail = options.jail ? prepareJail(options.jail, jailInput(options, argv)) : undefined;
-  const t0 = performance.now();
+  let jail: JailSpawn | undefined;
   let proc: QemuProcess;
+  const t0 = performance.now();
   try {
-    proc = spawnQemu(binary, flattenArgv(argv), { ...(ownsDir ? {} : { detached: true, logFile: files.qemuLog }), prefix: jail?.prefix, env: jail?.env });
+    if (options.jail?.enabled) {
+      // A template's RAM file is made by QEMU; the jail binds paths that exist.
+      if (options.ram?.kind === "file" && !existsSync(options.ram.path)) await writeFile(options.ram.path, "", { mode: 0o600, flag: "wx" });
+      jail = prepareJail(options.jail, jailInput(options, argv, { dir, binary: resolveBinary(binary), artifacts, configFile, console: !ownsDir }));
+      jail?.setUp();
+    }
+    // The jail's environment has only the system PATH: a QEMU found elsewhere is named by its path.
+    const command = jail ? resolveBinary(binary) : binary;
+    const spawnOptions = { ...(ownsDir ? {} : { detached: true, logFile: files.qemuLog }), prefix: jail?.prefix, env: jail?.env };
+    proc = jail?.infoFd !== undefined ? await spawnJailedQemu(command, flattenArgv(argv), { ...spawnOptions, infoFd: jail.infoFd }) : spawnQemu(command, flattenArgv(argv), spawnOptions);
   } catch (e) {
     jail?.cleanup();
     // Refused before any process existed (an unopenable log, an argument Node will not pass): nothing stays.
@@ -179,7 +214,10 @@ async function spawnGuest(options: LaunchOptions): Promise<Spawned> {
     throw new BootError(`cannot start QEMU (${binary}): ${(e as Error).message}`, { hint: "check the VM's kernel, initrd and command line, and that its directory is writable", cause: e });
   }
   if (jail) void proc.exited.then(() => jail.cleanup());
-  if (proc.pid > 0) options.onSpawn?.(proc.pid);
+  if (proc.pid > 0) {
+    jail?.named(proc.pid);
+    options.onSpawn?.(proc.pid);
+  }
   let stderr = "";
   proc.child?.stderr?.on("data", (b: Buffer) => (stderr = (stderr + b.toString()).slice(-16384)));
   const spawnFailed = new Promise<never>((_, reject) =>
@@ -197,6 +235,9 @@ async function spawnGuest(options: LaunchOptions): Promise<Spawned> {
  */
 export async function adoptGuest(o: { dir: string; pid: number; pidStart: string; argv?: ArgvEntry[]; readiness?: Readiness; timeoutMs?: number }): Promise<Guest> {
   const sockets = await listenForVm(vmFiles(o.dir), true);
+  // A jailed QEMU reconnects as its own uid: the new sockets are made its own again.
+  const jail = readJailRecord(o.dir);
+  if (jail?.mode === "uid") for (const s of [vmFiles(o.dir).agentSocket, vmFiles(o.dir).qmpSocket, vmFiles(o.dir).consoleSocket]) setSocket(s, jail.uid);
   const proc = adoptQemu(o.pid, o.pidStart);
   proc.check();
   return bringUp({

@@ -4,6 +4,8 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { openSync, closeSync, readFileSync } from "node:fs";
+import { constants } from "node:os";
+import type { Readable } from "node:stream";
 
 export interface QemuExit {
   code: number | null;
@@ -40,7 +42,18 @@ export function processStartTime(pid: number): string | undefined {
   }
 }
 
-export function spawnQemu(binary: string, args: string[], options: { detached?: boolean; logFile?: string; prefix?: string[]; env?: Record<string, string> } = {}): QemuProcess {
+export interface SpawnOptions {
+  detached?: boolean;
+  logFile?: string;
+  prefix?: string[];
+  env?: Record<string, string>;
+}
+
+export function spawnQemu(binary: string, args: string[], options: SpawnOptions = {}): QemuProcess {
+  return wrapChild(spawnChild(binary, args, options));
+}
+
+function spawnChild(binary: string, args: string[], options: SpawnOptions & { infoFd?: number }): ChildProcess {
   let stdio: Array<"ignore" | "pipe" | number> = ["ignore", "pipe", "pipe"];
   let logFd: number | undefined;
   if (options.logFile) {
@@ -49,9 +62,17 @@ export function spawnQemu(binary: string, args: string[], options: { detached?: 
   }
   // A jail prefix (src/jail/jail.ts) execs into QEMU: the child's pid is QEMU's either way.
   const [command, ...argv] = [...(options.prefix ?? []), binary, ...args];
+  if (options.infoFd !== undefined) {
+    while (stdio.length < options.infoFd) stdio.push("ignore");
+    stdio[options.infoFd] = "pipe";
+  }
   const child = spawn(command!, argv, { stdio, detached: options.detached ?? false, ...(options.env ? { env: options.env } : {}) });
   if (logFd !== undefined) closeSync(logFd);
   if (options.detached) child.unref();
+  return child;
+}
+
+function wrapChild(child: ChildProcess): QemuProcess {
   let done = false;
   const exited = new Promise<QemuExit>((resolve) => {
     child.once("exit", (code, signal) => {
@@ -110,5 +131,84 @@ export function adoptQemu(pid: number, startTime: string, pollMs = 1000): QemuPr
       setTimeout(check, 50).unref();
     },
     check,
+  };
+}
+
+/** bwrap exits with 128 + the signal that ended QEMU: the signal, as for a QEMU spawned bare. */
+function translate(code: number | null, signal: NodeJS.Signals | null): QemuExit {
+  if (code !== null && code > 128) {
+    const name = Object.entries(constants.signals).find(([, n]) => n === code - 128)?.[0] as NodeJS.Signals | undefined;
+    if (name) return { code: null, signal: name, known: true };
+  }
+  return { code, signal, known: true };
+}
+
+/**
+ * Reads bwrap's --info-fd JSON to its end (bwrap closes the fd when done; closing it earlier would end bwrap
+ * by SIGPIPE before it lets QEMU start), bounded: it is a few hundred bytes.
+ */
+function childPid(info: Readable, timeoutMs: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    let text = "";
+    const finish = () => {
+      clearTimeout(timer);
+      const m = /"child-pid"\s*:\s*(\d+)/.exec(text);
+      resolve(m ? Number(m[1]) : undefined);
+    };
+    const timer = setTimeout(() => {
+      info.destroy();
+      finish();
+    }, timeoutMs);
+    info.on("data", (b: Buffer) => (text = (text + b.toString()).slice(0, 4096)));
+    info.once("end", finish);
+    info.once("error", finish);
+  });
+}
+
+/**
+ * Spawns QEMU through a jail whose bwrap forks it (src/jail/sandbox.ts): resolves once bwrap has said QEMU's
+ * host pid, which the process then stands for (signals go to QEMU itself: bwrap forwards none). bwrap exits
+ * with QEMU's status; if bwrap alone ends, QEMU is followed by its pid as an adopted one is.
+ */
+export async function spawnJailedQemu(binary: string, args: string[], options: SpawnOptions & { infoFd: number }): Promise<QemuProcess> {
+  const child = spawnChild(binary, args, options);
+  const monitor = wrapChild(child);
+  const info = child.stdio[options.infoFd] as Readable | null;
+  const pid = info ? await Promise.race([childPid(info, 10_000), monitor.exited.then(() => undefined)]) : undefined;
+  if (pid === undefined) {
+    // The jail failed before QEMU existed (its message is in QEMU's log), or never said: nothing of it stays.
+    if (monitor.running) monitor.kill("SIGKILL");
+    return monitor;
+  }
+  const start = processStartTime(pid);
+  let done = false;
+  let resolveExit!: (e: QemuExit) => void;
+  const exited = new Promise<QemuExit>((r) => (resolveExit = r));
+  void monitor.exited.then((e) => {
+    if (start !== undefined && processStartTime(pid) === start) {
+      // bwrap is gone, QEMU is not: follow it by its pid.
+      const adopted = adoptQemu(pid, start, 500);
+      void adopted.exited.then((x) => ((done = true), resolveExit(x)));
+      return;
+    }
+    done = true;
+    resolveExit(translate(e.code, e.signal));
+  });
+  return {
+    pid,
+    exited,
+    get running() {
+      return !done;
+    },
+    kill: (signal) => {
+      if (done) return;
+      try {
+        process.kill(pid, signal);
+      } catch {
+        /* already gone */
+      }
+    },
+    check: () => undefined,
+    child,
   };
 }

@@ -2,7 +2,7 @@
 // its control group's files, its environment and rlimits; a clone of a template is jailed alike; a VM with
 // a shared folder keeps only the file capabilities; a QEMU that ends takes its control group with it.
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -39,8 +39,23 @@ test("a root daemon's QEMU: no_new_privs, seccomp, no capabilities, its own cont
     assert.equal(Number(read("memory.max") ?? read("memory.limit_in_bytes")), (192 + 256) * 1024 * 1024, "guest RAM + 256 MiB");
     assert.equal(read("pids.max"), "132");
     assert.match(read("cpu.max") ?? read("cpu.cfs_quota_us") ?? "", /^300000\b/, "3 cores: 2 vCPUs and QEMU's own threads");
+    // Its own uid from mvm's range, in namespaces of its own, seeing a root that holds only its paths.
+    const uid = Number(field(status, "Uid")!.split(/\s+/)[0]);
+    assert.ok(uid > 0x7a000000 && uid <= 0x7a00ffff, `${name}: uid ${uid} is one of mvm's range`);
+    assert.match(field(status, "NSpid") ?? "", /^\d+\s+1$/, `${name}: QEMU is PID 1 of a PID namespace of its own`);
+    for (const ns of ["mnt", "pid", "ipc", "uts", "net"]) assert.notEqual(readlinkSync(`/proc/${pid}/ns/${ns}`), readlinkSync(`/proc/self/ns/${ns}`), `${name}: ${ns} namespace`);
+    const top = readdirSync(`/proc/${pid}/root`).sort();
+    assert.ok(!top.includes("etc") && !top.includes("root") && !top.includes("home"), `${name}: no host /etc, /root or /home in its root: ${top.join(" ")}`);
+    assert.deepEqual(readdirSync(`/proc/${pid}/root/proc/1/root/dev`).filter((n) => n === "kvm" || n === "net" || n === "sda" || n === "mem").sort(), [], `${name}: TCG without a network: no /dev/kvm, no tun, no disks or memory`);
+    assert.equal(existsSync(`/proc/${pid}/root${d.home}/mvm.db`), false, `${name}: the daemon's database is not in its view`);
+    // A pool QEMU still sees its directory where it was parked (the host renamed it when the VM took it).
+    const seen = (JSON.parse(readFileSync(join(d.home, "vms", rec.id, "jail.json"), "utf8")) as { dir: string }).dir;
+    assert.equal(existsSync(`/proc/${pid}/root${seen}/agent.sock`), true, `${name}: its own sockets are`);
     const view = await c.get(vm.id);
     assert.equal(view.jail?.enabled, true);
+    assert.equal(view.jail?.mode, "uid");
+    assert.equal(view.jail?.uid, uid);
+    assert.deepEqual(view.jail?.namespaces?.filter((n) => ["mnt", "pid", "ipc", "uts", "net"].includes(n)).sort(), ["ipc", "mnt", "net", "pid", "uts"]);
     assert.equal(view.jail?.seccomp, 2);
     assert.equal(view.jail?.cgroup?.pids, 132);
     let out = "";
@@ -66,6 +81,12 @@ test("a VM with a shared folder keeps the file capabilities only, and its files 
   assert.equal(FILE_CAPS.length, 5);
   assert.equal(field(status, "CapEff"), FILE_CAPS_HEX, "chown, dac_override, dac_read_search, fowner, fsetid and nothing else");
   assert.equal(field(status, "NoNewPrivs"), "1");
+  const view = await d.client.get(vm.id);
+  assert.equal(view.jail?.mode, "root", "shared folders: QEMU acts on the folder's files with their owners' rights");
+  assert.match(view.jail?.reason ?? "", /shares host folders/);
+  assert.ok(view.jail?.namespaces?.includes("mnt"), "still in a mount namespace of its own");
+  assert.equal(existsSync(`/proc/${rec.pid!}/root${share}/in`), true, "the shared folder is in its view");
+  assert.equal(existsSync(`/proc/${rec.pid!}/root/etc/passwd`), false, "the host's /etc is not");
   let out = "";
   const r = await d.client.exec(vm.id, ["sh", "-c", "cat /mnt/s/in && echo back > /mnt/s/out"], { onStdout: (b) => (out += b.toString()) });
   assert.equal(r.status, 0);
