@@ -25,8 +25,7 @@ async function chainCost(jail: JailHost, runs: number, artifacts: GuestArtifacts
   const once = (argv: string[], env?: Record<string, string>) =>
     new Promise<number>((resolve, reject) => {
       const t = performance.now();
-      // fd 3: bwrap's --info-fd, as QEMU's spawn gives it.
-      const c = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "ignore", "ignore", "pipe"], ...(env ? { env } : {}) });
+      const c = spawn(argv[0]!, argv.slice(1), { stdio: "ignore", ...(env ? { env } : {}) });
       c.once("error", reject);
       c.once("exit", (code) => (code === 0 ? resolve(performance.now() - t) : reject(new Error(`${argv.join(" ")} exited ${code}`))));
     });

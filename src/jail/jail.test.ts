@@ -38,7 +38,7 @@ test("without namespaces: sh, prlimit and setpriv into QEMU, no capabilities, a 
   assert.equal(j.prefix.at(-1), "--", "QEMU's binary and argv follow");
   assert.deepEqual(j.env, { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" });
   assert.deepEqual(j.capabilities, []);
-  assert.equal(j.infoFd, undefined, "QEMU is the spawned process itself");
+  assert.equal(j.forks, false, "QEMU is the spawned process itself");
   const shares = prepareJail(flat, input("/nowhere", { volumes: [{ hostPath: "/srv", readOnly: false }] }))!;
   assert.deepEqual(shares.capabilities, ["dac_override", "dac_read_search", "fowner", "chown", "fsetid"]);
 });
@@ -63,7 +63,7 @@ test("with namespaces: bwrap then setpriv to a uid of the range, the VM's paths 
     assert.ok(bwrapAt > 0 && setprivAt > bwrapAt, "bwrap, then setpriv inside it");
     assert.ok(j.prefix.includes(`--reuid=${uid}`) && j.prefix.includes(`--regid=${uid}`) && j.prefix.includes(`--groups=${0x7a000000}`));
     assert.ok(j.prefix.includes("--unshare-net"), "a VM without a network gets a network namespace");
-    assert.equal(j.infoFd, 3);
+    assert.equal(j.forks, true);
     const bound = (p: string) => j.prefix.some((a, i) => (a === "--bind" || a === "--ro-bind") && j.prefix[i + 1] === p);
     assert.ok(bound(vm) && bound(join(cache, "vmlinux")));
     j.setUp();

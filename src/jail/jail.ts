@@ -11,7 +11,7 @@
 // Without bubblewrap the chain is sh, prlimit and setpriv only (no namespaces, uid 0), and inspect says so.
 
 import { existsSync, readFileSync, readlinkSync, statSync } from "node:fs";
-import { createGroup, readLimits, removeGroup, setUpCgroups, type CgroupHost, type CgroupLimits } from "../host/cgroups.js";
+import { createGroup, groupOfProcess, readLimits, removeGroup, setUpCgroups, type CgroupHost, type CgroupLimits } from "../host/cgroups.js";
 import { applyDirAccess, planAccess, readJailRecord, shareWithGroup, under, writeJailRecord, type FileNeed, type JailRecord } from "./access.js";
 import { claimId, idRange, sharedGid, type IdClaim, type IdRange } from "./ids.js";
 import { BWRAP, bwrapArgs, type Bind } from "./sandbox.js";
@@ -61,8 +61,6 @@ const ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
 const TOOLS = ["/bin/sh", "/usr/bin/prlimit", "/usr/bin/setpriv"];
 /** RLIMIT_NOFILE: disks, sockets, 9p's open files and QEMU's own, with room to spare. */
 const NOFILE = 4096;
-/** The fd bwrap's --info-fd writes to (spawnQemu passes a pipe there). */
-export const INFO_FD = 3;
 
 export interface JailInput {
   label: string;
@@ -88,8 +86,8 @@ export interface JailSpawn {
   prefix: string[];
   env: Record<string, string>;
   capabilities: string[];
-  /** Set when bwrap forks QEMU: the fd its info (QEMU's pid) comes on. */
-  infoFd?: number;
+  /** bwrap forks QEMU: the spawned process is not QEMU (src/vm/qemu-process.ts spawnJailedQemu). */
+  forks: boolean;
   record: JailRecord;
   /** Makes the VM's directory and files QEMU's: after its sockets listen, before QEMU is spawned. */
   setUp(): void;
@@ -135,7 +133,7 @@ export function prepareJail(host: JailHost, i: JailInput): JailSpawn | undefined
     const record: JailRecord = { dir: i.dir, uid: 0, groups: [], mode: "root", reason: host.reason, namespaces: false, ownNet: false, capabilities };
     return {
       prefix: [...head, "--", "/usr/bin/setpriv", "--no-new-privs", "--inh-caps=-all", boundingSet(capabilities), "--"],
-      env: ENV, capabilities, record,
+      env: ENV, capabilities, record, forks: false,
       setUp: () => writeJailRecord(i.dir, record),
       named: () => undefined,
       cleanup: groupGone,
@@ -165,7 +163,7 @@ export function prepareJail(host: JailHost, i: JailInput): JailSpawn | undefined
     ...(host.extraReadOnly ?? []).map((path): Bind => ({ path, kind: "ro" })),
   ];
   const ownNet = i.network === "none";
-  const bwrap = bwrapArgs({ binds, ownNet, infoFd: INFO_FD, caps: rootBecause ? ["setpcap", ...capabilities] : ["setuid", "setgid", "setpcap"] });
+  const bwrap = bwrapArgs({ binds, ownNet, caps: rootBecause ? ["setpcap", ...capabilities] : ["setuid", "setgid", "setpcap"] });
   const setpriv = rootBecause
     ? ["/usr/bin/setpriv", "--no-new-privs", "--inh-caps=-all", boundingSet(capabilities), "--"]
     : ["/usr/bin/setpriv", `--reuid=${uid}`, `--regid=${uid}`, `--groups=${groups.join(",")}`, "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--"];
@@ -173,7 +171,7 @@ export function prepareJail(host: JailHost, i: JailInput): JailSpawn | undefined
   return {
     // RLIMIT_NPROC counts the processes and threads of QEMU's own uid: a cap where control groups are missing.
     prefix: [...head, ...(rootBecause ? [] : [`--nproc=${limits.pids}:${limits.pids}`]), "--", BWRAP, ...bwrap, ...setpriv],
-    env: ENV, capabilities, record, infoFd: INFO_FD,
+    env: ENV, capabilities, record, forks: true,
     setUp: () => {
       for (const f of i.files) if (!under(f.path, [i.dir]) && under(f.path, host.managed ?? []) && uid !== 0) shareWithGroup(f.path, shared, f.want);
       applyDirAccess({ dir: i.dir, sockets: i.sockets, consoleLog: i.consoleLog, config: i.config, ownFiles: i.files.filter((f) => f.want === "rw" && under(f.path, [i.dir])).map((f) => f.path) }, uid);
@@ -221,7 +219,7 @@ export function observeJail(host: JailHost, pid: number | undefined, dir?: strin
       return false;
     }
   });
-  const group = groupOf(pid);
+  const group = groupOfProcess(pid);
   const limits = group ? readLimits(host.cgroups, group) : undefined;
   const record = dir ? readJailRecord(dir) : undefined;
   const reasons = [record?.reason, host.cgroups.mode === "none" ? host.cgroups.reason : undefined].filter(Boolean);
@@ -236,19 +234,4 @@ export function observeJail(host: JailHost, pid: number | undefined, dir?: strin
     cgroup: { mode: host.cgroups.mode, ...(limits ?? {}) },
     ...(reasons.length ? { reason: reasons.join("; ") } : {}),
   };
-}
-
-/** The name of the mvm group a process is in (its memory controller's, or v2's), from /proc/PID/cgroup. */
-function groupOf(pid: number): string | undefined {
-  try {
-    for (const line of readFileSync(`/proc/${pid}/cgroup`, "utf8").split("\n")) {
-      const [, ctrls, path] = line.split(":");
-      if (path === undefined || !(ctrls === "" || ctrls!.split(",").includes("memory"))) continue;
-      const m = /\/mvm\/([^/]+)$/.exec(path);
-      if (m) return m[1];
-    }
-  } catch {
-    /* gone */
-  }
-  return undefined;
 }

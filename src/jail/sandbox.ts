@@ -5,7 +5,7 @@
 // a tmpfs root holds only /usr (programs and libraries, read-only: QEMU, its modules and firmware, the
 // `sh` and `cat` of migrations), a minimal /dev, /proc, and each path of this VM bound at its host path, so
 // QEMU's argv and mvm's orphan scan read the same. QEMU is PID 1 there (--as-pid-1); the outer bwrap waits for
-// it and exits with its status, and `--info-fd` tells the daemon QEMU's host pid, the one it records.
+// it and exits with its status; its one child's host pid is QEMU's, the one the daemon records.
 // setpriv then takes QEMU to its own uid, or (root mode, when the VM needs what only root may open) keeps
 // uid 0 with at most the file capabilities.
 
@@ -24,8 +24,6 @@ export interface SandboxPlan {
   binds: Bind[];
   /** A network namespace of its own (VMs without a network). */
   ownNet: boolean;
-  /** The fd bwrap writes {"child-pid": …} to. */
-  infoFd: number;
   /** Capabilities bwrap leaves the command it runs (setpriv's, to change uid or keep file capabilities). */
   caps: string[];
 }
@@ -73,6 +71,6 @@ export function bwrapArgs(p: SandboxPlan, hostLayout: string[] = topLevel()): st
     ...parents.flatMap((d) => ["--perms", "0755", "--dir", d]),
   ];
   for (const b of binds) args.push(b.kind === "ro" ? "--ro-bind" : b.kind === "rw" ? "--bind" : "--dev-bind", b.path, b.path);
-  args.push("--remount-ro", "/", ...p.caps.flatMap((c) => ["--cap-add", `CAP_${c.toUpperCase()}`]), "--info-fd", String(p.infoFd), "--");
+  args.push("--remount-ro", "/", ...p.caps.flatMap((c) => ["--cap-add", `CAP_${c.toUpperCase()}`]), "--");
   return args;
 }

@@ -205,7 +205,7 @@ async function spawnGuest(options: LaunchOptions): Promise<Spawned> {
     // The jail's environment has only the system PATH: a QEMU found elsewhere is named by its path.
     const command = jail ? resolveBinary(binary) : binary;
     const spawnOptions = { ...(ownsDir ? {} : { detached: true, logFile: files.qemuLog }), prefix: jail?.prefix, env: jail?.env };
-    proc = jail?.infoFd !== undefined ? await spawnJailedQemu(command, flattenArgv(argv), { ...spawnOptions, infoFd: jail.infoFd }) : spawnQemu(command, flattenArgv(argv), spawnOptions);
+    proc = jail?.forks ? await spawnJailedQemu(command, flattenArgv(argv), spawnOptions) : spawnQemu(command, flattenArgv(argv), spawnOptions);
   } catch (e) {
     jail?.cleanup();
     // Refused before any process existed (an unopenable log, an argument Node will not pass): nothing stays.

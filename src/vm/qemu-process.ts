@@ -3,9 +3,8 @@
 // end is noticed by polling its pid (and sooner by its QMP socket closing, which calls check()).
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { openSync, closeSync, readFileSync } from "node:fs";
+import { openSync, closeSync, readdirSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
-import type { Readable } from "node:stream";
 
 export interface QemuExit {
   code: number | null;
@@ -53,7 +52,7 @@ export function spawnQemu(binary: string, args: string[], options: SpawnOptions 
   return wrapChild(spawnChild(binary, args, options));
 }
 
-function spawnChild(binary: string, args: string[], options: SpawnOptions & { infoFd?: number }): ChildProcess {
+function spawnChild(binary: string, args: string[], options: SpawnOptions): ChildProcess {
   let stdio: Array<"ignore" | "pipe" | number> = ["ignore", "pipe", "pipe"];
   let logFd: number | undefined;
   if (options.logFile) {
@@ -62,10 +61,6 @@ function spawnChild(binary: string, args: string[], options: SpawnOptions & { in
   }
   // A jail prefix (src/jail/jail.ts) execs into QEMU: the child's pid is QEMU's either way.
   const [command, ...argv] = [...(options.prefix ?? []), binary, ...args];
-  if (options.infoFd !== undefined) {
-    while (stdio.length < options.infoFd) stdio.push("ignore");
-    stdio[options.infoFd] = "pipe";
-  }
   const child = spawn(command!, argv, { stdio, detached: options.detached ?? false, ...(options.env ? { env: options.env } : {}) });
   if (logFd !== undefined) closeSync(logFd);
   if (options.detached) child.unref();
@@ -143,38 +138,49 @@ function translate(code: number | null, signal: NodeJS.Signals | null): QemuExit
   return { code, signal, known: true };
 }
 
-/**
- * Reads bwrap's --info-fd JSON to its end (bwrap closes the fd when done; closing it earlier would end bwrap
- * by SIGPIPE before it lets QEMU start), bounded: it is a few hundred bytes.
- */
-function childPid(info: Readable, timeoutMs: number): Promise<number | undefined> {
-  return new Promise((resolve) => {
-    let text = "";
-    const finish = () => {
-      clearTimeout(timer);
-      const m = /"child-pid"\s*:\s*(\d+)/.exec(text);
-      resolve(m ? Number(m[1]) : undefined);
-    };
-    const timer = setTimeout(() => {
-      info.destroy();
-      finish();
-    }, timeoutMs);
-    info.on("data", (b: Buffer) => (text = (text + b.toString()).slice(0, 4096)));
-    info.once("end", finish);
-    info.once("error", finish);
-  });
+/** The first child of a process: /proc's children list, else a scan of every process's parent. */
+function firstChild(pid: number): number | undefined {
+  try {
+    const listed = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/)[0];
+    return listed ? Number(listed) : undefined;
+  } catch {
+    for (const entry of readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+        if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) return Number(entry);
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+    return undefined;
+  }
 }
 
 /**
- * Spawns QEMU through a jail whose bwrap forks it (src/jail/sandbox.ts): resolves once bwrap has said QEMU's
- * host pid, which the process then stands for (signals go to QEMU itself: bwrap forwards none). bwrap exits
+ * QEMU's pid: bwrap's only child (the PID 1 of its namespace, which becomes setpriv, then QEMU: one pid).
+ * Polled rather than read from bwrap's --info-fd: a pipe to the daemon would end bwrap by SIGPIPE if the
+ * daemon died meanwhile, and leave its child waiting for ever before QEMU.
+ */
+async function qemuPidOf(monitor: QemuProcess, timeoutMs: number): Promise<number | undefined> {
+  const deadline = performance.now() + timeoutMs;
+  while (monitor.running && performance.now() < deadline) {
+    const pid = firstChild(monitor.pid);
+    if (pid !== undefined) return pid;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  return undefined;
+}
+
+/**
+ * Spawns QEMU through a jail whose bwrap forks it (src/jail/sandbox.ts): resolves once QEMU's host pid is
+ * known, which the process then stands for (signals go to QEMU itself: bwrap forwards none). bwrap exits
  * with QEMU's status; if bwrap alone ends, QEMU is followed by its pid as an adopted one is.
  */
-export async function spawnJailedQemu(binary: string, args: string[], options: SpawnOptions & { infoFd: number }): Promise<QemuProcess> {
+export async function spawnJailedQemu(binary: string, args: string[], options: SpawnOptions): Promise<QemuProcess> {
   const child = spawnChild(binary, args, options);
   const monitor = wrapChild(child);
-  const info = child.stdio[options.infoFd] as Readable | null;
-  const pid = info ? await Promise.race([childPid(info, 10_000), monitor.exited.then(() => undefined)]) : undefined;
+  const pid = await qemuPidOf(monitor, 10_000);
   if (pid === undefined) {
     // The jail failed before QEMU existed (its message is in QEMU's log), or never said: nothing of it stays.
     if (monitor.running) monitor.kill("SIGKILL");

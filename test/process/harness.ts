@@ -23,6 +23,8 @@ import { vmDir } from "../../src/vm/layout.js";
 import { processStartTime } from "../../src/vm/qemu-process.js";
 
 /** The fake's wrapper script, a committed file beside the compiled tests' sources. */
+/** The compiled tree (dist/): the fake QEMU's code. */
+const COMPILED = fileURLToPath(new URL("../../", import.meta.url));
 export const FAKE_QEMU = fileURLToPath(new URL("../../../test/support/bin/qemu-system-x86_64", import.meta.url));
 
 // QEMU reconnects after a second; the fake may do it at once, so an adoption takes milliseconds.
@@ -80,7 +82,8 @@ export function managerFor(home: string, knobs: ManagerKnobs = {}, log: (line: s
     // The fake QEMU takes its instructions from the environment, which the jail clears: off unless asked
     // (knobs.jail); the jail itself is tested on real QEMUs (test/integration/jail.test.ts).
     ...knobs,
-    jail: knobs.jail ? decideJail() : decideJail({ MVM_JAIL: "0" }),
+    // A jailed fake QEMU needs its compiled code in its root (the real one lives in /usr).
+    jail: knobs.jail ? { ...decideJail(), extraReadOnly: [COMPILED] } : decideJail({ MVM_JAIL: "0" }),
   });
   return { manager, close: () => [store, images, networks, volumes].forEach((s) => s.close()) };
 }

@@ -177,9 +177,17 @@ async function teardown(home: string, netns: string | undefined): Promise<void> 
   signal(mvm, "SIGTERM");
   signal(await waitGone(mvm, 5000), "SIGKILL");
   const left = qemuPidsOf(home);
+  // What they were (a jail's bwrap, a parked QEMU, a VM's): the first thing to know when this fails.
+  const seen = left.map((pid) => {
+    try {
+      return `${pid} ppid ${readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ").slice(0, 2).join(" ")}: ${readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").slice(0, 300)}`;
+    } catch {
+      return `${pid} (gone)`;
+    }
+  });
   signal(left, "SIGKILL");
   await waitGone(left, 5000);
   await rm(home, { recursive: true, force: true });
   if (netns) execFileSync("ip", ["netns", "del", netns]);
-  assert.deepEqual(left, [], `QEMU processes of ${home} survived the test`);
+  assert.deepEqual(left, [], `QEMU processes of ${home} survived the test:\n${seen.join("\n")}`);
 }
