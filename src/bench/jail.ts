@@ -55,7 +55,8 @@ const rssMiB = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSyn
 export async function benchJail(o: { artifacts: GuestArtifacts; runs: number; onProgress?: (l: string) => void }): Promise<JailBenchResult> {
   const jail = decideJail(process.env, undefined, { managed: [cacheDir()] });
   if (!jail.enabled) throw new Error(`the jail cannot be measured here: it is off (${jail.reason})`);
-  const configs = [{ config: "jail on", jail }, { config: "jail off", jail: undefined }];
+  // The earlier jail (no namespaces, uid 0 without capabilities) beside: what bubblewrap and the uid cost.
+  const configs = [{ config: "jail on", jail }, { config: "jail off", jail: undefined }, ...(jail.namespaces ? [{ config: "jail without namespaces", jail: { ...jail, namespaces: false } }] : [])];
   const hello = new Map(configs.map((c) => [c.config, [] as number[]]));
   const qmp = new Map(configs.map((c) => [c.config, [] as number[]]));
   const rss = new Map(configs.map((c) => [c.config, [] as number[]]));
