@@ -28,6 +28,7 @@ import { BadRequestError } from "../errors.js";
 import { registerBodyParsers, type BodyOptions } from "./request-body.js";
 import { registerCaller, type CallerOf } from "./request-caller.js";
 import { registerVolumeRoutes } from "./volume-routes.js";
+import { dispatchWebSocket, registerWebSocketRoutes, type WebSocketOptions } from "./websocket.js";
 
 type Ref = { Params: { ref: string } };
 
@@ -37,7 +38,7 @@ const registered = new WeakMap<FastifyInstance, RegisteredRoute[]>();
 export const registeredRoutes = (app: FastifyInstance): RegisteredRoute[] => registered.get(app) ?? [];
 
 /** callerOf: who each request is (default: the host's root, as every request on the Unix socket is). */
-export function buildServer(manager: VmManager, info: { version: string; home: string }, options: BodyOptions & { callerOf?: CallerOf } = {}): FastifyInstance {
+export function buildServer(manager: VmManager, info: { version: string; home: string }, options: BodyOptions & WebSocketOptions & { callerOf?: CallerOf } = {}): FastifyInstance {
   const app = Fastify({
     logger: false,
     // Requests refused before any route runs (router, Node's parser) answer in mvm's body shape too.
@@ -236,7 +237,8 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
     raw.on("close", off);
   });
 
-  serveUpgrades(app.server, manager);
+  registerWebSocketRoutes(app, manager, options);
+  serveUpgrades(app.server, manager, (req, socket, head) => dispatchWebSocket(app, req, socket, head));
   return app;
 }
 

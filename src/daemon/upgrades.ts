@@ -4,29 +4,20 @@
 //     sends the request ({argv, env, cwd, user, timeoutMs, tty: {rows, cols}}) first, then
 //     {type:"stdin",data}, {type:"eof"}, {type:"signal",signal}, {type:"resize",rows,cols}; the daemon
 //     sends session, started, stdout, stderr, then exit (or error). With tty, all output is stdout.
+//   Upgrade: websocket (browsers): GET /v1/vms/:ref/console/ws and /exec/ws, the same messages (websocket.ts).
 // A client that goes away takes its command with it.
 
 import type { IncomingMessage, Server } from "node:http";
 import { createInterface } from "node:readline";
 import type { Duplex } from "node:stream";
 import { errorResponse } from "./http-errors.js";
-import { execOptions } from "./exec-routes.js";
+import { applyExecMessage, startStreamExec } from "./exec-stream.js";
 import { followSession } from "./ndjson.js";
 import type { TrackedSession } from "./session-registry.js";
 import type { VmManager } from "./vm-manager.js";
-import { Value } from "@sinclair/typebox/value";
 import { requireJsonObject } from "../api/check.js";
-import { SignalBodySchema } from "../api/command-schemas.js";
 import { EXEC_BODY_LIMIT } from "../api/routes.js";
 import { BadRequestError, BodyTooLargeError, RouteNotFoundError } from "../errors.js";
-
-/** A terminal size from a client: whole rows and columns, 1-65535 each. */
-function ttySize(v: unknown): { rows: number; cols: number } {
-  const t = v as { rows?: unknown; cols?: unknown };
-  const ok = (n: unknown) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 65535;
-  if (!t || !ok(t.rows) || !ok(t.cols)) throw new BadRequestError(`a terminal size needs rows and cols (1-65535), not ${JSON.stringify(v)}`);
-  return { rows: t.rows as number, cols: t.cols as number };
-}
 
 function refuse(socket: Duplex, status: number, body: Record<string, unknown>): void {
   socket.end(`HTTP/1.1 ${status} Error\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n${JSON.stringify(body)}`);
@@ -87,8 +78,7 @@ function serveExec(ref: string, socket: Duplex, manager: VmManager): void {
     }
     if (!t) {
       try {
-        const tty = msg.tty === undefined ? undefined : ttySize(msg.tty);
-        t = manager.exec(ref, { ...execOptions(msg), background: false, stdin: true, tty });
+        t = startStreamExec(manager, ref, msg);
       } catch (e) {
         return fail(e);
       }
@@ -96,29 +86,15 @@ function serveExec(ref: string, socket: Duplex, manager: VmManager): void {
       followSession(t, socket, false);
       return;
     }
-    const s = t.session;
-    if (msg.type === "stdin" && typeof msg.data === "string") {
-      // Hold further input until the guest took this chunk: the agent's window is the backpressure.
-      lines.pause();
-      void s.write(Buffer.from(msg.data, "base64")).catch(() => undefined).finally(() => lines.resume());
-    } else if (msg.type === "eof") {
-      void s.end().catch(() => undefined);
-    } else if (msg.type === "signal" && Value.Check(SignalBodySchema, { signal: msg.signal })) {
-      // As POST .../signal takes them (1-64); anything else is ignored, as a bad resize is.
-      s.kill(msg.signal as number);
-    } else if (msg.type === "resize") {
-      try {
-        const { rows, cols } = ttySize(msg);
-        s.resize(rows, cols);
-      } catch {
-        /* a bad size from a terminal is ignored, as a terminal would */
-      }
-    }
+    // Hold further input while the guest takes a chunk of stdin: the agent's window is the backpressure.
+    applyExecMessage(t, msg, lines);
   });
 }
 
-export function serveUpgrades(server: Server, manager: VmManager): void {
+/** onWebSocket: what takes `Upgrade: websocket` requests (websocket.ts: through Fastify's routing, its hooks included). */
+export function serveUpgrades(server: Server, manager: VmManager, onWebSocket?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void): void {
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (onWebSocket && req.headers.upgrade?.toLowerCase() === "websocket") return onWebSocket(req, socket, head);
     // What the client sent right behind its request (the exec request, console input) came with it: it
     // is the stream's first bytes, put back in front of the rest.
     if (head.length) socket.unshift(head);

@@ -9,11 +9,12 @@ import { unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildServer } from "../../src/daemon/server.js";
 import type { BodyOptions } from "../../src/daemon/request-body.js";
+import type { WebSocketOptions } from "../../src/daemon/websocket.js";
 import { managerFor, type ManagerKnobs } from "./harness.js";
 
 const home = process.argv[2]!;
 const knobs = JSON.parse(process.argv[3] ?? "{}") as ManagerKnobs;
-const body = JSON.parse(process.argv[4] ?? "{}") as BodyOptions;
+const body = JSON.parse(process.argv[4] ?? "{}") as BodyOptions & WebSocketOptions;
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} fuzz-daemon: ${line}\n`);
 
 const { manager, close } = managerFor(home, knobs, log);

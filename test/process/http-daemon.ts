@@ -8,6 +8,7 @@ import { openSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { BodyOptions } from "../../src/daemon/request-body.js";
+import type { WebSocketOptions } from "../../src/daemon/websocket.js";
 import type { FakeHome, ManagerKnobs } from "./harness.js";
 
 const CHILD = fileURLToPath(new URL("./http-daemon-child.js", import.meta.url));
@@ -32,7 +33,7 @@ export interface HttpDaemon {
 /** Whether this host lets the test make a network namespace (unshare -n). */
 const canUnshareNet = (): boolean => spawnSync("unshare", ["-n", "true"], { stdio: "ignore" }).status === 0;
 
-export async function startHttpDaemon(h: FakeHome, o: { knobs?: ManagerKnobs; body?: BodyOptions; netns?: boolean } = {}): Promise<HttpDaemon> {
+export async function startHttpDaemon(h: FakeHome, o: { knobs?: ManagerKnobs; body?: BodyOptions & WebSocketOptions; netns?: boolean } = {}): Promise<HttpDaemon> {
   const logPath = join(h.home, "daemon.log");
   const logFd = openSync(logPath, "a", 0o600);
   const args = [CHILD, h.home, JSON.stringify(o.knobs ?? {}), JSON.stringify(o.body ?? {})];
