@@ -95,6 +95,28 @@ function wrapChild(child: ChildProcess): QemuProcess {
   };
 }
 
+/** A QEMU known by its pid (not this process's child, or not its direct one): signalled by pid. */
+function byPid(pid: number, exited: Promise<QemuExit>, isDone: () => boolean, check: () => void, child?: ChildProcess): QemuProcess {
+  return {
+    pid,
+    exited,
+    get running() {
+      return !isDone();
+    },
+    kill: (signal) => {
+      if (isDone()) return;
+      try {
+        process.kill(pid, signal);
+      } catch {
+        /* already gone */
+      }
+      setTimeout(check, 50).unref();
+    },
+    check,
+    ...(child ? { child } : {}),
+  };
+}
+
 /** Follows a QEMU that an earlier daemon started. Its exit status is unknown; only that it ended. */
 export function adoptQemu(pid: number, startTime: string, pollMs = 1000): QemuProcess {
   let done = false;
@@ -110,23 +132,7 @@ export function adoptQemu(pid: number, startTime: string, pollMs = 1000): QemuPr
   };
   const timer = setInterval(check, pollMs);
   timer.unref();
-  return {
-    pid,
-    exited,
-    get running() {
-      return !done;
-    },
-    kill: (signal) => {
-      if (done) return;
-      try {
-        process.kill(pid, signal);
-      } catch {
-        /* already gone */
-      }
-      setTimeout(check, 50).unref();
-    },
-    check,
-  };
+  return byPid(pid, exited, () => done, check);
 }
 
 /** bwrap exits with 128 + the signal that ended QEMU: the signal, as for a QEMU spawned bare. */
@@ -200,21 +206,5 @@ export async function spawnJailedQemu(binary: string, args: string[], options: S
     done = true;
     resolveExit(translate(e.code, e.signal));
   });
-  return {
-    pid,
-    exited,
-    get running() {
-      return !done;
-    },
-    kill: (signal) => {
-      if (done) return;
-      try {
-        process.kill(pid, signal);
-      } catch {
-        /* already gone */
-      }
-    },
-    check: () => undefined,
-    child,
-  };
+  return byPid(pid, exited, () => done, () => undefined, child);
 }

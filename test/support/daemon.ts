@@ -175,12 +175,15 @@ async function teardown(home: string, netns: string | undefined): Promise<void> 
   // The daemon, and any CLI of this home still running (a test that timed out waiting on one).
   const mvm = mvmPidsOf(home);
   signal(mvm, "SIGTERM");
-  signal(await waitGone(mvm, 5000), "SIGKILL");
-  const left = qemuPidsOf(home);
+  const slow = await waitGone(mvm, 5000);
+  signal(slow, "SIGKILL");
+  // A jail's bwrap ends just after its QEMU (it reaps it, then exits): give what is ending a moment.
+  const left = await waitGone(qemuPidsOf(home), 3000);
   // What they were (a jail's bwrap, a parked QEMU, a VM's): the first thing to know when this fails.
   const seen = left.map((pid) => {
     try {
-      return `${pid} ppid ${readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ").slice(0, 2).join(" ")}: ${readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").slice(0, 300)}`;
+      const children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim() || "none";
+      return `${pid} state/ppid ${readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ").slice(0, 2).join(" ")}, children ${children}: ${readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").slice(0, 200)}`;
     } catch {
       return `${pid} (gone)`;
     }
@@ -189,5 +192,6 @@ async function teardown(home: string, netns: string | undefined): Promise<void> 
   await waitGone(left, 5000);
   await rm(home, { recursive: true, force: true });
   if (netns) execFileSync("ip", ["netns", "del", netns]);
-  assert.deepEqual(left, [], `QEMU processes of ${home} survived the test:\n${seen.join("\n")}`);
+  const daemonNote = slow.length ? ` (the daemon, ${slow.join(", ")}, did not end within 5 s of SIGTERM and was killed)` : "";
+  assert.deepEqual(left, [], `QEMU processes of ${home} survived the test${daemonNote}:\n${seen.join("\n")}`);
 }
