@@ -73,6 +73,7 @@ export const ChoiceSchema = Type.Object({ chosen: Type.String(), reason: Type.St
 export const VmViewSchema = Type.Object({
   id: Type.String(),
   name: Type.String(),
+  owner: Type.Optional(Type.String({ description: "the token that created it; absent for the host's root" })),
   state: VmStateSchema,
   spec: CheckedSpecSchema,
   lastExit: Type.Optional(VmExitSchema),
@@ -128,6 +129,7 @@ export const VmViewSchema = Type.Object({
         uid: Type.Optional(Type.Integer()),
         mode: Type.Optional(Type.Union([Type.Literal("uid"), Type.Literal("root")], { description: "uid: QEMU runs as a uid of its own; root: as uid 0 without capabilities (reason says why)" })),
         groups: Type.Optional(Type.Array(Type.Integer(), { description: "QEMU's supplementary groups: the one all jailed QEMUs share, device groups" })),
+        usernsFilter: Type.Optional(Type.Boolean({ description: "mvm's seccomp filter against new user namespaces is installed beneath QEMU's own" })),
         noNewPrivs: Type.Optional(Type.Boolean()),
         seccomp: Type.Optional(Type.Integer({ description: "0: no filter; 2: QEMU's -sandbox filter" })),
         capabilities: Type.Optional(Type.String({ description: "QEMU's effective capability set (CapEff, hex)" })),
@@ -154,6 +156,13 @@ export const OutputEventSchema = Type.Object({ type: Type.Union([Type.Literal("s
 export const ExitEventSchema = Type.Object({ type: Type.Literal("exit"), commandExit: Type.Optional(VmExitSchema), state: Type.String() });
 export type ExitEvent = Static<typeof ExitEventSchema>;
 export const AttachEventSchema = Type.Union([OutputEventSchema, ExitEventSchema]);
+/** The lines of POST .../start?attach=true: started (the VM's view), the command's output, its exit; or an error if the start failed. */
+export const StartAttachEventSchema = Type.Union([
+  Type.Object({ type: Type.Literal("started"), vm: Type.Unknown({ description: "the VM's view, as GET /v1/vms/:ref" }) }),
+  OutputEventSchema,
+  ExitEventSchema,
+  Type.Object({ type: Type.Literal("error"), error: Type.String(), message: Type.String(), hint: Type.Optional(Type.String()), details: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }),
+]);
 
 export const DaemonInfoSchema = Type.Object({ version: Type.String(), home: Type.String(), pid: Type.Integer(), accel: ChoiceSchema });
 export type DaemonInfo = Static<typeof DaemonInfoSchema>;

@@ -145,6 +145,8 @@ export interface JailRecord {
   namespaces: boolean;
   ownNet: boolean;
   capabilities: string[];
+  /** bwrap installed mvm's filter against new user namespaces (src/jail/userns-filter.ts). */
+  usernsFilter?: boolean;
 }
 
 export const jailRecordFile = (dir: string): string => join(dir, "jail.json");

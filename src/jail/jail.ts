@@ -15,6 +15,8 @@ import { createGroup, groupOfProcess, readLimits, removeGroup, setUpCgroups, typ
 import { applyDirAccess, planAccess, readJailRecord, shareWithGroup, under, writeJailRecord, type FileNeed, type JailRecord } from "./access.js";
 import { claimId, idRange, sharedGid, type IdClaim, type IdRange } from "./ids.js";
 import { BWRAP, bwrapArgs, type Bind } from "./sandbox.js";
+import { openFilter } from "./userns-filter.js";
+import { dirname } from "node:path";
 
 /** What the host allows, decided once per daemon. */
 export interface JailHost {
@@ -88,6 +90,8 @@ export interface JailSpawn {
   capabilities: string[];
   /** bwrap forks QEMU: the spawned process is not QEMU (src/vm/qemu-process.ts spawnJailedQemu). */
   forks: boolean;
+  /** Descriptors the spawn passes on as fds 3, 4, … (the seccomp program), closed by the caller after it. */
+  passFds: number[];
   record: JailRecord;
   /** Makes the VM's directory and files QEMU's: after its sockets listen, before QEMU is spawned. */
   setUp(): void;
@@ -133,7 +137,7 @@ export function prepareJail(host: JailHost, i: JailInput): JailSpawn | undefined
     const record: JailRecord = { dir: i.dir, uid: 0, groups: [], mode: "root", reason: host.reason, namespaces: false, ownNet: false, capabilities };
     return {
       prefix: [...head, "--", "/usr/bin/setpriv", "--no-new-privs", "--inh-caps=-all", boundingSet(capabilities), "--"],
-      env: ENV, capabilities, record, forks: false,
+      env: ENV, capabilities, record, forks: false, passFds: [],
       setUp: () => writeJailRecord(i.dir, record),
       named: () => undefined,
       cleanup: groupGone,
@@ -163,15 +167,23 @@ export function prepareJail(host: JailHost, i: JailInput): JailSpawn | undefined
     ...(host.extraReadOnly ?? []).map((path): Bind => ({ path, kind: "ro" })),
   ];
   const ownNet = i.network === "none";
-  const bwrap = bwrapArgs({ binds, ownNet, caps: rootBecause ? ["setpcap", ...capabilities] : ["setuid", "setgid", "setpcap"] });
+  // fd 3 of the spawn: bwrap reads the program and closes it before QEMU runs.
+  let filterFd: number | undefined;
+  try {
+    filterFd = openFilter(dirname(host.ids.dir));
+  } catch {
+    filterFd = undefined; // /run not writable: said in the record below
+  }
+  const bwrap = bwrapArgs({ binds, ownNet, ...(filterFd !== undefined ? { seccompFd: 3 } : {}), caps: rootBecause ? ["setpcap", ...capabilities] : ["setuid", "setgid", "setpcap"] });
   const setpriv = rootBecause
     ? ["/usr/bin/setpriv", "--no-new-privs", "--inh-caps=-all", boundingSet(capabilities), "--"]
     : ["/usr/bin/setpriv", `--reuid=${uid}`, `--regid=${uid}`, `--groups=${groups.join(",")}`, "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--"];
-  const record: JailRecord = { dir: i.dir, uid, sharedGid: shared, groups, mode: rootBecause ? "root" : "uid", ...(rootBecause ? { reason: `runs as root: ${rootBecause}` } : {}), namespaces: true, ownNet, capabilities };
+  const reasons = [...(rootBecause ? [`runs as root: ${rootBecause}`] : []), ...(filterFd === undefined ? ["no filter against new user namespaces (/run/mvm cannot be written)"] : [])];
+  const record: JailRecord = { dir: i.dir, uid, sharedGid: shared, groups, mode: rootBecause ? "root" : "uid", ...(reasons.length ? { reason: reasons.join("; ") } : {}), namespaces: true, ownNet, capabilities, usernsFilter: filterFd !== undefined };
   return {
     // RLIMIT_NPROC counts the processes and threads of QEMU's own uid: a cap where control groups are missing.
     prefix: [...head, ...(rootBecause ? [] : [`--nproc=${limits.pids}:${limits.pids}`]), "--", BWRAP, ...bwrap, ...setpriv],
-    env: ENV, capabilities, record, forks: true,
+    env: ENV, capabilities, record, forks: true, passFds: filterFd !== undefined ? [filterFd] : [],
     setUp: () => {
       for (const f of i.files) if (!under(f.path, [i.dir]) && under(f.path, host.managed ?? []) && uid !== 0) shareWithGroup(f.path, shared, f.want);
       applyDirAccess({ dir: i.dir, sockets: i.sockets, consoleLog: i.consoleLog, config: i.config, ownFiles: i.files.filter((f) => f.want === "rw" && under(f.path, [i.dir])).map((f) => f.path) }, uid);
@@ -193,6 +205,8 @@ export interface JailView {
   /** uid: QEMU runs as its own uid; root: as uid 0 without capabilities (reason says why). */
   mode?: "uid" | "root";
   groups?: number[];
+  /** mvm's seccomp filter against new user namespaces, beneath QEMU's own. */
+  usernsFilter?: boolean;
   noNewPrivs?: boolean;
   /** 0 none, 2 a filter (QEMU's -sandbox). */
   seccomp?: number;
@@ -226,7 +240,7 @@ export function observeJail(host: JailHost, pid: number | undefined, dir?: strin
   return {
     enabled: true,
     uid: Number(field("Uid")),
-    ...(record ? { mode: record.mode, groups: record.groups } : {}),
+    ...(record ? { mode: record.mode, groups: record.groups, usernsFilter: record.usernsFilter ?? false } : {}),
     noNewPrivs: field("NoNewPrivs") === "1",
     seccomp: Number(field("Seccomp")),
     capabilities: field("CapEff"),

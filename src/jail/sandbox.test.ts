@@ -16,6 +16,7 @@ test("bwrap: namespaces, /usr read-only, parents made walkable, binds by kind, d
         { path: "/home/mvm/vms/ab", kind: "rw" },
       ],
       ownNet: true,
+      seccompFd: 3,
       caps: ["setuid", "setgid"],
     },
     layout,
@@ -38,6 +39,7 @@ test("bwrap: namespaces, /usr read-only, parents made walkable, binds by kind, d
   assert.ok(args.every((a, i) => a !== "--dir" || args[i - 2] === "--perms" && args[i - 1] === "0755"), "each made 0755");
   assert.ok(args.indexOf("--remount-ro") > args.lastIndexOf("--bind"), "the root goes read-only after the binds");
   assert.equal(args.at(-1), "--");
+  assert.ok(pair("--seccomp", "3", args[args.indexOf("--seccomp") + 2]), "mvm's filter against new user namespaces");
   assert.ok(pair("--cap-add", "CAP_SETUID", "--cap-add"));
 });
 

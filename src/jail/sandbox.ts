@@ -24,6 +24,8 @@ export interface SandboxPlan {
   binds: Bind[];
   /** A network namespace of its own (VMs without a network). */
   ownNet: boolean;
+  /** An fd holding a seccomp program bwrap installs before QEMU (src/jail/userns-filter.ts). */
+  seccompFd?: number;
   /** Capabilities bwrap leaves the command it runs (setpriv's, to change uid or keep file capabilities). */
   caps: string[];
 }
@@ -71,6 +73,6 @@ export function bwrapArgs(p: SandboxPlan, hostLayout: string[] = topLevel()): st
     ...parents.flatMap((d) => ["--perms", "0755", "--dir", d]),
   ];
   for (const b of binds) args.push(b.kind === "ro" ? "--ro-bind" : b.kind === "rw" ? "--bind" : "--dev-bind", b.path, b.path);
-  args.push("--remount-ro", "/", ...p.caps.flatMap((c) => ["--cap-add", `CAP_${c.toUpperCase()}`]), "--");
+  args.push("--remount-ro", "/", ...(p.seccompFd !== undefined ? ["--seccomp", String(p.seccompFd)] : []), ...p.caps.flatMap((c) => ["--cap-add", `CAP_${c.toUpperCase()}`]), "--");
   return args;
 }

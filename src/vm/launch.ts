@@ -4,7 +4,7 @@
 // `mvm run` through the daemon, by the tests and benchmarks directly.
 
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { closeSync, existsSync } from "node:fs";
 import { mkdtemp, rm, unlink, writeFile } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import { tmpdir } from "node:os";
@@ -204,8 +204,12 @@ async function spawnGuest(options: LaunchOptions): Promise<Spawned> {
     }
     // The jail's environment has only the system PATH: a QEMU found elsewhere is named by its path.
     const command = jail ? resolveBinary(binary) : binary;
-    const spawnOptions = { ...(ownsDir ? {} : { detached: true, logFile: files.qemuLog }), prefix: jail?.prefix, env: jail?.env };
-    proc = jail?.forks ? await spawnJailedQemu(command, flattenArgv(argv), spawnOptions) : spawnQemu(command, flattenArgv(argv), spawnOptions);
+    const spawnOptions = { ...(ownsDir ? {} : { detached: true, logFile: files.qemuLog }), prefix: jail?.prefix, env: jail?.env, passFds: jail?.passFds };
+    try {
+      proc = jail?.forks ? await spawnJailedQemu(command, flattenArgv(argv), spawnOptions) : spawnQemu(command, flattenArgv(argv), spawnOptions);
+    } finally {
+      for (const fd of jail?.passFds ?? []) closeSync(fd);
+    }
   } catch (e) {
     jail?.cleanup();
     // Refused before any process existed (an unopenable log, an argument Node will not pass): nothing stays.

@@ -46,6 +46,8 @@ export interface SpawnOptions {
   logFile?: string;
   prefix?: string[];
   env?: Record<string, string>;
+  /** Descriptors passed on as fds 3, 4, … */
+  passFds?: number[];
 }
 
 export function spawnQemu(binary: string, args: string[], options: SpawnOptions = {}): QemuProcess {
@@ -59,6 +61,7 @@ function spawnChild(binary: string, args: string[], options: SpawnOptions): Chil
     logFd = openSync(options.logFile, "a", 0o600);
     stdio = ["ignore", logFd, logFd];
   }
+  stdio.push(...(options.passFds ?? []));
   // A jail prefix (src/jail/jail.ts) execs into QEMU: the child's pid is QEMU's either way.
   const [command, ...argv] = [...(options.prefix ?? []), binary, ...args];
   const child = spawn(command!, argv, { stdio, detached: options.detached ?? false, ...(options.env ? { env: options.env } : {}) });

@@ -27,6 +27,7 @@ test("a root daemon's QEMU: no_new_privs, seccomp, no capabilities, its own cont
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     assert.equal(field(status, "NoNewPrivs"), "1", name);
     assert.equal(field(status, "Seccomp"), "2", `${name}: QEMU's -sandbox filter`);
+    assert.ok(Number(field(status, "Seccomp_filters")) >= 2, `${name}: and mvm's against new user namespaces beneath it`);
     assert.equal(field(status, "CapEff"), "0000000000000000", name);
     assert.equal(field(status, "CapBnd"), "0000000000000000", `${name}: nothing to regain through exec either`);
     assert.deepEqual(readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").filter(Boolean).filter((e) => !e.startsWith("PWD=")), ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]);
