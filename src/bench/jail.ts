@@ -1,7 +1,7 @@
 // `mvm bench jail`: what the jail costs, in the same run: cold boots (spawn -> agent hello) with the jail
 // on and off, interleaved, then each QEMU's RSS once the guest has sat idle for a second.
 
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { GuestArtifacts } from "../guest/artifacts.js";
@@ -22,10 +22,10 @@ export interface JailBenchResult {
 
 /** Runs /bin/true through the jail's prefix and bare, interleaved: the chain's own cost, free of guest noise. */
 async function chainCost(jail: JailHost, runs: number, artifacts: GuestArtifacts): Promise<JailBenchResult["chain"]> {
-  const once = (argv: string[], env?: Record<string, string>) =>
+  const once = (argv: string[], env?: Record<string, string>, passFds: number[] = []) =>
     new Promise<number>((resolve, reject) => {
       const t = performance.now();
-      const c = spawn(argv[0]!, argv.slice(1), { stdio: "ignore", ...(env ? { env } : {}) });
+      const c = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "ignore", "ignore", ...passFds], ...(env ? { env } : {}) });
       c.once("error", reject);
       c.once("exit", (code) => (code === 0 ? resolve(performance.now() - t) : reject(new Error(`${argv.join(" ")} exited ${code}`))));
     });
@@ -37,7 +37,7 @@ async function chainCost(jail: JailHost, runs: number, artifacts: GuestArtifacts
       const t = performance.now();
       const j = prepareJail(jail, { label: `mvm-bench-${process.pid}-${i}`, memoryMiB: 256, cpus: 1, dir, binary: "/bin/true", accel: "tcg", network: "none", volumes: [], files: [{ path: artifacts.kernel.vmlinux, want: "r" }, { path: artifacts.initramfs.path, want: "r" }], sockets: [] })!;
       j.setUp();
-      await once([...j.prefix, "/bin/true"], j.env);
+      await once([...j.prefix, "/bin/true"], j.env, j.passFds).finally(() => j.passFds.forEach((fd) => closeSync(fd)));
       j.cleanup();
       jailed.push(performance.now() - t);
       bare.push(await once(["/bin/true"]));

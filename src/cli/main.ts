@@ -15,6 +15,7 @@ import { imageBuildCommand, imageImportCommand, imageLsCommand, imageRmCommand }
 import { volumeCreateCommand, volumeLsCommand, volumeRmCommand } from "./commands/volume.js";
 import { execCommand, type ExecFlags } from "./commands/exec.js";
 import { cpCommand } from "./commands/cp.js";
+import { eventsCommand, type EventsFlags } from "./commands/events.js";
 import { benchExec } from "../bench/exec.js";
 import { benchDensity, benchStart } from "../bench/start.js";
 import { sessionAttachCommand, sessionKillCommand, sessionLsCommand, sessionRmCommand, sessionStdinCommand, sessionWaitCommand } from "./commands/session.js";
@@ -113,6 +114,15 @@ program
   .option("--console", "the serial console instead")
   .option("--json", "output events as NDJSON")
   .action((ref: string, flags: { follow?: boolean; console?: boolean; json?: boolean }) => done(logsCommand(ref, flags)));
+
+program
+  .command("events")
+  .description("the daemon's events as they happen: VM states, commands, images, snapshots")
+  .option("--vm <vm>", "only events about this VM")
+  .option("--type <type>", "only this event type, or a prefix such as vm. (repeatable)", collect, [])
+  .option("--since <id>", "first replay what came after this event id")
+  .option("--json", "one JSON object per line (NDJSON), with its id")
+  .action((flags: EventsFlags) => done(eventsCommand(flags)));
 
 program
   .command("exec")

@@ -9,13 +9,15 @@ import type { SnapshotView } from "../api/snapshot-schemas.js";
 import type { LimitsPatchBody } from "../api/limit-schemas.js";
 import { createInterface } from "node:readline";
 import type { Duplex } from "node:stream";
-import { openUpgrade, requestJson, requestStream, requestText, type HttpOptions } from "./http.js";
+import { openUpgrade, requestBody, requestJson, requestStream, requestText, type HttpOptions } from "./http.js";
 import { Command, type SessionInfo } from "./command.js";
 import { checkResult } from "./exec-errors.js";
 import { GuestFiles } from "./files.js";
 import { VmHandle } from "./vm-handle.js";
+import { eventsPath, readEvents, type EventsOptions, type StreamedEvent } from "./events.js";
+import type { VmStats } from "../api/event-schemas.js";
 
-export type { VmView, VmSpecInput, ExitEvent, AttachEvent, SessionInfo, DaemonInfo, SnapshotView, VolumeView };
+export type { VmView, VmSpecInput, ExitEvent, AttachEvent, SessionInfo, DaemonInfo, SnapshotView, VolumeView, EventsOptions, StreamedEvent, VmStats };
 
 /** A change of a VM's limits: a rate (bytes per second, or "5M"), IOPS, CPU weight, cores or memory size sets one, null removes it, a key left out keeps it. */
 export type LimitsPatch = LimitsPatchBody;
@@ -154,6 +156,23 @@ export class MvmClient {
 
   prune(signal?: AbortSignal): Promise<{ removed: string[] }> {
     return requestJson(this.http(signal), "POST", "/v1/prune");
+  }
+
+  /**
+   * The daemon's events as they happen (VM states, commands, images, snapshots), each with its id: pass the
+   * last id seen as `since` to resume after it. Ends when the daemon closes the stream or `signal` aborts.
+   */
+  async *events(o: EventsOptions = {}): AsyncGenerator<StreamedEvent> {
+    try {
+      yield* readEvents(await requestBody(this.http(o.signal), eventsPath(o)), o.signal);
+    } catch (e) {
+      if (!o.signal?.aborted) throw e;
+    }
+  }
+
+  /** One VM's figures now: QEMU's CPU seconds, memory, disk I/O, tap counters, uptime, boot timings. */
+  stats(ref: string, signal?: AbortSignal): Promise<VmStats> {
+    return requestJson(this.http(signal), "GET", `/v1/vms/${enc(ref)}/stats`);
   }
 
   wait(ref: string, signal?: AbortSignal): Promise<ExitEvent> {

@@ -7,9 +7,10 @@ import { buildDebian, importImage, type DebianOptions } from "../images/image-bu
 import type { ImageRecord, ImageStore } from "../store/image-store.js";
 import type { VmStore } from "../store/vm-store.js";
 import { checkSpec } from "../vmspec/vm-spec.js";
-import { NameTakenError, WrongStateError } from "../errors.js";
+import { MvmError, NameTakenError, WrongStateError } from "../errors.js";
 import { HOST_ROOT, requireMayCreate, type Caller } from "../auth/caller.js";
 import { checkHostPath, type HostPathPolicy } from "../auth/host-paths.js";
+import type { EventInput } from "./events.js";
 
 export class ImageManager {
   constructor(
@@ -21,6 +22,8 @@ export class ImageManager {
       cacheDir: string;
       /** Who may name which host paths (src/auth/host-paths.ts): the file to import is one. */
       hostPaths: () => HostPathPolicy;
+      /** Where progress and the end of imports and builds go (the daemon's event bus). */
+      publish?: (e: EventInput) => void;
     },
   ) {}
 
@@ -48,12 +51,26 @@ export class ImageManager {
     requireMayCreate(caller, "import images");
     const path = checkHostPath(file, "image file", caller, this.o.hostPaths());
     this.checkNewName(name);
-    return importImage(path, name, this.dir, onLine).then((built) => this.o.images.add({ name, ...built }));
+    return this.published("import", name, onLine, (l) => importImage(path, name, this.dir, l).then((built) => this.o.images.add({ name, ...built })));
   }
 
   build(name: string, o: DebianOptions, onLine: (l: string) => void): Promise<ImageRecord> {
     this.checkNewName(name);
-    return buildDebian(name, o, this.dir, onLine, this.o.cacheDir).then((built) => this.o.images.add({ name, ...built }));
+    return this.published("build", name, onLine, (l) => buildDebian(name, o, this.dir, l, this.o.cacheDir).then((built) => this.o.images.add({ name, ...built })));
+  }
+
+  /** Runs an import or build with its progress, and its end, published as events too. */
+  private published(op: "import" | "build", image: string, onLine: (l: string) => void, run: (onLine: (l: string) => void) => Promise<ImageRecord>): Promise<ImageRecord> {
+    const publish = this.o.publish ?? (() => undefined);
+    const running = run((line) => {
+      publish({ type: "image.progress", image, op, line });
+      onLine(line);
+    });
+    running.then(
+      () => publish({ type: "image.done", image, op }),
+      (e: unknown) => publish({ type: "image.error", image, op, error: e instanceof MvmError ? e.code : "INTERNAL", message: e instanceof Error ? e.message : String(e) }),
+    );
+    return running;
   }
 
   async remove(name: string): Promise<void> {

@@ -150,6 +150,8 @@ function stripType(e: { type: "exit" } & ExecResult): ExecResult {
 
 export class SessionRegistry {
   private readonly byVm = new Map<string, Map<string, TrackedSession>>();
+  /** Told when a command starts and when it ends (the daemon's event bus listens). It must not throw. */
+  onCommand?: (what: "start" | "end", vmId: string, session: TrackedSession) => void;
 
   /**
    * Starts a command through `exec` and tracks it under `key` (the agent session id if not given).
@@ -172,8 +174,12 @@ export class SessionRegistry {
     let m = this.byVm.get(vmId);
     if (!m) this.byVm.set(vmId, (m = new Map<string, TrackedSession>()));
     m.set(t.id, t);
+    this.onCommand?.("start", vmId, t);
     // Foreground sessions are forgotten when they end; background ones wait to be read or removed.
-    void t.ended.then(() => (t.background ? this.trimEnded(vmId) : m.delete(t.id)));
+    void t.ended.then(() => {
+      this.onCommand?.("end", vmId, t);
+      return t.background ? this.trimEnded(vmId) : m.delete(t.id);
+    });
     return t;
   }
 

@@ -49,6 +49,8 @@ import { VolumeStore } from "../store/volume-store.js";
 import { VolumeManager } from "./volume-manager.js";
 import type { SessionInfo, SessionRegistry, TrackedSession } from "./session-registry.js";
 import { VmCommands, type AttachEvent, type ExitEvent } from "./vm-commands.js";
+import { EventBus } from "./events.js";
+import { publishStoreChanges, publishCommands } from "./event-sources.js";
 
 export type { AttachEvent, ExitEvent };
 
@@ -98,13 +100,15 @@ export class VmManager {
   readonly networks: NetworkManager;
   readonly volumes: VolumeManager;
   readonly jail: JailHost;
+  /** What happens to VMs, commands, images and snapshots, for GET /v1/events (events.ts). */
+  readonly events = new EventBus();
 
   constructor(private readonly o: ManagerOptions) {
     this.jail = o.jail ?? decideJail();
     o.log?.(this.jail.enabled ? `jail: on${this.jail.reason ? ` (${this.jail.reason})` : `, control groups ${this.jail.cgroups.mode}`}` : `jail: off (${this.jail.reason})`);
     this.networks = new NetworkManager(o.networks, o.store);
     this.volumes = new VolumeManager(o.volumes ?? new VolumeStore(join(o.home, "mvm.db")), o.store);
-    this.images = new ImageManager({ images: o.images, vms: o.store, home: o.home, cacheDir: o.cacheDir, hostPaths: () => this.hostPaths() });
+    this.images = new ImageManager({ images: o.images, vms: o.store, home: o.home, cacheDir: o.cacheDir, hostPaths: () => this.hostPaths(), publish: (e) => this.events.publish(e) });
     this.binaries = new QemuBinaries(o.binaries, o.cacheDir);
     this.templates = new TemplateManager({ cacheDir: o.cacheDir, ramDir: o.templateRamDir, readyTimeoutMs: o.readyTimeoutMs, log: o.log });
     // mvm's own files (kernels, images, templates): the jail gives root's files there to the group of jailed QEMUs.
@@ -113,6 +117,8 @@ export class VmManager {
     this.pool = new WarmPool({ home: o.home, size: o.poolSize ?? 2, artifacts: o.artifacts, log: o.log });
     this.launcher = new VmLauncher({ templatesOn: o.templates ?? true, templates: this.templates, pool: this.pool, binaries: this.binaries, images: this.images, log: o.log });
     this.commands = new VmCommands({ store: o.store, dirOf: (id) => vmDir(o.home, id), stop: (id) => this.endAfterCommand(id) });
+    publishStoreChanges(o.store, this.events);
+    publishCommands(this.commands.sessions, o.store, this.events);
   }
 
   private get sessions(): SessionRegistry {
@@ -125,6 +131,11 @@ export class VmManager {
 
   get(ref: string): VmRecord {
     return this.o.store.get(ref);
+  }
+
+  /** The QMP monitor of a VM this daemon holds (for its stats), if any. */
+  qmpOf(id: string): QmpClient | undefined {
+    return this.guests.get(id)?.qmp;
   }
 
   /** Whether the manager holds a live connection to this VM. */
@@ -335,7 +346,9 @@ export class VmManager {
     if (waiting.length) {
       throw new WrongStateError(`snapshot ${name} is needed by VM ${waiting.map((r) => r.name).join(", ")}, made from it and not started yet`, { hint: `start or remove ${waiting.length > 1 ? "them" : "it"} first` });
     }
+    const snap = await this.snapshots.get(name);
     await this.snapshots.remove(name);
+    this.events.publish({ type: "snapshot.removed", snapshot: name, vm: snap.vm });
   }
 
   /** Snapshots a running or paused VM (memory, devices, root disk at one moment); the VM runs on. */
@@ -345,7 +358,9 @@ export class VmManager {
     const guest = this.guestOf(rec);
     const build = await this.binaries.build(rec.binary?.path ?? "");
     if (!build) throw new BinaryUnusableError(`the QEMU binary of VM ${rec.name} cannot be probed`, { hint: "check that the QEMU binary it started with is still installed" });
-    return this.snapshots.create(guest, rec, name ?? `${rec.name.slice(0, 40)}-${new Date().toISOString().replace(/[^0-9]/g, "").slice(0, 14)}`, build);
+    const snap = await this.snapshots.create(guest, rec, name ?? `${rec.name.slice(0, 40)}-${new Date().toISOString().replace(/[^0-9]/g, "").slice(0, 14)}`, build);
+    this.events.publish({ type: "snapshot.created", snapshot: snap.name, vm: { id: rec.id, name: rec.name } });
+    return snap;
   }
 
   /** Records how QEMU ended: stopped when asked or when the guest powered itself off, crashed otherwise. */

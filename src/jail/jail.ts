@@ -10,7 +10,7 @@
 //   qemu    with a cleared environment, and QEMU's own seccomp filter (argv.ts adds -sandbox).
 // Without bubblewrap the chain is sh, prlimit and setpriv only (no namespaces, uid 0), and inspect says so.
 
-import { existsSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { existsSync, readFileSync, readlinkSync, realpathSync, statSync } from "node:fs";
 import { createGroup, groupOfProcess, readLimits, removeGroup, setUpCgroups, type CgroupHost, type CgroupLimits } from "../host/cgroups.js";
 import { applyDirAccess, planAccess, readJailRecord, shareWithGroup, under, writeJailRecord, type FileNeed, type JailRecord } from "./access.js";
 import { claimId, idRange, sharedGid, type IdClaim, type IdRange } from "./ids.js";
@@ -124,6 +124,15 @@ function needsOverride(f: FileNeed): boolean {
   }
 }
 
+/** The binary's real path (/bin/true is /usr/bin/true on a merged-/usr host, already in the jail). */
+function realBinary(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
 const boundingSet = (caps: string[]) => `--bounding-set=-all${caps.map((c) => `,+${c}`).join("")}`;
 
 export function prepareJail(host: JailHost, i: JailInput): JailSpawn | undefined {
@@ -163,7 +172,7 @@ export function prepareJail(host: JailHost, i: JailInput): JailSpawn | undefined
     ...i.volumes.map((v): Bind => ({ path: v.hostPath, kind: v.readOnly ? "ro" : "rw" })),
     ...devices.map((d): Bind => ({ path: d, kind: "dev" })),
     ...(i.network === "user" && existsSync("/etc/resolv.conf") ? [{ path: "/etc/resolv.conf", kind: "ro" } as Bind] : []), // slirp's DNS forwarding reads it
-    ...(under(i.binary, ["/usr"]) ? [] : [{ path: i.binary, kind: "ro" } as Bind]),
+    ...(under(realBinary(i.binary), ["/usr"]) ? [] : [{ path: realBinary(i.binary), kind: "ro" } as Bind]),
     ...(host.extraReadOnly ?? []).map((path): Bind => ({ path, kind: "ro" })),
   ];
   const ownNet = i.network === "none";

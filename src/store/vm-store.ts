@@ -89,8 +89,13 @@ interface Row {
   updated_at: string;
 }
 
+/** A committed change of a record, as VmStore.onChange hears it (the daemon's event bus listens). */
+export type StoreChange = { kind: "created" | "removed"; rec: VmRecord } | { kind: "state"; rec: VmRecord; from: VmState };
+
 export class VmStore {
   private readonly db: Database.Database;
+  /** Told of each change once it is committed: creates, state changes, removals. It must not throw. */
+  onChange?: (c: StoreChange) => void;
 
   constructor(path: string) {
     this.db = openDatabase(path);
@@ -131,7 +136,9 @@ export class VmStore {
       }
       throw e;
     }
-    return this.get(id);
+    const rec = this.get(id);
+    this.onChange?.({ kind: "created", rec });
+    return rec;
   }
 
   nameTaken(name: string): boolean {
@@ -165,7 +172,8 @@ export class VmStore {
    * Throws WrongStateError (naming the state it is really in) when another caller got there first.
    */
   transition(id: string, from: readonly VmState[], to: VmState, patch: Partial<VmRecord> = {}): VmRecord {
-    return this.db.transaction(() => {
+    let was: VmState | undefined;
+    const rec = this.db.transaction(() => {
       const current = this.get(id);
       if (!from.includes(current.state)) {
         throw new WrongStateError(`VM ${current.name} is ${current.state}, not ${from.join(" or ")}`, {
@@ -173,12 +181,15 @@ export class VmStore {
           hint: "another request changed it first; check mvm ps -a",
         });
       }
+      was = current.state;
       const merged = { ...current, ...patch };
       this.db
         .prepare("UPDATE vms SET state = ?, data = ?, updated_at = ? WHERE id = ?")
         .run(to, VmStore.data(merged), new Date().toISOString(), id);
       return this.get(id);
     }).immediate();
+    if (was !== undefined && was !== to) this.onChange?.({ kind: "state", rec, from: was });
+    return rec;
   }
 
   /** Merges fields that are not the state. */
@@ -192,12 +203,14 @@ export class VmStore {
 
   /** Deletes the record if it is in one of `from`. */
   remove(id: string, from: readonly VmState[]): void {
-    this.db.transaction(() => {
+    const gone = this.db.transaction(() => {
       const current = this.get(id);
       if (!from.includes(current.state)) {
         throw new WrongStateError(`VM ${current.name} is ${current.state}; it cannot be removed now`, { details: { vm: current.name, state: current.state } });
       }
       this.db.prepare("DELETE FROM vms WHERE id = ?").run(id);
+      return current;
     }).immediate();
+    this.onChange?.({ kind: "removed", rec: gone });
   }
 }

@@ -21,7 +21,9 @@
 //   FAKE_QEMU_TRACE         set: what the fake does (connections, QMP commands), on its stderr
 //
 // Disk limits: block_set_io_throttle on a virtio-blk device of the argv (by its id) is kept, and
-// query-block answers with it (qdev is the device's id here, a QOM path in QEMU).
+// query-block answers with it (qdev is the device's id here, a QOM path in QEMU). query-blockstats answers
+// fixed counters per device (rd_bytes 1 MiB, wr_bytes 64 KiB, 16 reads, 4 writes, 2 flushes), or never
+// answers with `fake_qemu.blockstats=hang` on the kernel command line (a QEMU whose monitor hangs).
 
 import { appendFileSync, readFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
@@ -189,6 +191,9 @@ function qmpCommand(msg: { execute?: string; id?: unknown; arguments?: Record<st
     case "block_set_io_throttle":
       if (throttle(msg.arguments ?? {}, fail)) reply({});
       return;
+    case "query-blockstats":
+      if (/(?:^|\s)fake_qemu\.blockstats=hang(?:\s|$)/.test(option("-append") ?? "")) return;
+      return reply([...blockDevices.keys()].map((qdev) => ({ device: "", qdev: `/machine/peripheral/${qdev}/virtio-backend`, "node-name": `node-${qdev}`, stats: { rd_bytes: 1048576, wr_bytes: 65536, rd_operations: 16, wr_operations: 4, flush_operations: 2 } })));
     case "query-block":
       return reply([...blockDevices].map(([qdev, t]) => ({ device: "", qdev, inserted: { bps: t.bps, iops: t.iops, ...(t.group ? { group: t.group } : {}) } })));
     case "system_powerdown":
