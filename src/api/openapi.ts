@@ -18,7 +18,6 @@ export const UPGRADE_ROUTES: RegisteredRoute[] = [
 const MEDIA: Record<Exclude<Answer, "none" | "upgrade">, string> = {
   json: "application/json",
   ndjson: "application/x-ndjson",
-  sse: "text/event-stream",
   octet: "application/octet-stream",
   text: "text/plain",
 };
@@ -37,10 +36,18 @@ function operation(url: string, d: RouteDoc): object {
     const schema = (d.params as { properties?: Record<string, TSchema> } | undefined)?.properties?.[m[1]!];
     return { name: m[1], in: "path", required: true, schema: schema ? plain(schema) : { type: "string" } };
   });
-  const ok =
-    d.answer === "none" || d.answer === "upgrade"
-      ? { description: d.answer === "upgrade" ? "switching protocols" : "done" }
-      : { description: "ok", content: { [MEDIA[d.answer]]: d.response ? { schema: plain(d.response) } : d.events ? { schema: plain(d.events), "x-mvm-line": true } : {} } };
+  const content = (a: Pick<RouteDoc, "answer" | "response" | "events">) =>
+    a.answer === "none" || a.answer === "upgrade" ? undefined : { [MEDIA[a.answer]]: a.response ? { schema: plain(a.response) } : a.events ? { schema: plain(a.events), "x-mvm-line": true } : {} };
+  const answers: Record<string, { description: string; content?: Record<string, object> }> = {
+    [String(d.status ?? 200)]: d.answer === "none" || d.answer === "upgrade" ? { description: d.answer === "upgrade" ? "switching protocols" : "done" } : { description: "ok", content: content(d) },
+  };
+  // Other answers of the same route (attach=true's stream, console=true's text, background=true's 201).
+  for (const a of d.also ?? []) {
+    const key = String(a.status ?? 200);
+    const r = (answers[key] ??= { description: a.when });
+    if (r.description !== a.when) r.description += `; ${a.when}`;
+    r.content = { ...r.content, ...content(a) };
+  }
   const body = d.octetBody
     ? { required: true, content: { "application/octet-stream": {} } }
     : d.body
@@ -52,7 +59,7 @@ function operation(url: string, d: RouteDoc): object {
     ...(body ? { requestBody: body } : {}),
     ...(d.events && d.answer === "upgrade" ? { "x-mvm-stream-line": plain(d.events) } : {}),
     responses: {
-      [String(d.status ?? 200)]: ok,
+      ...answers,
       default: { description: "an error: one body shape for all (docs/api.md lists the codes and statuses)", content: { "application/json": { schema: plain(ErrorBodySchema) } } },
     },
   };

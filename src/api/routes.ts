@@ -4,7 +4,7 @@
 
 import type { TSchema } from "@sinclair/typebox";
 
-export type Answer = "json" | "ndjson" | "sse" | "octet" | "text" | "none" | "upgrade";
+export type Answer = "json" | "ndjson" | "octet" | "text" | "none" | "upgrade";
 
 export interface RouteDoc {
   summary: string;
@@ -23,6 +23,8 @@ export interface RouteDoc {
   response?: TSchema;
   /** For NDJSON (and upgraded) streams: the schema of one line. */
   events?: TSchema;
+  /** Other answers the route gives, and when (a query or body switch): each documented beside the main one. */
+  also?: Array<{ when: string; answer: Answer; status?: number; response?: TSchema; events?: TSchema }>;
   /**
    * false: the body schema is documented but checked by the handler instead (the VM spec, whose checker
    * gives INVALID_SPEC with the unknown keys named and resolves files).

@@ -21,7 +21,7 @@ export function execOptions(body: unknown): Omit<ExecBody, "input" | "tty"> {
 }
 
 export function registerExecRoutes(app: FastifyInstance, manager: VmManager): void {
-  const execDoc = route({ summary: "run a command: NDJSON session, stdout/stderr (base64), exit; background=true answers 201 at once with its info", answer: "ndjson", body: ExecBodySchema, events: ExecEventSchema, bodyLimit: EXEC_BODY_LIMIT });
+  const execDoc = route({ summary: "run a command: NDJSON session, stdout/stderr (base64), exit; background=true answers 201 at once with its info", answer: "ndjson", body: ExecBodySchema, events: ExecEventSchema, bodyLimit: EXEC_BODY_LIMIT, also: [{ when: "background=true: the command's info, at once", status: 201, answer: "json", response: SessionInfoSchema }] });
   app.post<Ref & { Body: ExecBody }>("/v1/vms/:ref/exec", execDoc, (req, reply) => {
     const o = execOptions(req.body);
     const input = req.body.input;

@@ -12,7 +12,7 @@ import { registerExecRoutes } from "./exec-routes.js";
 import { registerFileRoutes } from "./file-routes.js";
 import { openApiDocument } from "../api/openapi.js";
 import { NO_BODY_LIMIT, route, type RegisteredRoute } from "../api/routes.js";
-import { DaemonInfoSchema, LogsQuery, RemoveQuery, StartQuery, VmSpecSchema, VmViewSchema, AttachEventSchema, ExitEventSchema } from "../api/vm-schemas.js";
+import { DaemonInfoSchema, LogsQuery, RemoveQuery, StartQuery, VmSpecSchema, VmViewSchema, AttachEventSchema, ExitEventSchema, StartAttachEventSchema } from "../api/vm-schemas.js";
 import { BuildEventSchema, ImageBuildBodySchema, ImageImportBodySchema, ImageViewSchema, NetworkCreateBodySchema, NetworkViewSchema } from "../api/resource-schemas.js";
 import { SnapshotCreateBodySchema, SnapshotViewSchema } from "../api/snapshot-schemas.js";
 import { LimitsPatchSchema, type LimitsPatchBody } from "../api/limit-schemas.js";
@@ -28,7 +28,6 @@ import { BadRequestError } from "../errors.js";
 import { registerBodyParsers, type BodyOptions } from "./request-body.js";
 import { registerCaller, type CallerOf } from "./request-caller.js";
 import { registerVolumeRoutes } from "./volume-routes.js";
-import { registerObserveRoutes, type EventVisibility } from "./observe-routes.js";
 import { dispatchWebSocket, registerWebSocketRoutes, type WebSocketOptions } from "./websocket.js";
 
 type Ref = { Params: { ref: string } };
@@ -39,7 +38,7 @@ const registered = new WeakMap<FastifyInstance, RegisteredRoute[]>();
 export const registeredRoutes = (app: FastifyInstance): RegisteredRoute[] => registered.get(app) ?? [];
 
 /** callerOf: who each request is (default: the host's root, as every request on the Unix socket is). */
-export function buildServer(manager: VmManager, info: { version: string; home: string }, options: BodyOptions & WebSocketOptions & { callerOf?: CallerOf; visibleEvent?: EventVisibility } = {}): FastifyInstance {
+export function buildServer(manager: VmManager, info: { version: string; home: string }, options: BodyOptions & WebSocketOptions & { callerOf?: CallerOf } = {}): FastifyInstance {
   const app = Fastify({
     logger: false,
     // Requests refused before any route runs (router, Node's parser) answer in mvm's body shape too.
@@ -64,8 +63,6 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
   registerCaller(app, options.callerOf);
 
   handleErrors(app);
-  // Events, metrics (its request counter hooks every route, so it comes first) and per-VM stats.
-  registerObserveRoutes(app, manager, { visibleEvent: options.visibleEvent });
 
   app.get("/v1/openapi.json", route({ summary: "this document", answer: "json" }), () => openApiDocument(info.version, routes));
 
@@ -83,7 +80,7 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
     return { ...vmView(rec), jail: observeJail(manager.jail, rec.state === "running" || rec.state === "paused" ? rec.pid : undefined, vmDir(info.home, rec.id)) };
   });
 
-  const startDoc = route({ summary: "boot; with attach=true, follow the VM's command as NDJSON (started, output..., exit)", answer: "json", query: StartQuery, response: VmViewSchema, events: AttachEventSchema });
+  const startDoc = route({ summary: "boot; with attach=true, follow the VM's command as NDJSON (started, output..., exit)", answer: "json", query: StartQuery, response: VmViewSchema, also: [{ when: "attach=true: the VM's command followed, NDJSON", answer: "ndjson", events: StartAttachEventSchema }] });
   app.post<Ref & { Querystring: { attach?: string } }>("/v1/vms/:ref/start", startDoc, async (req, reply) => {
     if (req.query.attach !== "true") return vmView(await manager.start(req.params.ref));
     // Attach before starting, so not a byte of the command's output is missed. A VM that cannot start in
@@ -216,7 +213,7 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
   registerExecRoutes(app, manager);
   registerFileRoutes(app, manager);
 
-  const logsDoc = route({ summary: "the command's log (NDJSON), or with console=true the serial console (text)", answer: "ndjson", query: LogsQuery, events: AttachEventSchema });
+  const logsDoc = route({ summary: "the command's log (NDJSON), or with console=true the serial console (text)", answer: "ndjson", query: LogsQuery, events: AttachEventSchema, also: [{ when: "console=true: the serial console", answer: "text" }] });
   app.get<Ref & { Querystring: { console?: string; follow?: string } }>("/v1/vms/:ref/logs", logsDoc, (req, reply) => {
     const rec = manager.get(req.params.ref);
     const dir = vmDir(info.home, rec.id);

@@ -7,7 +7,9 @@
 
 import { unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { buildServer } from "../../src/daemon/server.js";
+import { buildServer, registeredRoutes } from "../../src/daemon/server.js";
+import { openApiDocument } from "../../src/api/openapi.js";
+import { recordResponses, type OpenApiDoc } from "./openapi-check.js";
 import type { BodyOptions } from "../../src/daemon/request-body.js";
 import type { WebSocketOptions } from "../../src/daemon/websocket.js";
 import { managerFor, type ManagerKnobs } from "./harness.js";
@@ -20,6 +22,8 @@ const log = (line: string) => process.stderr.write(`${new Date().toISOString()} 
 const { manager, close } = managerFor(home, knobs, log);
 await manager.reconcile();
 const app = buildServer(manager, { version: "process-test", home }, body);
+// Every answer is checked against the OpenAPI document, in $home/openapi-answers.ndjson (http-daemon.ts reads it).
+recordResponses(app, () => openApiDocument("process-test", registeredRoutes(app)) as OpenApiDoc, join(home, "openapi-answers.ndjson"));
 const lock = join(home, "daemon.pid");
 writeFileSync(lock, String(process.pid), { mode: 0o600 });
 const socket = join(home, "mvm.sock");

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { BodyOptions } from "../../src/daemon/request-body.js";
 import type { WebSocketOptions } from "../../src/daemon/websocket.js";
+import type { Answered } from "./openapi-check.js";
 import type { FakeHome, ManagerKnobs } from "./harness.js";
 
 const CHILD = fileURLToPath(new URL("./http-daemon-child.js", import.meta.url));
@@ -26,8 +27,18 @@ export interface HttpDaemon {
   fds(): string[];
   /** Its child processes (QEMUs it started, tools it runs), by pid. */
   children(): number[];
-  /** SIGTERM, then SIGKILL after 5 s; resolves when it is gone. */
+  /** Every answer it gave, each checked against its OpenAPI document (openapi-check.ts). */
+  answers(): Answered[];
+  /** SIGTERM, then SIGKILL after 5 s; resolves when it is gone. Fails if an answer did not match the document. */
   stop(): Promise<void>;
+}
+
+function answers(home: string): Answered[] {
+  try {
+    return readFileSync(join(home, "openapi-answers.ndjson"), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Answered);
+  } catch {
+    return [];
+  }
 }
 
 /** Whether this host lets the test make a network namespace (unshare -n). */
@@ -84,12 +95,16 @@ export async function startHttpDaemon(h: FakeHome, o: { knobs?: ManagerKnobs; bo
         return [];
       }
     },
+    answers: () => answers(h.home),
     stop: async () => {
-      if (!running()) return;
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-      await exited;
-      clearTimeout(timer);
+      if (running()) {
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+      const wrong = answers(h.home).filter((a) => a.problem);
+      if (wrong.length) throw new Error(`${wrong.length} answers of the daemon did not match its OpenAPI document:\n${wrong.slice(0, 10).map((a) => `  ${a.method} ${a.route} ${a.status}: ${a.problem}`).join("\n")}`);
     },
   };
 }
