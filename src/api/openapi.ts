@@ -18,6 +18,7 @@ export const UPGRADE_ROUTES: RegisteredRoute[] = [
 const MEDIA: Record<Exclude<Answer, "none" | "upgrade">, string> = {
   json: "application/json",
   ndjson: "application/x-ndjson",
+  sse: "text/event-stream",
   octet: "application/octet-stream",
   text: "text/plain",
 };

@@ -4,7 +4,7 @@
 
 import type { TSchema } from "@sinclair/typebox";
 
-export type Answer = "json" | "ndjson" | "octet" | "text" | "none" | "upgrade";
+export type Answer = "json" | "ndjson" | "sse" | "octet" | "text" | "none" | "upgrade";
 
 export interface RouteDoc {
   summary: string;

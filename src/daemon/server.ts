@@ -28,6 +28,7 @@ import { BadRequestError } from "../errors.js";
 import { registerBodyParsers, type BodyOptions } from "./request-body.js";
 import { registerCaller, type CallerOf } from "./request-caller.js";
 import { registerVolumeRoutes } from "./volume-routes.js";
+import { registerObserveRoutes, type EventVisibility } from "./observe-routes.js";
 import { dispatchWebSocket, registerWebSocketRoutes, type WebSocketOptions } from "./websocket.js";
 
 type Ref = { Params: { ref: string } };
@@ -38,7 +39,7 @@ const registered = new WeakMap<FastifyInstance, RegisteredRoute[]>();
 export const registeredRoutes = (app: FastifyInstance): RegisteredRoute[] => registered.get(app) ?? [];
 
 /** callerOf: who each request is (default: the host's root, as every request on the Unix socket is). */
-export function buildServer(manager: VmManager, info: { version: string; home: string }, options: BodyOptions & WebSocketOptions & { callerOf?: CallerOf } = {}): FastifyInstance {
+export function buildServer(manager: VmManager, info: { version: string; home: string }, options: BodyOptions & WebSocketOptions & { callerOf?: CallerOf; visibleEvent?: EventVisibility } = {}): FastifyInstance {
   const app = Fastify({
     logger: false,
     // Requests refused before any route runs (router, Node's parser) answer in mvm's body shape too.
@@ -63,6 +64,8 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
   registerCaller(app, options.callerOf);
 
   handleErrors(app);
+  // Events, metrics (its request counter hooks every route, so it comes first) and per-VM stats.
+  registerObserveRoutes(app, manager, { visibleEvent: options.visibleEvent });
 
   app.get("/v1/openapi.json", route({ summary: "this document", answer: "json" }), () => openApiDocument(info.version, routes));
 
