@@ -86,9 +86,9 @@ test("SSE messages as the server writes them parse back (split anywhere, CRLF to
   const text = `retry: 1000\n: a comment\n\n${sseMessage(a)}: keep-alive\n\n${sseMessage(b).replace(/\n/g, "\r\n")}`;
   // One byte at a time: no message may depend on how the stream was cut.
   const chunks = [...Buffer.from(text)].map((c) => Buffer.from([c]));
-  const got = [];
+  const got: Array<{ id?: string; event?: string; data: string }> = [];
   for await (const m of parseSse(Readable.from(chunks))) got.push(m);
-  assert.deepEqual(got.map((m) => [m.id, m.event, JSON.parse(m.data)]), [
+  assert.deepEqual(got.map((m) => [m.id, m.event, JSON.parse(m.data) as unknown]), [
     ["41", "command.start", a.event],
     ["42", "vm.removed", b.event],
   ]);

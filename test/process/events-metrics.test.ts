@@ -193,7 +193,7 @@ test("/metrics holds the VM with its state, QEMU's CPU and memory and its disks;
   writeFileSync(disk, Buffer.alloc(1024 * 1024));
   const vm = await client.create({ name: "met", disks: [disk] });
   await client.start("met");
-  const hung = await client.create({ name: "hung", append: "fake_qemu.blockstats=hang" });
+  await client.create({ name: "hung", append: "fake_qemu.blockstats=hang" });
   await client.start("hung");
   await client.create({ name: "idle" });
   const t0 = performance.now();
