@@ -27,7 +27,8 @@
 // │  PortInUseError PORT_IN_USE 409, DiskInUseError DISK_IN_USE 409, WrongStateError WRONG_STATE 409,
 // │  MemoryInUseError MEMORY_IN_USE 409
 // ├─ errors/access.ts: who may do what (src/auth/)
-// │  ForbiddenError FORBIDDEN 403 (└─ HostPathForbiddenError HOST_PATH_FORBIDDEN 403)
+// │  ForbiddenError FORBIDDEN 403 (└─ HostPathForbiddenError HOST_PATH_FORBIDDEN 403),
+// │  UnauthorizedError UNAUTHORIZED 401, QuotaExceededError QUOTA_EXCEEDED 429
 // ├─ errors/host.ts: what this host can do
 // │  NotRootError NOT_ROOT 403, HostNetworkError HOST_NETWORK 403, KvmUnusableError KVM_UNUSABLE 422,
 // │  BinaryUnusableError QEMU_UNUSABLE 422, CgroupsUnavailableError CGROUPS_UNAVAILABLE 422, QemuNotFoundError QEMU_NOT_FOUND 424,

@@ -73,6 +73,7 @@ export const ChoiceSchema = Type.Object({ chosen: Type.String(), reason: Type.St
 export const VmViewSchema = Type.Object({
   id: Type.String(),
   name: Type.String(),
+  owner: Type.Optional(Type.String({ description: "the token that created it; absent for the host's root" })),
   state: VmStateSchema,
   spec: CheckedSpecSchema,
   lastExit: Type.Optional(VmExitSchema),

@@ -7,7 +7,14 @@ import { ForbiddenError } from "../errors.js";
 
 export type TokenRole = "admin" | "user" | "read";
 
-export type Caller = { kind: "host-root" } | { kind: "token"; name: string; role: TokenRole };
+/** A token's limits over the VMs it owns (src/auth/quotas.ts); a limit left out is none. */
+export interface Quota {
+  maxVms?: number;
+  maxCpus?: number;
+  maxMemoryMiB?: number;
+}
+
+export type Caller = { kind: "host-root" } | { kind: "token"; name: string; role: TokenRole; quota?: Quota };
 
 /** The host's root: the daemon's own user, on the Unix socket or in-process. */
 export const HOST_ROOT: Caller = Object.freeze({ kind: "host-root" });

@@ -30,7 +30,9 @@ import { VERSION } from "../version.js";
 import { InvalidArgumentError } from "../errors.js";
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
-import { basename } from "node:path";
+import { basename, resolve } from "node:path";
+import { registerTokenCommands } from "./commands/token.js";
+import { registerConfigCommands } from "./commands/config.js";
 
 const collect = (value: string, list: string[]) => [...list, value];
 const wantsJson = () => process.argv.includes("--json");
@@ -185,9 +187,21 @@ program.command("doctor").description("what this host can do, and how to fix wha
 program
   .command("daemon")
   .description("run the daemon in the foreground (the CLI otherwise starts it on demand)")
-  .action(async () => {
+  .option("--listen <host:port>", "also serve the API on TCP, for tokens (mvm token create): loopback unless TLS or --insecure-listen")
+  .option("--tls-cert <file>", "serve --listen over TLS with this certificate (PEM)")
+  .option("--tls-key <file>", "and this private key (PEM)")
+  .option("--insecure-listen", "allow a non-loopback --listen without TLS")
+  .action(async (flags: { listen?: string; tlsCert?: string; tlsKey?: string; insecureListen?: boolean }) => {
+    // The daemon reads these as it reads $MVM_HOME/config.json's, over which they win (src/daemon/daemon-config.ts).
+    if (flags.listen) process.env.MVM_LISTEN = flags.listen;
+    if (flags.tlsCert) process.env.MVM_TLS_CERT = resolve(flags.tlsCert);
+    if (flags.tlsKey) process.env.MVM_TLS_KEY = resolve(flags.tlsKey);
+    if (flags.insecureListen) process.env.MVM_INSECURE_LISTEN = "true";
     await import("../daemon/main.js");
   });
+
+registerTokenCommands(program, done);
+registerConfigCommands(program, done);
 
 const network = program.command("network").description("bridged networks: VMs that reach each other and the host by address (needs root)");
 network

@@ -17,6 +17,16 @@ import { VmHandle } from "./vm-handle.js";
 import { eventsPath, readEvents, type EventsOptions, type StreamedEvent } from "./events.js";
 import type { VmStats } from "../api/event-schemas.js";
 
+/** An API token as the daemon shows it. */
+export interface TokenView {
+  name: string;
+  role: "admin" | "user" | "read";
+  quota: { maxVms?: number; maxCpus?: number; maxMemoryMiB?: number };
+  createdAt: string;
+  lastUsedAt?: string;
+  connections?: number;
+}
+
 export type { VmView, VmSpecInput, ExitEvent, AttachEvent, SessionInfo, DaemonInfo, SnapshotView, VolumeView, EventsOptions, StreamedEvent, VmStats };
 
 /** A change of a VM's limits: a rate (bytes per second, or "5M"), IOPS, CPU weight, cores or memory size sets one, null removes it, a key left out keeps it. */
@@ -24,7 +34,23 @@ export type LimitsPatch = LimitsPatchBody;
 export { Command, GuestFiles, VmHandle };
 export { connect } from "./connect.js";
 
+/** A daemon's network listener (mvm daemon --listen): where, the token, and for https what to trust. */
+export interface RemoteOptions {
+  /** http://HOST:PORT or https://HOST:PORT. */
+  url: string;
+  /** A token the daemon's host's root made (mvm token create). */
+  token?: string;
+  /** Certificate authorities (PEM) to trust beside the system's: a self-signed listener's certificate. */
+  ca?: string | Buffer;
+}
+
 export interface ConnectOptions {
+  /** The daemon's network listener instead of this host's socket (default: $MVM_URL); never started on demand. */
+  url?: string;
+  /** The token for `url` (default: $MVM_TOKEN). */
+  token?: string;
+  /** For an https `url`: certificate authorities to trust (PEM). */
+  ca?: string | Buffer;
   /** $MVM_HOME; defaults as the daemon's. */
   home?: string;
   /** Start the daemon when none answers (default true). */
@@ -73,10 +99,18 @@ export interface ExecStream {
 const enc = encodeURIComponent;
 
 export class MvmClient {
-  constructor(readonly socketPath: string) {}
+  /** The daemon's Unix socket (empty for a client of a network listener). */
+  readonly socketPath: string;
+  private readonly remote?: RemoteOptions;
+
+  /** A client of the daemon on this Unix socket, or of the network listener at `url` with a token. */
+  constructor(where: string | RemoteOptions) {
+    this.socketPath = typeof where === "string" ? where : "";
+    if (typeof where !== "string") this.remote = { url: where.url, token: where.token, ca: where.ca };
+  }
 
   private http(signal?: AbortSignal): HttpOptions {
-    return { socketPath: this.socketPath, signal };
+    return this.remote ? { ...this.remote, signal } : { socketPath: this.socketPath, signal };
   }
 
   info(signal?: AbortSignal): Promise<DaemonInfo> {
@@ -236,7 +270,7 @@ export class MvmClient {
    * stdin, signal() sends it signals; output goes to the callbacks; `result` settles when it ends.
    */
   async execStream(ref: string, argv: string[], o: Omit<ExecRequestOptions, "input" | "check"> & { tty?: { rows: number; cols: number } } = {}): Promise<ExecStream> {
-    const socket = await openUpgrade(this.socketPath, `/v1/vms/${enc(ref)}/exec`, "mvm-exec", o.signal);
+    const socket = await openUpgrade(this.http(o.signal), `/v1/vms/${enc(ref)}/exec`, "mvm-exec");
     const send = (v: unknown) => socket.writable && socket.write(`${JSON.stringify(v)}\n`);
     send({ argv, env: o.env, cwd: o.cwd, user: o.user, timeoutMs: o.timeoutMs, tty: o.tty });
     const result = new Promise<ExecResult>((resolve, reject) => {
@@ -346,9 +380,24 @@ export class MvmClient {
     await requestJson(this.http(signal), "POST", `/v1/vms/${enc(ref)}/sessions/${enc(session)}/signal`, { signal: signo });
   }
 
+  /** API tokens: name, role, quota, made, last used, connections open (never the token). The host's root only. */
+  tokens(signal?: AbortSignal): Promise<TokenView[]> {
+    return requestJson(this.http(signal), "GET", "/v1/tokens");
+  }
+
+  /** Makes a token; the answer's `token` is shown this once (only its hash is kept). The host's root only. */
+  createToken(name: string, o: { role?: "admin" | "user" | "read"; maxVms?: number; maxCpus?: number; maxMemory?: string | number } = {}, signal?: AbortSignal): Promise<TokenView & { token: string }> {
+    return requestJson(this.http(signal), "POST", "/v1/tokens", { name, ...o });
+  }
+
+  /** Removes a token: its requests are refused from now on, and its open streams end. */
+  async removeToken(name: string, signal?: AbortSignal): Promise<void> {
+    await requestJson(this.http(signal), "DELETE", `/v1/tokens/${enc(name)}`);
+  }
+
   /** The VM's serial console as a raw duplex stream (a root shell on ttyS0, and all console output). */
   console(ref: string, signal?: AbortSignal): Promise<Duplex> {
-    return openUpgrade(this.socketPath, `/v1/vms/${enc(ref)}/console`, "mvm-console", signal);
+    return openUpgrade(this.http(signal), `/v1/vms/${enc(ref)}/console`, "mvm-console");
   }
 
   /**

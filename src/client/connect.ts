@@ -12,8 +12,18 @@ function isNoDaemon(e: unknown): boolean {
   return code === "ENOENT" || code === "ECONNREFUSED" || code === "ECONNRESET" || code === "EPIPE";
 }
 
-/** Connects to the daemon of this home, starting it when none answers. */
+/**
+ * Connects to the daemon of this home, starting it when none answers; or with `url` (or $MVM_URL), to a
+ * daemon's network listener with a token (or $MVM_TOKEN).
+ */
 export async function connect(options: ConnectOptions = {}): Promise<MvmClient> {
+  // A network listener (mvm daemon --listen): as it is, never started from here.
+  const url = options.url ?? (options.home === undefined ? process.env.MVM_URL || undefined : undefined);
+  if (url) {
+    const remote = new MvmClient({ url, token: options.token ?? process.env.MVM_TOKEN, ca: options.ca });
+    await remote.info(options.signal);
+    return remote;
+  }
   const home = options.home ?? homeDir();
   const client = new MvmClient(join(home, "mvm.sock"));
   try {

@@ -1,21 +1,39 @@
-// HTTP over the daemon's Unix socket: JSON requests, JSON or NDJSON responses.
+// HTTP to the daemon, over its Unix socket or its network listener (http or https, with a bearer token):
+// JSON requests, JSON or NDJSON responses, upgraded streams. Every function takes the same HttpOptions.
 
-import { request, type IncomingMessage } from "node:http";
+import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { createInterface } from "node:readline";
 import type { Duplex } from "node:stream";
 import { errorFromBody } from "../errors.js";
 
 export interface HttpOptions {
-  socketPath: string;
+  /** The daemon's Unix socket; or */
+  socketPath?: string;
+  /** its network listener: http://HOST:PORT or https://HOST:PORT, */
+  url?: string;
+  /** with this token (Authorization: Bearer), */
+  token?: string;
+  /** and for https, the certificate authorities to trust (PEM) beside the system's. */
+  ca?: string | Buffer;
   signal?: AbortSignal;
+}
+
+/** A request to the daemon as `o` reaches it: path, method and headers added to where it goes. */
+function request(o: HttpOptions, options: RequestOptions, onResponse?: (res: IncomingMessage) => void): ClientRequest {
+  const headers = { ...(options.headers as Record<string, string | number> | undefined), ...(o.token ? { authorization: `Bearer ${o.token}` } : {}) };
+  if (!o.url) return httpRequest({ ...options, socketPath: o.socketPath, headers }, onResponse);
+  const u = new URL(o.url);
+  const where = { ...options, protocol: u.protocol, hostname: u.hostname.replace(/^\[|\]$/g, ""), port: u.port || (u.protocol === "https:" ? 443 : 80), headers };
+  return u.protocol === "https:" ? httpsRequest({ ...where, ...(o.ca ? { ca: o.ca } : {}) }, onResponse) : httpRequest(where, onResponse);
 }
 
 function send(o: HttpOptions, method: string, path: string, body?: unknown): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const req = request(
+      o,
       {
-        socketPath: o.socketPath,
         method,
         path,
         signal: o.signal,
@@ -52,7 +70,7 @@ async function failIfError(res: IncomingMessage): Promise<void> {
  */
 export function requestUpload<T>(o: HttpOptions, method: string, path: string, body: AsyncIterable<Buffer>, onChunk?: (chunk: Buffer) => void): Promise<T> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath: o.socketPath, method, path, signal: o.signal, headers: { "content-type": "application/octet-stream", "transfer-encoding": "chunked" } }, (res) => {
+    const req = request(o, { method, path, signal: o.signal, headers: { "content-type": "application/octet-stream", "transfer-encoding": "chunked" } }, (res) => {
       failIfError(res)
         .then(() => readAll(res))
         .then((text) => resolve((text ? JSON.parse(text) : undefined) as T), reject);
@@ -110,9 +128,9 @@ export async function requestText(o: HttpOptions, path: string, onData: (chunk: 
 }
 
 /** Upgrades a request to a raw stream (the console); an HTTP error answer becomes an MvmError. */
-export function openUpgrade(socketPath: string, path: string, protocol: string, signal?: AbortSignal): Promise<Duplex> {
+export function openUpgrade(o: HttpOptions, path: string, protocol: string): Promise<Duplex> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path, method: "GET", signal, headers: { connection: "Upgrade", upgrade: protocol } });
+    const req = request(o, { path, method: "GET", signal: o.signal, headers: { connection: "Upgrade", upgrade: protocol } });
     req.on("upgrade", (_res, socket) => resolve(socket));
     req.on("response", (res) => {
       void readAll(res).then((text) => {

@@ -15,6 +15,10 @@ import { closeInheritedFds } from "../host/inherited-fds.js";
 import { ImageStore } from "../store/image-store.js";
 import { NetworkStore } from "../store/network-store.js";
 import { VolumeStore } from "../store/volume-store.js";
+import { TokenStore } from "../store/token-store.js";
+import { TokenAccess } from "./access.js";
+import { listenSettings } from "./daemon-config.js";
+import { listenNetwork, planListen } from "./listen.js";
 import { VmStore } from "../store/vm-store.js";
 import { errorResponse } from "./http-errors.js";
 import { buildServer } from "./server.js";
@@ -132,7 +136,10 @@ async function main(): Promise<void> {
   for (const entry of readdirSync(join(home, "images"), { withFileTypes: true }).filter((e) => e.name.startsWith(".") && e.name.includes(".tmp-"))) {
     rmSync(join(home, "images", entry.name), { recursive: true, force: true });
   }
-  const app = buildServer(manager, { version: VERSION, home });
+  // The network listener (listen.ts), when asked for: checked before anything is served.
+  const listenPlan = planListen(listenSettings(home));
+  const tokens = new TokenAccess(new TokenStore(join(home, "mvm.db")));
+  const app = buildServer(manager, { version: VERSION, home }, { tokens });
   try {
     unlinkSync(socket);
   } catch {
@@ -144,11 +151,13 @@ async function main(): Promise<void> {
   process.umask(oldMask);
   chmodSync(socket, 0o600);
   log(`serving on ${socket} (pid ${process.pid})`);
+  const network = listenPlan ? await listenNetwork(manager, tokens, listenPlan, { version: VERSION, home }) : undefined;
+  if (network) log(`serving on ${network.url} for tokens${listenPlan?.insecure ? " (without TLS on a non-loopback address: --insecure-listen)" : ""}`);
   process.stdout.write("ready\n");
 
   const shutdown = (signal: string) => {
     log(`${signal}: shutting down; VMs keep running and will be re-adopted`);
-    void Promise.all([app.close(), manager.close()]).finally(() => {
+    void Promise.all([app.close(), network?.close(), manager.close()]).finally(() => {
       store.close();
       try {
         unlinkSync(join(home, "daemon.pid"));

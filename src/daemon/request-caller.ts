@@ -3,8 +3,9 @@
 // `callerOf` that reads the request's token, and nothing else changes: routes hand req.caller to the
 // manager, which applies the rules.
 
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { HOST_ROOT, type Caller } from "../auth/caller.js";
+import type { CallerRequest } from "./access.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -12,12 +13,13 @@ declare module "fastify" {
   }
 }
 
-export type CallerOf = (req: FastifyRequest) => Caller;
+/** Who a request is, from its headers and connection (src/daemon/access.ts: a bearer token's). */
+export type CallerOf = (req: CallerRequest) => Caller;
 
 export function registerCaller(app: FastifyInstance, callerOf: CallerOf = () => HOST_ROOT): void {
   // Declared without a default (Fastify takes no shared object as one); the hook sets it on every request.
   app.decorateRequest("caller");
-  // A callerOf that throws (a bad token, one day) refuses the request with its error, in mvm's body shape.
+  // A callerOf that throws (no token, a bad one) refuses the request with its error, in mvm's body shape.
   app.addHook("onRequest", (req, _reply, done) => {
     try {
       req.caller = callerOf(req);

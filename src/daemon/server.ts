@@ -3,7 +3,7 @@
 
 import { createReadStream, statSync, watch } from "node:fs";
 import type { ServerResponse } from "node:http";
-import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerFactory } from "fastify";
 import type { Static } from "@sinclair/typebox";
 import { vmDir, vmFiles } from "../vm/layout.js";
 import { chooseAccel, readHostFacts } from "../host/accel.js";
@@ -29,6 +29,7 @@ import { registerBodyParsers, type BodyOptions } from "./request-body.js";
 import { registerCaller, type CallerOf } from "./request-caller.js";
 import { registerVolumeRoutes } from "./volume-routes.js";
 import { registerObserveRoutes, type EventVisibility } from "./observe-routes.js";
+import { registerAccess, upgradeGuard, type TokenAccess } from "./access.js";
 import { dispatchWebSocket, registerWebSocketRoutes, type WebSocketOptions } from "./websocket.js";
 
 type Ref = { Params: { ref: string } };
@@ -38,9 +39,14 @@ const registered = new WeakMap<FastifyInstance, RegisteredRoute[]>();
 /** The routes a server registered (HEAD twins left out), with their docs: what the OpenAPI document is made of. */
 export const registeredRoutes = (app: FastifyInstance): RegisteredRoute[] => registered.get(app) ?? [];
 
-/** callerOf: who each request is (default: the host's root, as every request on the Unix socket is). */
-export function buildServer(manager: VmManager, info: { version: string; home: string }, options: BodyOptions & WebSocketOptions & { callerOf?: CallerOf; visibleEvent?: EventVisibility } = {}): FastifyInstance {
+/**
+ * callerOf: who each request is (default: the host's root, as every request on the Unix socket is); tokens:
+ * the daemon's tokens, served at /v1/tokens; serverFactory: the network listener's server (listen.ts).
+ */
+export function buildServer(manager: VmManager, info: { version: string; home: string }, options: BodyOptions & WebSocketOptions & { callerOf?: CallerOf; tokens?: TokenAccess; serverFactory?: FastifyServerFactory; visibleEvent?: EventVisibility } = {}): FastifyInstance {
   const app = Fastify({
+    // The network listener's node server (src/daemon/listen.ts: TLS, timeouts); the Unix socket's is Fastify's own.
+    ...(options.serverFactory ? { serverFactory: options.serverFactory } : {}),
     logger: false,
     // Requests refused before any route runs (router, Node's parser) answer in mvm's body shape too.
     ...errorOptions,
@@ -62,6 +68,8 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
   // JSON bodies: objects, within the route's limit and a deadline; raw bytes streamed; nothing else.
   registerBodyParsers(app, options);
   registerCaller(app, options.callerOf);
+  // Roles and ownership (which VMs a token sees), before any route runs.
+  registerAccess(app, manager, options.tokens);
 
   handleErrors(app);
   // Events, metrics (its request counter hooks every route, so it comes first) and per-VM stats.
@@ -241,7 +249,7 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
   });
 
   registerWebSocketRoutes(app, manager, options);
-  serveUpgrades(app.server, manager, (req, socket, head) => dispatchWebSocket(app, req, socket, head));
+  serveUpgrades(app.server, manager, (req, socket, head) => dispatchWebSocket(app, req, socket, head), upgradeGuard(manager, options.callerOf));
   return app;
 }
 

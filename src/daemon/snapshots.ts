@@ -32,6 +32,8 @@ export interface SnapshotMeta {
   diskBytes?: number;
   /** How long the VM was stopped for it. */
   pausedMs: number;
+  /** The token that owns it: its VM's owner when it was taken (src/auth/ownership.ts); absent for the host's root. */
+  owner?: string;
 }
 
 export interface Snapshot extends SnapshotMeta {
@@ -131,7 +133,7 @@ export class SnapshotStore {
     await mkdir(this.root, { recursive: true, mode: 0o700 });
     const tmp = join(this.root, `.tmp-${name}-${randomBytes(3).toString("hex")}`);
     const taken = await captureGuest(guest, rec, tmp, { keepStopped: false });
-    const meta: SnapshotMeta = { name, vm: { id: rec.id, name: rec.name }, spec: rec.spec, qemuBuild, createdAt: new Date().toISOString(), ...taken };
+    const meta: SnapshotMeta = { name, vm: { id: rec.id, name: rec.name }, spec: rec.spec, qemuBuild, createdAt: new Date().toISOString(), ...taken, ...(rec.owner === undefined ? {} : { owner: rec.owner }) };
     try {
       await writeFile(snapshotFiles(tmp).meta, `${JSON.stringify(meta, null, 2)}\n`);
       if (existsSync(dir)) throw new NameTakenError(`a snapshot named ${name} was made meanwhile`, { hint: "pick another --name" });

@@ -92,7 +92,10 @@ function serveExec(ref: string, socket: Duplex, manager: VmManager): void {
 }
 
 /** onWebSocket: what takes `Upgrade: websocket` requests (websocket.ts: through Fastify's routing, its hooks included). */
-export function serveUpgrades(server: Server, manager: VmManager, onWebSocket?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void): void {
+/** Who may open a stream and on which VM (src/daemon/access.ts): the VM's id, or undefined once it refused. */
+export type UpgradeGuard = (req: IncomingMessage, socket: Duplex, ref: string) => string | undefined;
+
+export function serveUpgrades(server: Server, manager: VmManager, onWebSocket?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void, guard?: UpgradeGuard): void {
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (onWebSocket && req.headers.upgrade?.toLowerCase() === "websocket") return onWebSocket(req, socket, head);
     // What the client sent right behind its request (the exec request, console input) came with it: it
@@ -110,6 +113,11 @@ export function serveUpgrades(server: Server, manager: VmManager, onWebSocket?: 
     } catch {
       const { status, body } = errorResponse(new BadRequestError(`the VM reference in ${JSON.stringify(req.url)} is not valid percent-encoding`, { hint: "encode it with encodeURIComponent" }));
       return refuse(socket, status, body);
+    }
+    if (guard) {
+      const id = guard(req, socket, ref);
+      if (id === undefined) return;
+      ref = id;
     }
     if (kind === "console") serveConsole(ref, socket, manager);
     else serveExec(ref, socket, manager);

@@ -45,6 +45,8 @@ import { VmLauncher, type SavedState } from "./vm-launcher.js";
 import { WarmPool } from "./warm-pool.js";
 import { HOST_ROOT, type Caller } from "../auth/caller.js";
 import { checkHostPaths, readAllowedRoots, type HostPathPolicy } from "../auth/host-paths.js";
+import { ownerFor } from "../auth/ownership.js";
+import { checkQuota } from "../auth/quotas.js";
 import { VolumeStore } from "../store/volume-store.js";
 import { VolumeManager } from "./volume-manager.js";
 import type { SessionInfo, SessionRegistry, TrackedSession } from "./session-registry.js";
@@ -148,16 +150,23 @@ export class VmManager {
     return { allowedRoots: this.o.allowedRoots ?? readAllowedRoots(this.o.home) };
   }
 
-  /** Creates a VM; `caller` (default: the host's root) decides which host paths its spec may name. */
+  /**
+   * Creates a VM; `caller` (default: the host's root) decides which host paths its spec may name, owns it
+   * (src/auth/ownership.ts) and is held to its quota (src/auth/quotas.ts).
+   */
   async create(input: unknown, options: { caller?: Caller } = {}): Promise<VmRecord> {
-    const spec = await this.specFor(checkHostPaths(validateSpec(input), options.caller ?? HOST_ROOT, this.hostPaths()));
+    const caller = options.caller ?? HOST_ROOT;
+    const spec = await this.specFor(checkHostPaths(validateSpec(input), caller, this.hostPaths()));
     this.requireCgroups(spec, spec.name);
     const image = spec.image === undefined ? undefined : this.images.get(spec.image);
     if (image && spec.diskSizeMiB !== undefined && spec.diskSizeMiB * 1048576 < image.virtualBytes) {
       throw new InvalidSpecError(`diskSize ${spec.diskSizeMiB} MiB is smaller than image ${image.name} (${Math.ceil(image.virtualBytes / 1048576)} MiB)`, { hint: "disks can only grow" });
     }
     const bridgedNet = isBridged(spec.network) ? this.o.networks.get(spec.network) : undefined;
-    let record = this.o.store.create(spec);
+    // Checked and inserted with no await between: concurrent creates cannot both pass under a quota.
+    const owner = ownerFor(caller);
+    checkQuota(caller, spec, this.o.store.list().filter((r) => r.owner === owner));
+    let record = this.o.store.create(spec, owner === undefined ? {} : { owner });
     const dir = vmDir(this.o.home, record.id);
     // Nothing half-made: a failure below removes the record and its directory again.
     try {

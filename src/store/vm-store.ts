@@ -71,6 +71,8 @@ export interface AppliedLimits {
 export interface VmRecord extends VmRuntimeInfo {
   id: string;
   name: string;
+  /** The token that created it (src/auth/ownership.ts); absent for the host's root, and for VMs made before tokens. */
+  owner?: string;
   spec: VmSpec;
   state: VmState;
   lastExit?: VmExit;
@@ -123,13 +125,13 @@ export class VmStore {
     return JSON.stringify(rest);
   }
 
-  create(spec: VmSpec): VmRecord {
+  create(spec: VmSpec, extra: Pick<VmRecord, "owner"> = {}): VmRecord {
     const id = randomBytes(6).toString("hex");
     const now = new Date().toISOString();
     try {
       this.db
         .prepare("INSERT INTO vms (id, name, state, data, created_at, updated_at) VALUES (?, ?, 'created', ?, ?, ?)")
-        .run(id, spec.name, VmStore.data({ spec }), now, now);
+        .run(id, spec.name, VmStore.data({ ...extra, spec }), now, now);
     } catch (e) {
       if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") {
         throw new NameTakenError(`a VM named ${spec.name} already exists`, { hint: `pick another --name, or remove the old one (mvm rm ${spec.name})`, details: { name: spec.name } });
