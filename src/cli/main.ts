@@ -5,6 +5,7 @@ import { Command } from "commander";
 import { benchBoot } from "../bench/boot.js";
 import { benchBootStress } from "../bench/boot-stress.js";
 import { benchJail } from "../bench/jail.js";
+import { benchApi } from "../bench/api.js";
 import { renderPhaseChart } from "../bench/chart.js";
 import { benchGuest } from "../bench/guest.js";
 import { ensureGuestArtifacts, type GuestArtifacts } from "../guest/artifacts.js";
@@ -343,6 +344,21 @@ bench
   .action(async (flags: { runs: string }) => {
     const artifacts = await ensureGuestArtifacts({ onProgress: progress });
     printJson(await benchJail({ artifacts, runs: positiveInt(flags.runs, "--runs"), onProgress: (l) => progress(`bench: ${l}`) }));
+  });
+
+bench
+  .command("api")
+  .description("the API under load (autocannon): GET /v1/vms with N VMs present, and exec `true` round trips; requests/s, p50, p99 against the targets")
+  .option("--vms <n>", "VMs to boot first (real guests: under TCG this takes a while)", "20")
+  .option("--memory <size>", "memory of each VM", "256M")
+  .option("--duration <seconds>", "seconds of load per measurement", "10")
+  .option("--connections <n>", "connections at once for GET /v1/vms", "10")
+  .option("--url <url>", "the daemon's TCP listener (mvm daemon --listen HOST:PORT) instead of the Unix socket")
+  .option("--token <token>", "the token for --url (mvm token create NAME)")
+  .option("--json", "print JSON on stdout (the default)")
+  .action(async (flags: { vms: string; memory: string; duration: string; connections: string; url?: string; token?: string }) => {
+    const o = { vms: positiveInt(flags.vms, "--vms"), durationS: positiveInt(flags.duration, "--duration"), connections: positiveInt(flags.connections, "--connections") };
+    printJson(await benchApi({ ...o, memory: flags.memory, url: flags.url, token: flags.token, onProgress: (l) => progress(`bench: ${l}`) }));
   });
 
 /** A guest manifest written by guest/build.sh, with the files it names still there. */

@@ -1,0 +1,145 @@
+// `mvm bench api`: the daemon's API under load (autocannon, loaded only here so the CLI's start-up does
+// not pay for it), with N real VMs present (booted under TCG here):
+//   list: GET /v1/vms with many connections at once: requests per second, p50, p99;
+//   exec: POST /v1/vms/:ref/exec {argv:["true"]} round trips on one connection (request to the exit line
+//   of its NDJSON answer), each checked to have exited 0.
+// Against the TCP listener with a token when given (--url, --token: mvm daemon --listen, mvm token create),
+// else over the Unix socket, which the output says. Every VM the bench made is removed at the end, also when
+// it fails or is interrupted.
+
+import { randomBytes } from "node:crypto";
+import type { Options, Result } from "autocannon";
+import { join } from "node:path";
+import { connect } from "../client/client.js";
+import { homeDir } from "../host/paths.js";
+import { round } from "./stats.js";
+
+export interface LoadFigures {
+  connections: number;
+  durationS: number;
+  requests: number;
+  requestsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Answers that were not 2xx, plus connection errors and timeouts. */
+  failed: number;
+}
+
+export interface ApiBenchResult {
+  transport: { kind: "unix"; socket: string; note: string } | { kind: "tcp"; url: string };
+  vms: { count: number; bootSeconds: number };
+  list: LoadFigures;
+  exec: LoadFigures & { exitedZero: number };
+  /** Targets on this 2-core machine (issue 13): GET /v1/vms >= 5,000 req/s with p99 <= 20 ms; exec p50 <= 10 ms. */
+  targets: { listRequestsPerSec: number; listP99Ms: number; execP50Ms: number; listRequestsPerSecMet: boolean; listP99Met: boolean; execP50Met: boolean; allMet: boolean };
+}
+
+export interface ApiBenchOptions {
+  vms: number;
+  durationS: number;
+  connections: number;
+  memory: string;
+  url?: string;
+  token?: string;
+  onProgress?: (l: string) => void;
+}
+
+const figures = (r: Result, connections: number, durationS: number): LoadFigures => ({
+  connections,
+  durationS,
+  requests: r.requests.total,
+  requestsPerSec: round(r.requests.average),
+  p50Ms: round(r.latency.p50, 2),
+  p99Ms: round(r.latency.p99, 2),
+  failed: r.non2xx + r.errors + r.timeouts,
+});
+
+export async function benchApi(o: ApiBenchOptions): Promise<ApiBenchResult> {
+  const progress = o.onProgress ?? (() => {});
+  const { default: autocannon } = await import("autocannon");
+  // VMs are made over the Unix socket (this host's daemon, started if need be); the load goes where asked.
+  const client = await connect();
+  const socket = join(homeDir(), "mvm.sock");
+  const made: string[] = [];
+  const cleanup = async () => {
+    const left = made.splice(0);
+    if (left.length) progress(`removing the ${left.length} VMs the bench made`);
+    await Promise.all(left.map((id) => client.remove(id, { force: true }).catch(() => undefined)));
+  };
+  const interrupted = () => void cleanup().finally(() => process.exit(130));
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
+  try {
+    const tag = randomBytes(3).toString("hex");
+    const t0 = performance.now();
+    progress(`booting ${o.vms} VMs (${o.memory} each), 4 at a time`);
+    for (let i = 0; i < o.vms; i += 4) {
+      await Promise.all(
+        Array.from({ length: Math.min(4, o.vms - i) }, async (_, k) => {
+          const vm = await client.create({ name: `bench-api-${tag}-${i + k}`, memory: o.memory });
+          made.push(vm.id);
+          await client.start(vm.id);
+        }),
+      );
+      progress(`${Math.min(i + 4, o.vms)}/${o.vms} VMs running`);
+    }
+    const bootSeconds = round((performance.now() - t0) / 1000);
+    const target: Pick<Options, "url" | "socketPath" | "headers"> = o.url
+      ? { url: o.url.replace(/\/$/, ""), headers: o.token ? { authorization: `Bearer ${o.token}` } : {} }
+      : { url: "http://localhost", socketPath: socket, headers: {} };
+    const run = (opts: Partial<Options>) => autocannon({ ...target, ...opts, url: `${target.url}${opts.url ?? ""}`, headers: { ...target.headers, ...opts.headers } });
+
+    progress(`GET /v1/vms with ${o.vms} VMs: ${o.connections} connections for ${o.durationS} s`);
+    await run({ url: "/v1/vms", connections: 2, duration: 1 }); // warm-up (JIT, the router's caches)
+    const list = figures(await run({ url: "/v1/vms", connections: o.connections, duration: o.durationS }), o.connections, o.durationS);
+
+    let exitedZero = 0;
+    const first = made[0];
+    const exec: Partial<Options> = {
+      connections: 1,
+      duration: o.durationS,
+      requests: [
+        {
+          method: "POST",
+          path: `/v1/vms/${first}/exec`,
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ argv: ["true"] }),
+          onResponse: (status: number, body: string) => {
+            if (status === 200 && /"type":"exit"[^\n]*"status":0\b/.test(body)) exitedZero++;
+          },
+        },
+      ],
+    };
+    progress(`exec true round trips on one connection for ${o.durationS} s`);
+    await run({ ...exec, duration: 1 });
+    exitedZero = 0;
+    const e = await run(exec);
+    // A round trip that did not end in exit status 0 (refused, cut short, failed) counts as failed.
+    const execFigures = { ...figures(e, 1, o.durationS), exitedZero };
+    execFigures.failed = Math.max(execFigures.failed, e.requests.total - exitedZero);
+
+    const targets = {
+      listRequestsPerSec: 5000,
+      listP99Ms: 20,
+      execP50Ms: 10,
+      listRequestsPerSecMet: list.requestsPerSec >= 5000,
+      listP99Met: list.p99Ms <= 20,
+      execP50Met: execFigures.p50Ms <= 10,
+      allMet: false,
+    };
+    targets.allMet = targets.listRequestsPerSecMet && targets.listP99Met && targets.execP50Met;
+    return {
+      transport: o.url
+        ? { kind: "tcp", url: o.url }
+        : { kind: "unix", socket, note: "over the Unix socket: give --url http://HOST:PORT --token TOKEN (mvm daemon --listen, mvm token create) to measure the TCP listener" },
+      vms: { count: o.vms, bootSeconds },
+      list,
+      exec: execFigures,
+      targets,
+    };
+  } finally {
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
+    await cleanup();
+  }
+}
