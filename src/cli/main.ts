@@ -17,6 +17,7 @@ import { volumeCreateCommand, volumeLsCommand, volumeRmCommand } from "./command
 import { execCommand, type ExecFlags } from "./commands/exec.js";
 import { cpCommand } from "./commands/cp.js";
 import { eventsCommand, type EventsFlags } from "./commands/events.js";
+import { statsCommand } from "./commands/stats.js";
 import { benchExec } from "../bench/exec.js";
 import { benchDensity, benchStart } from "../bench/start.js";
 import { sessionAttachCommand, sessionKillCommand, sessionLsCommand, sessionRmCommand, sessionStdinCommand, sessionWaitCommand } from "./commands/session.js";
@@ -126,6 +127,13 @@ program
   .option("--since <id>", "first replay what came after this event id")
   .option("--json", "one JSON object per line (NDJSON), with its id")
   .action((flags: EventsFlags) => done(eventsCommand(flags)));
+
+program
+  .command("stats")
+  .description("a VM's figures now: QEMU's CPU time and memory, disk I/O, network bytes, uptime, boot time")
+  .argument("<vm>")
+  .option("--json", "print JSON on stdout")
+  .action((ref: string, flags: { json?: boolean }) => done(statsCommand(ref, flags)));
 
 program
   .command("exec")

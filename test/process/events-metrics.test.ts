@@ -2,7 +2,11 @@
 // over the fake QEMU), as clients see them: the library's event iterator, raw sockets, the text format.
 
 import assert from "node:assert/strict";
+import { execFile, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { request } from "node:http";
 import { connect } from "node:net";
 import { join } from "node:path";
@@ -15,6 +19,7 @@ import { FakeHome, waitFor } from "./harness.js";
 import { startHttpDaemon, type HttpDaemon } from "./http-daemon.js";
 
 const T = { timeout: 60_000 };
+const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
 async function setup(t: TestContext, env: Record<string, string> = {}): Promise<{ h: FakeHome; d: HttpDaemon; client: MvmClient }> {
   const h = new FakeHome();
@@ -237,4 +242,40 @@ test("/metrics holds the VM with its state, QEMU's CPU and memory and its disks;
   const missing = await get(d.socket, "/v1/vms/nope/stats");
   assert.equal(missing.status, 404);
   for (const n of ["met", "hung"]) await client.kill(n);
+});
+
+test("mvm events prints each event as it comes (NDJSON with --json, --vm filters) and ends on SIGINT; mvm stats", T, async (t) => {
+  const { h, client } = await setup(t);
+  const env = { ...process.env, MVM_HOME: h.home };
+  await client.create({ name: "other" });
+  const cli = (json: boolean) => {
+    const child = spawn(process.execPath, [CLI, "events", "--vm", "cli", "--since", "0", ...(json ? ["--json"] : [])], { env, stdio: ["ignore", "pipe", "pipe"] });
+    const lines: string[] = [];
+    createInterface({ input: child.stdout }).on("line", (l) => lines.push(l));
+    let err = "";
+    child.stderr.on("data", (b: Buffer) => (err += b.toString()));
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    return { child, lines, exited, err: () => err };
+  };
+  const vm = await client.create({ name: "cli" });
+  await client.start("cli");
+  const json = cli(true);
+  const human = cli(false);
+  const wanted = (l: string[]) => l.some((x) => x.includes("running"));
+  await waitFor(() => wanted(json.lines) && wanted(human.lines), `both CLIs to print cli's start (${json.err()}${human.err()})`, 10_000);
+  for (const c of [json, human]) c.child.kill("SIGINT");
+  assert.deepEqual(await Promise.all([json.exited, human.exited]), [0, 0]);
+  const parsed = json.lines.map((l) => JSON.parse(l) as StreamedEvent).filter((e) => e.type !== "reset");
+  assert.ok(parsed.every((e) => "vm" in e && e.vm?.id === vm.id), "--vm cli: only its events");
+  assert.deepEqual(states(parsed, vm.id), ["created→starting", "starting→running"]);
+  assert.ok(parsed.every((e) => typeof e.id === "number"));
+  assert.ok(human.lines.some((l) => /^\d{4}-\d\d-\d\dT\S+ {2}vm\.state +cli \([0-9a-f]+\) {2}starting → running$/.test(l)), human.lines.join("\n"));
+
+  const run = promisify(execFile);
+  const out = await run(process.execPath, [CLI, "stats", "cli", "--json"], { env });
+  const st = JSON.parse(out.stdout) as { name: string; cpu?: { totalSeconds: number } };
+  assert.equal(st.name, "cli");
+  assert.ok(st.cpu!.totalSeconds > 0);
+  assert.match((await run(process.execPath, [CLI, "stats", "cli"], { env })).stdout, /^cpu +\d+\.\d\d s \(user/m);
+  await client.kill("cli");
 });
