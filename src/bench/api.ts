@@ -3,11 +3,18 @@
 //   list: GET /v1/vms with many connections at once: requests per second, p50, p99;
 //   exec: POST /v1/vms/:ref/exec {argv:["true"]} round trips on one connection (request to the exit line
 //   of its NDJSON answer), each checked to have exited 0.
-// Against the TCP listener with a token when given (--url, --token: mvm daemon --listen, mvm token create),
-// else over the Unix socket, which the output says. Every VM the bench made is removed at the end, also when
-// it fails or is interrupted.
+// Where: by default a daemon of the bench's own (a fresh $MVM_HOME) started with `mvm daemon --listen
+// 127.0.0.1:PORT` and an admin token from `mvm token create`, the load sent over TCP with the token, as a
+// remote client's would be; --url and --token name a listener already running instead; --unix measures this
+// home's daemon on its Unix socket. The output says which. Every VM the bench made is removed at the end
+// (and its own daemon stopped, its home deleted), also when it fails or is interrupted.
 
+import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { promisify } from "node:util";
 import type { Options, Result } from "autocannon";
 import { join } from "node:path";
 import { connect } from "../client/client.js";
@@ -26,7 +33,7 @@ export interface LoadFigures {
 }
 
 export interface ApiBenchResult {
-  transport: { kind: "unix"; socket: string; note: string } | { kind: "tcp"; url: string };
+  transport: { kind: "unix"; socket: string; note: string } | { kind: "tcp"; url: string; token: "bearer"; daemon: "own" | "given" };
   vms: { count: number; bootSeconds: number };
   list: LoadFigures;
   exec: LoadFigures & { exitedZero: number };
@@ -39,8 +46,11 @@ export interface ApiBenchOptions {
   durationS: number;
   connections: number;
   memory: string;
+  /** A listener already running (with token), instead of a daemon of the bench's own. */
   url?: string;
   token?: string;
+  /** This home's daemon over its Unix socket. */
+  unix?: boolean;
   onProgress?: (l: string) => void;
 }
 
@@ -54,19 +64,80 @@ const figures = (r: Result, connections: number, durationS: number): LoadFigures
   failed: r.non2xx + r.errors + r.timeouts,
 });
 
+const CLI = new URL("../cli/main.js", import.meta.url).pathname;
+const run = promisify(execFile);
+
+/** A loopback port nobody listens on now. */
+const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+    s.once("error", reject);
+  });
+
+/** A daemon of the bench's own, in a fresh home, with a TCP listener on loopback and an admin token for it. */
+async function ownDaemon(progress: (l: string) => void): Promise<{ home: string; url: string; token: string; stop: () => Promise<void> }> {
+  const home = mkdtempSync(join(tmpdir(), "mvm-bench-api-"));
+  const env = { ...process.env, MVM_HOME: home };
+  const port = await freePort();
+  progress(`starting a daemon in ${home} with mvm daemon --listen 127.0.0.1:${port}`);
+  const child = spawn(process.execPath, [CLI, "daemon", "--listen", `127.0.0.1:${port}`], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  child.stderr.on("data", (b: Buffer) => (err = (err + b.toString()).slice(-4000)));
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      const t = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(t);
+    }
+    rmSync(home, { recursive: true, force: true });
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let out = "";
+      const t = setTimeout(() => reject(new Error(`the bench's daemon was not ready in 60 s: ${err}`)), 60_000);
+      child.stdout.on("data", (b: Buffer) => {
+        out += b.toString();
+        if (out.includes("ready\n")) {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+      void exited.then(() => {
+        clearTimeout(t);
+        reject(new Error(`the bench's daemon exited: ${err}`));
+      });
+    });
+    const made = await run(process.execPath, [CLI, "token", "create", "bench-api", "--role", "admin", "--json"], { env });
+    const token = (JSON.parse(made.stdout) as { token: string }).token;
+    return { home, url: `http://127.0.0.1:${port}`, token, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
 export async function benchApi(o: ApiBenchOptions): Promise<ApiBenchResult> {
   const progress = o.onProgress ?? (() => {});
   const { default: autocannon } = await import("autocannon");
-  // VMs are made over the Unix socket (this host's daemon, started if need be); the load goes where asked.
-  const client = await connect();
-  const socket = join(homeDir(), "mvm.sock");
+  const own = o.unix || o.url ? undefined : await ownDaemon(progress);
+  const url = own?.url ?? o.url;
+  const token = own?.token ?? o.token;
+  // VMs are made over the Unix socket of the daemon's home; the load goes where asked.
+  const home = own?.home ?? homeDir();
+  const client = await connect({ home, autoStart: !own });
+  const socket = join(home, "mvm.sock");
   const made: string[] = [];
   const cleanup = async () => {
     const left = made.splice(0);
     if (left.length) progress(`removing the ${left.length} VMs the bench made`);
     await Promise.all(left.map((id) => client.remove(id, { force: true }).catch(() => undefined)));
   };
-  const interrupted = () => void cleanup().finally(() => process.exit(130));
+  const interrupted = () => void cleanup().then(() => own?.stop()).finally(() => process.exit(130));
   process.once("SIGINT", interrupted);
   process.once("SIGTERM", interrupted);
   try {
@@ -84,8 +155,8 @@ export async function benchApi(o: ApiBenchOptions): Promise<ApiBenchResult> {
       progress(`${Math.min(i + 4, o.vms)}/${o.vms} VMs running`);
     }
     const bootSeconds = round((performance.now() - t0) / 1000);
-    const target: Pick<Options, "url" | "socketPath" | "headers"> = o.url
-      ? { url: o.url.replace(/\/$/, ""), headers: o.token ? { authorization: `Bearer ${o.token}` } : {} }
+    const target: Pick<Options, "url" | "socketPath" | "headers"> = url
+      ? { url: url.replace(/\/$/, ""), headers: token ? { authorization: `Bearer ${token}` } : {} }
       : { url: "http://localhost", socketPath: socket, headers: {} };
     const run = (opts: Partial<Options>) => autocannon({ ...target, ...opts, url: `${target.url}${opts.url ?? ""}`, headers: { ...target.headers, ...opts.headers } });
 
@@ -129,9 +200,9 @@ export async function benchApi(o: ApiBenchOptions): Promise<ApiBenchResult> {
     };
     targets.allMet = targets.listRequestsPerSecMet && targets.listP99Met && targets.execP50Met;
     return {
-      transport: o.url
-        ? { kind: "tcp", url: o.url }
-        : { kind: "unix", socket, note: "over the Unix socket: give --url http://HOST:PORT --token TOKEN (mvm daemon --listen, mvm token create) to measure the TCP listener" },
+      transport: url
+        ? { kind: "tcp", url, token: "bearer", daemon: own ? "own" : "given" }
+        : { kind: "unix", socket, note: "over the Unix socket (--unix): without it the bench runs a daemon of its own with a TCP listener and a token" },
       vms: { count: o.vms, bootSeconds },
       list,
       exec: execFigures,
@@ -141,5 +212,6 @@ export async function benchApi(o: ApiBenchOptions): Promise<ApiBenchResult> {
     process.off("SIGINT", interrupted);
     process.off("SIGTERM", interrupted);
     await cleanup();
+    await own?.stop();
   }
 }

@@ -361,12 +361,13 @@ bench
   .option("--memory <size>", "memory of each VM", "256M")
   .option("--duration <seconds>", "seconds of load per measurement", "10")
   .option("--connections <n>", "connections at once for GET /v1/vms", "10")
-  .option("--url <url>", "the daemon's TCP listener (mvm daemon --listen HOST:PORT) instead of the Unix socket")
+  .option("--url <url>", "a TCP listener already running (mvm daemon --listen HOST:PORT), instead of a daemon of the bench's own")
   .option("--token <token>", "the token for --url (mvm token create NAME)")
+  .option("--unix", "this home's daemon over its Unix socket, instead of a daemon of the bench's own over TCP")
   .option("--json", "print JSON on stdout (the default)")
-  .action(async (flags: { vms: string; memory: string; duration: string; connections: string; url?: string; token?: string }) => {
+  .action(async (flags: { vms: string; memory: string; duration: string; connections: string; url?: string; token?: string; unix?: boolean }) => {
     const o = { vms: positiveInt(flags.vms, "--vms"), durationS: positiveInt(flags.duration, "--duration"), connections: positiveInt(flags.connections, "--connections") };
-    printJson(await benchApi({ ...o, memory: flags.memory, url: flags.url, token: flags.token, onProgress: (l) => progress(`bench: ${l}`) }));
+    printJson(await benchApi({ ...o, memory: flags.memory, url: flags.url, token: flags.token, unix: flags.unix, onProgress: (l) => progress(`bench: ${l}`) }));
   });
 
 /** A guest manifest written by guest/build.sh, with the files it names still there. */
