@@ -279,3 +279,30 @@ test("mvm events prints each event as it comes (NDJSON with --json, --vm filters
   assert.match((await run(process.execPath, [CLI, "stats", "cli"], { env })).stdout, /^cpu +\d+\.\d\d s \(user/m);
   await client.kill("cli");
 });
+
+test("image imports as events: progress and done; a damaged image's error", T, async (t) => {
+  const { h, client } = await setup(t);
+  const run = promisify(execFile);
+  const good = join(h.home, "good.qcow2");
+  const bad = join(h.home, "bad.qcow2");
+  await run("qemu-img", ["create", "-q", "-f", "qcow2", good, "16M"]);
+  // A qcow2 header over garbage: qemu-img check refuses it once the import has started.
+  await run("qemu-img", ["create", "-q", "-f", "qcow2", bad, "16M"]);
+  const { openSync, writeSync, closeSync } = await import("node:fs");
+  const fd = openSync(bad, "r+");
+  writeSync(fd, Buffer.alloc(4096, 0xff), 0, 4096, 65536 * 3);
+  writeSync(fd, Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), 0, 8, 40); // l1_table_offset
+  closeSync(fd);
+  const f = follow(client, { types: ["image."] });
+  await new Promise((r) => setTimeout(r, 200));
+  await client.importImage(good, "good");
+  await assert.rejects(client.importImage(bad, "bad"));
+  await f.until((e) => e.type === "image.error", "the damaged image's error");
+  await f.stop();
+  const about = (image: string) => f.seen.filter((e) => "image" in e && e.image === image).map((e) => e.type);
+  assert.deepEqual(about("good").slice(0, 1), ["image.progress"]);
+  assert.equal(about("good").at(-1), "image.done");
+  assert.equal(about("bad").at(-1), "image.error");
+  const err = f.seen.find((e) => e.type === "image.error");
+  assert.ok(err?.type === "image.error" && err.op === "import" && err.error === "INVALID_IMAGE", JSON.stringify(err));
+});
