@@ -26,6 +26,8 @@ import type { VmRecord } from "../store/vm-store.js";
 import { parseMemoryMiB } from "../vmspec/size.js";
 import { errorResponse } from "./http-errors.js";
 import type { VmManager } from "./vm-manager.js";
+import type { MvmEvent } from "../api/event-schemas.js";
+import { vmOf } from "./events.js";
 
 /** What a caller is told of a request: its headers, and the connection it came on. */
 export interface CallerRequest {
@@ -105,6 +107,37 @@ export function resolveVm(manager: VmManager, caller: Caller, ref: string): VmRe
   return hit;
 }
 
+/**
+ * For GET /v1/events (buildServer's visibleEvent): a user token sees the events of its own VMs (and of none
+ * other), and those about no VM (images). A removed VM's owner is remembered from its earlier events.
+ */
+export function visibleToCaller(manager: VmManager): (e: MvmEvent, req: FastifyRequest) => boolean {
+  // Every VM's owner, from the records now and from each event as it is published (the record is there at
+  // vm.created and at every state change): so a replayed event of a VM removed since is judged too.
+  const owners = new Map<string, string | undefined>();
+  const note = (id: string) => {
+    const r = manager.list().find((v) => v.id === id);
+    if (r) owners.set(id, r.owner);
+    if (owners.size > 100_000) owners.delete(owners.keys().next().value!);
+  };
+  const bus = (manager as Partial<VmManager>).events;
+  if (bus) {
+    for (const r of manager.list()) owners.set(r.id, r.owner);
+    bus.subscribe((p) => {
+      const vm = vmOf(p.event);
+      if (vm && !owners.has(vm.id)) note(vm.id);
+    });
+  }
+  return (e, req) => {
+    const caller = req.caller;
+    if (!isUser(caller)) return true;
+    const vm = vmOf(e);
+    if (!vm) return true;
+    if (!owners.has(vm.id)) note(vm.id);
+    return owners.has(vm.id) && mayUseVm(caller, owners.get(vm.id));
+  };
+}
+
 /** Routes only the host's root or an admin token may call, by method and route. */
 const ADMIN_ONLY: Record<string, string> = {
   "POST /v1/networks": "create networks",
@@ -112,6 +145,9 @@ const ADMIN_ONLY: Record<string, string> = {
   "POST /v1/images/build": "build images",
   "DELETE /v1/images/:name": "remove images",
 };
+
+/** Routes a user token may not read at all: they are about every VM (GET /v1/events is filtered instead). */
+const NOT_FOR_USERS: Record<string, string> = { "GET /metrics": "read the daemon's metrics (every VM's)" };
 
 const snapshotNotFound = (name: string) => new NotFoundError(`no snapshot named ${name}`, { hint: "list them with mvm snapshot ls" });
 
@@ -121,6 +157,8 @@ export function registerAccess(app: FastifyInstance, manager: VmManager, tokens?
       requireMethodAllowed(req.caller, req.method);
       const what = ADMIN_ONLY[`${req.method} ${req.routeOptions.url ?? ""}`];
       if (what) requireAdmin(req.caller, what);
+      const all = NOT_FOR_USERS[`${req.method} ${req.routeOptions.url ?? ""}`];
+      if (all && isUser(req.caller)) requireAdmin(req.caller, all);
       if (req.routeOptions.url?.startsWith("/v1/tokens")) requireHostRoot(req.caller, "manage tokens");
     } catch (e) {
       return done(e as Error);

@@ -29,7 +29,7 @@ import { registerBodyParsers, type BodyOptions } from "./request-body.js";
 import { registerCaller, type CallerOf } from "./request-caller.js";
 import { registerVolumeRoutes } from "./volume-routes.js";
 import { registerObserveRoutes, type EventVisibility } from "./observe-routes.js";
-import { registerAccess, upgradeGuard, type TokenAccess } from "./access.js";
+import { registerAccess, upgradeGuard, visibleToCaller, type TokenAccess } from "./access.js";
 import { dispatchWebSocket, registerWebSocketRoutes, type WebSocketOptions } from "./websocket.js";
 
 type Ref = { Params: { ref: string } };
@@ -73,7 +73,7 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
 
   handleErrors(app);
   // Events, metrics (its request counter hooks every route, so it comes first) and per-VM stats.
-  registerObserveRoutes(app, manager, { visibleEvent: options.visibleEvent });
+  registerObserveRoutes(app, manager, { visibleEvent: options.visibleEvent ?? visibleToCaller(manager) });
 
   app.get("/v1/openapi.json", route({ summary: "this document", answer: "json" }), () => openApiDocument(info.version, routes));
 

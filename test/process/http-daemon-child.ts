@@ -13,6 +13,8 @@ import { recordResponses, type OpenApiDoc } from "./openapi-check.js";
 import type { BodyOptions } from "../../src/daemon/request-body.js";
 import type { WebSocketOptions } from "../../src/daemon/websocket.js";
 import { managerFor, type ManagerKnobs } from "./harness.js";
+import { TokenAccess } from "../../src/daemon/access.js";
+import { TokenStore } from "../../src/store/token-store.js";
 
 const home = process.argv[2]!;
 const knobs = JSON.parse(process.argv[3] ?? "{}") as ManagerKnobs;
@@ -21,7 +23,8 @@ const log = (line: string) => process.stderr.write(`${new Date().toISOString()} 
 
 const { manager, close } = managerFor(home, knobs, log);
 await manager.reconcile();
-const app = buildServer(manager, { version: "process-test", home }, body);
+// The host's root's token routes (/v1/tokens) too, as src/daemon/main.ts serves them on the socket.
+const app = buildServer(manager, { version: "process-test", home }, { ...body, tokens: new TokenAccess(new TokenStore(join(home, "mvm.db"))) });
 // Every answer is checked against the OpenAPI document, in $home/openapi-answers.ndjson (http-daemon.ts reads it).
 recordResponses(app, () => openApiDocument("process-test", registeredRoutes(app)) as OpenApiDoc, join(home, "openapi-answers.ndjson"));
 const lock = join(home, "daemon.pid");

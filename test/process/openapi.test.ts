@@ -160,6 +160,9 @@ async function exercise(c: MvmClient): Promise<Set<string>> {
   }, ok);
   await step("client.remove", () => c.remove("oa", { force: true }), ok);
   await step("client.prune", () => c.prune(), ok);
+  await step("client.createToken", () => c.createToken("oa-token", { role: "user", maxVms: 2, maxMemory: "1G" }), ok);
+  await step("client.tokens", () => c.tokens(), ok);
+  await step("client.removeToken", () => c.removeToken("oa-token"), ok);
   return covered;
 }
 

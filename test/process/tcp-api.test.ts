@@ -389,3 +389,41 @@ test("mvm daemon --listen: a non-loopback address without TLS is refused with th
   assert.deepEqual(JSON.parse((await cli(h.home, ["config", "get", "--json"])).stdout), {});
   assert.equal((await cli(h.home, ["rm", "-f", "from-afar"])).code, 0);
 });
+
+test("a user token's event stream carries its own VMs' events only; /metrics is not for user tokens (admin and read tokens read it)", T, async (t) => {
+  const { d } = await setup(t);
+  const [a, b, read] = await Promise.all([d.token("a"), d.token("b"), d.token("dash", { role: "read" })]);
+  await d.as(b).create({ name: "b-1" });
+  await d.as(a).create({ name: "a-1" });
+  await d.as(b).create({ name: "b-2" });
+  await d.as(a).create({ name: "a-2" });
+  await d.as(b).remove("b-2");
+  await d.as(a).remove("a-2");
+  const names = async (token: string): Promise<string[]> => {
+    const seen: string[] = [];
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), 5000);
+    try {
+      for await (const e of d.as(token).events({ since: 0, types: ["vm."], signal: ac.signal })) {
+        if ("vm" in e && e.vm) seen.push(`${e.type} ${e.vm.name}`);
+        if (seen.length >= 6 || seen.includes("vm.removed a-2")) break;
+      }
+    } catch {
+      /* aborted: what was seen is the answer */
+    } finally {
+      clearTimeout(timer);
+      ac.abort();
+    }
+    return seen;
+  };
+  assert.deepEqual(await names(a), ["vm.created a-1", "vm.created a-2", "vm.removed a-2"]);
+  const all = await names(read);
+  assert.deepEqual(all, ["vm.created b-1", "vm.created a-1", "vm.created b-2", "vm.created a-2", "vm.removed b-2", "vm.removed a-2"]);
+  const m = await raw(d.url, "GET", "/metrics", { authorization: `Bearer ${a}` });
+  assert.deepEqual([m.status, m.body.error], [403, "FORBIDDEN"]);
+  const ok = await new Promise<number>((resolve, reject) => request(new URL("/metrics", d.url), { headers: { authorization: `Bearer ${read}` } }, (res) => {
+    res.resume();
+    resolve(res.statusCode ?? 0);
+  }).on("error", reject).end());
+  assert.equal(ok, 200);
+});
