@@ -41,7 +41,7 @@ export class DaemonMetrics {
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: "mvm_daemon_" });
     this.requests = new Counter({ name: "mvm_http_requests_total", help: "HTTP requests answered, by method, route (its pattern) and status", labelNames: ["method", "route", "status"], registers: [r] });
-    this.latency = new Histogram({ name: "mvm_http_request_duration_seconds", help: "time to answer an HTTP request (streams: until their headers)", labelNames: ["method", "route", "status"], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60], registers: [r] });
+    this.latency = new Histogram({ name: "mvm_http_request_duration_seconds", help: "time to answer an HTTP request (a stream: until it ended)", labelNames: ["method", "route", "status"], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60], registers: [r] });
     const vm = ["id", "name"];
     const gauge = (name: string, help: string, labelNames: string[] = vm) => new Gauge({ name, help, labelNames, registers: [r] });
     const counter = (name: string, help: string, labelNames: string[] = vm) => new Counter({ name, help, labelNames, registers: [r] });
