@@ -6,7 +6,10 @@ import type { QmpClient } from "../qemu/qmp-client.js";
 import { withDeadline } from "../deadline.js";
 import { EventBus } from "./events.js";
 import { DaemonMetrics, type MetricsSource } from "./metrics.js";
-import { parseBlockStats, parseProcStat, parseSmapsRollup } from "./stats.js";
+import { parseBlockStats, parseProcStat, parseSmapsRollup, readVmStats } from "./stats.js";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseMetrics } from "../../test/support/prom-text.js";
 
 const find = (text: string, name: string, labels: Record<string, string> = {}) =>
@@ -98,4 +101,24 @@ test("the whole gather has a deadline too: VMs not in by then are reported missi
   assert.ok(performance.now() - t0 < 1000);
   assert.equal(find(text, "mvm_vm_state", { id: "ddd444", state: "running" })[0]?.value, 1);
   assert.equal(find(text, "mvm_vm_stats_up", { id: "ddd444", source: "qmp" })[0]?.value, 0);
+});
+
+test("network figures: a bridged VM's tap counters from sysfs; a user network says it has none; a gone tap says why", async () => {
+  const root = mkdtempSync(join(tmpdir(), "mvm-net-"));
+  try {
+    const dir = join(root, "mvt-aaa", "statistics");
+    mkdirSync(dir, { recursive: true });
+    for (const [f, v] of Object.entries({ rx_bytes: 1500, tx_bytes: 3000, rx_packets: 10, tx_packets: 20 })) writeFileSync(join(dir, f), `${v}\n`);
+    const bridged = rec("eee555", "br", "running", { pid: process.pid, bridged: { network: "lan", ip: "10.0.0.2", prefix: 24, gateway: "10.0.0.1", tap: "mvt-aaa" } });
+    const s = await readVmStats(bridged, undefined, { netRoot: root });
+    assert.deepEqual(s.net, { available: true, tap: "mvt-aaa", rxBytes: 1500, txBytes: 3000, rxPackets: 10, txPackets: 20 });
+    assert.match(s.unavailable.join(), /block: this daemon holds no QMP connection/);
+    const gone = await readVmStats({ ...bridged, bridged: { ...bridged.bridged!, tap: "mvt-gone" } }, undefined, { netRoot: root });
+    assert.equal(gone.net?.available, false);
+    assert.match(gone.net?.reason ?? "", /tap's counters could not be read/);
+    const user = await readVmStats(rec("fff666", "u", "running", { pid: process.pid, spec: checkSpec({ name: "u", network: "user" }) }), undefined);
+    assert.deepEqual([user.net?.available, /user-mode network/.test(user.net?.reason ?? "")], [false, true]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });

@@ -87,7 +87,7 @@ export function readTapStats(tap: string, root = "/sys/class/net"): { rxBytes: n
 export const QMP_TIMEOUT_MS = Number(process.env.MVM_STATS_QMP_MS) || 500;
 
 /** Reads the VM's figures now. `qmp` is the monitor this daemon holds (none: no block stats). */
-export async function readVmStats(rec: VmRecord, qmp: QmpClient | undefined, o: { qmpTimeoutMs?: number; procRoot?: string } = {}): Promise<VmStats> {
+export async function readVmStats(rec: VmRecord, qmp: QmpClient | undefined, o: { qmpTimeoutMs?: number; procRoot?: string; netRoot?: string } = {}): Promise<VmStats> {
   const proc = o.procRoot ?? "/proc";
   const live = rec.state === "running" || rec.state === "paused";
   const unavailable: string[] = [];
@@ -118,7 +118,7 @@ export async function readVmStats(rec: VmRecord, qmp: QmpClient | undefined, o: 
   }
   if (rec.bridged) {
     try {
-      out.net = { available: true, tap: rec.bridged.tap, ...readTapStats(rec.bridged.tap) };
+      out.net = { available: true, tap: rec.bridged.tap, ...readTapStats(rec.bridged.tap, o.netRoot) };
     } catch (e) {
       out.net = { available: false, tap: rec.bridged.tap, reason: `its tap's counters could not be read: ${(e as Error).message}` };
     }
