@@ -91,10 +91,10 @@ function serveExec(ref: string, socket: Duplex, manager: VmManager): void {
   });
 }
 
-/** onWebSocket: what takes `Upgrade: websocket` requests (websocket.ts: through Fastify's routing, its hooks included). */
 /** Who may open a stream and on which VM (src/daemon/access.ts): the VM's id, or undefined once it refused. */
 export type UpgradeGuard = (req: IncomingMessage, socket: Duplex, ref: string) => string | undefined;
 
+/** onWebSocket: what takes `Upgrade: websocket` requests (websocket.ts: through Fastify's routing, its hooks included). */
 export function serveUpgrades(server: Server, manager: VmManager, onWebSocket?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void, guard?: UpgradeGuard): void {
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (onWebSocket && req.headers.upgrade?.toLowerCase() === "websocket") return onWebSocket(req, socket, head);

@@ -599,7 +599,7 @@ export class VmManager {
   }
 
   /** The serial console of a running or paused VM, for an interactive client. */
-  openConsole(ref: string, onData: (b: Buffer) => void): { name: string; write: (b: Buffer) => void; close: () => void } {
+  openConsole(ref: string, onData: (b: Buffer) => void): { name: string; write: (b: Buffer, onDrain?: () => void) => boolean; close: () => void } {
     const rec = this.o.store.get(ref);
     if (rec.state !== "running" && rec.state !== "paused") requireState(rec.name, "exec", rec.state);
     return { name: rec.name, ...this.guestOf(rec).openConsole(onData) };

@@ -11,9 +11,10 @@
 // one refused there gets a plain HTTP answer and its socket closed. Past the handshake an mvm error is a
 // {type:"error"} message and the close code 4000 + its HTTP status (4404 NOT_FOUND, 4409 WRONG_STATE...),
 // the reason its code and message, so a browser, which never sees a refused handshake's status, knows why.
-// Each socket is bounded: messages up to maxPayload (1009 beyond, by ws), output paused (exec) or dropped
-// and counted (console) while over HIGH_WATER bytes wait to be sent, a ping every pingMs and the socket
-// ended when no pong came by the next one. A client that goes away takes its command with it.
+// Each socket is bounded: messages up to maxPayload (1009 beyond, by ws), console input read only as fast
+// as QEMU takes it, output paused (exec) or dropped and counted (console) while over HIGH_WATER bytes wait
+// to be sent, a ping every pingMs and the socket ended when no pong came by the next one. A client that
+// goes away takes its command with it.
 
 import { ServerResponse, type IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
@@ -115,7 +116,10 @@ function serveConsole(ws: WebSocket, ref: string, manager: VmManager): void {
   } catch (e) {
     return closeWithError(ws, e);
   }
-  ws.on("message", (data: RawData) => con.write(toBuffer(data)));
+  // Keystrokes as fast as QEMU takes them: the socket is paused while its console channel is full.
+  ws.on("message", (data: RawData) => {
+    if (!con.write(toBuffer(data), () => ws.resume())) ws.pause();
+  });
   ws.once("close", () => con.close());
 }
 

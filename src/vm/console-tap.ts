@@ -88,8 +88,21 @@ export class ConsoleTap {
     return () => this.listeners.delete(onData);
   }
 
-  /** Keystrokes to the console (socket mode only; one-off launches have no input). */
-  write(b: Buffer): void {
-    this.channel?.write(b);
+  /**
+   * Keystrokes to the console (socket mode only; one-off launches have no input). false: QEMU is not taking
+   * them as fast as they come (the guest's serial port is slow or stalled); `onDrain` is called once it has
+   * caught up (or the channel closed), so that a client can be paused meanwhile.
+   */
+  write(b: Buffer, onDrain?: () => void): boolean {
+    const ch = this.channel;
+    if (!ch || ch.destroyed || ch.write(b)) return true;
+    if (onDrain) {
+      const done = () => {
+        ch.off("drain", done).off("close", done);
+        onDrain();
+      };
+      ch.once("drain", done).once("close", done);
+    }
+    return false;
   }
 }

@@ -139,9 +139,9 @@ export class Guest implements AsyncDisposable {
   }
 
   /** Follows console output and sends keystrokes to it; `close` detaches. */
-  openConsole(onData: (b: Buffer) => void): { write: (b: Buffer) => void; close: () => void } {
+  openConsole(onData: (b: Buffer) => void): { write: (b: Buffer, onDrain?: () => void) => boolean; close: () => void } {
     const close = this.parts.console.listen(onData);
-    return { write: (b) => this.parts.console.write(b), close };
+    return { write: (b, onDrain) => this.parts.console.write(b, onDrain), close };
   }
 
   /**
