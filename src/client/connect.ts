@@ -1,5 +1,6 @@
 // Finding the daemon of a home, and starting it when none answers (the library's entry point).
 
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DaemonNotRunningError } from "../errors.js";
 import { homeDir } from "../host/paths.js";
@@ -14,13 +15,14 @@ function isNoDaemon(e: unknown): boolean {
 
 /**
  * Connects to the daemon of this home, starting it when none answers; or with `url` (or $MVM_URL), to a
- * daemon's network listener with a token (or $MVM_TOKEN).
+ * daemon's network listener with a token (or $MVM_TOKEN), trusting `ca` (or the PEM file $MVM_CA) for https.
  */
 export async function connect(options: ConnectOptions = {}): Promise<MvmClient> {
   // A network listener (mvm daemon --listen): as it is, never started from here.
   const url = options.url ?? (options.home === undefined ? process.env.MVM_URL || undefined : undefined);
   if (url) {
-    const remote = new MvmClient({ url, token: options.token ?? process.env.MVM_TOKEN, ca: options.ca });
+    const caFile = options.ca === undefined ? process.env.MVM_CA || undefined : undefined;
+    const remote = new MvmClient({ url, token: options.token ?? process.env.MVM_TOKEN, ca: options.ca ?? (caFile ? readFileSync(caFile) : undefined) });
     await remote.info(options.signal);
     return remote;
   }

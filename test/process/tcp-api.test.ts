@@ -251,6 +251,12 @@ test("a TLS listener with a certificate made here: the library over https with a
   await assert.rejects(connect({ url: d.url, token }), (e: unknown) => /self[- ]signed|unable to verify|certificate/i.test(String((e as Error).message)));
   await assert.rejects(connect({ url: d.url.replace("https", "http"), token }));
   await assert.rejects(connect({ url: d.url, ca }), code("UNAUTHORIZED"));
+  // The CLI over https: MVM_URL, MVM_TOKEN and MVM_CA.
+  const ps = await cli(dir.home, ["ps", "-a", "--json"], { MVM_URL: d.url, MVM_TOKEN: token, MVM_CA: cert });
+  assert.equal(ps.code, 0, ps.stderr);
+  assert.deepEqual((JSON.parse(ps.stdout) as Array<{ name: string }>).map((v) => v.name), ["t1"]);
+  const untrusted = await cli(dir.home, ["ps", "--json"], { MVM_URL: d.url, MVM_TOKEN: token });
+  assert.equal(untrusted.code, 125);
   // A client that opens a connection and never begins its handshake is cut off.
   const silent = createConnection({ port: d.port, host: "127.0.0.1" });
   silent.on("error", () => undefined);
@@ -310,7 +316,7 @@ test("slow clients are cut off: headers that trickle in, a connection that sends
 // The real CLI and daemon (src/daemon/main.ts) with the fake QEMU: nothing boots, nothing needs guest artefacts.
 function cli(home: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   const e: NodeJS.ProcessEnv = { ...process.env, MVM_HOME: home, MVM_QEMU: FAKE_QEMU, MVM_QEMU_MICROVM: "/nonexistent", MVM_TEMPLATES: "0", MVM_JAIL: "0", MVM_POOL_SIZE: "0", ...env };
-  delete e.MVM_URL;
+  if (!env.MVM_URL) delete e.MVM_URL;
   return new Promise((resolve) => {
     execFile(process.execPath, [CLI, ...args], { env: e, timeout: 30_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : -1) : 0, stdout, stderr });
