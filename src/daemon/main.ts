@@ -157,7 +157,9 @@ async function main(): Promise<void> {
 
   const shutdown = (signal: string) => {
     log(`${signal}: shutting down; VMs keep running and will be re-adopted`);
-    void Promise.all([app.close(), network?.close(), manager.close()]).finally(() => {
+    // Requests under way (streams: exec, logs -f, events) get a few seconds, then their connections are cut.
+    const socketClosed = Promise.race([app.close(), new Promise((r) => setTimeout(r, 5000).unref())]).then(() => app.server.closeAllConnections());
+    void Promise.all([socketClosed, network?.close(), manager.close()]).finally(() => {
       store.close();
       try {
         unlinkSync(join(home, "daemon.pid"));

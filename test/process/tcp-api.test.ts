@@ -357,9 +357,18 @@ test("mvm daemon --listen: a non-loopback address without TLS is refused with th
   await new Promise<void>((r) => fg.stdout.on("data", (b: Buffer) => b.toString().includes("ready") && r()));
   assert.match(err, new RegExp(`serving on http://127\\.0\\.0\\.1:${port} for tokens`));
   assert.equal((await raw(`http://127.0.0.1:${port}`, "GET", "/v1/vms")).status, 401);
+  // A stream open on each listener (a log follow) does not hold the shutdown up for more than its grace.
+  const fgToken = JSON.parse((await cli(h.home, ["token", "create", "fg", "--json"])).stdout) as { token: string };
+  const fgRemote = new MvmClient({ url: `http://127.0.0.1:${port}`, token: fgToken.token });
+  await fgRemote.create({ name: "follow" });
+  const following = [fgRemote, new MvmClient(join(h.home, "mvm.sock"))].map((c) => c.logs("follow", { follow: true, onData: () => undefined }).then(() => "ended", () => "cut"));
+  await new Promise((r) => setTimeout(r, 300));
+  const t0 = Date.now();
   fg.kill("SIGTERM");
   const [exitCode] = (await once(fg, "exit")) as [number];
   assert.equal(exitCode, 0);
+  assert.ok(Date.now() - t0 < 8000, `the daemon took ${Date.now() - t0} ms to stop`);
+  assert.deepEqual((await Promise.all(following)).length, 2);
 
   // Kept: config set/get/unset, validated.
   const port2 = await freePort();
@@ -368,6 +377,9 @@ test("mvm daemon --listen: a non-loopback address without TLS is refused with th
   assert.equal((await cli(h.home, ["config", "set", "listen", `127.0.0.1:${port2}`])).code, 0);
   assert.equal((await cli(h.home, ["config", "get", "listen"])).stdout, `127.0.0.1:${port2}\n`);
   assert.deepEqual(JSON.parse((await cli(h.home, ["config", "get", "--json"])).stdout), { listen: `127.0.0.1:${port2}` });
+  // (The first command from here starts the daemon on demand, with the kept setting.)
+  assert.equal((await cli(h.home, ["token", "rm", "fg"])).code, 0);
+  assert.equal((await cli(h.home, ["rm", "follow"])).code, 0);
   // The daemon the CLI starts on demand listens there; the token made through the CLI works on it.
   const made = await cli(h.home, ["token", "create", "ci", "--role", "user", "--max-vms", "1", "--json"]);
   assert.equal(made.code, 0, made.stderr);
