@@ -1,7 +1,8 @@
 // Who is asking. Every request the daemon serves carries a caller: over the Unix socket (mode 0600, so only
-// the daemon's user reaches it) that is the host's root; a network listener will set it from the request's
-// token (issue 13). Library use (a VmManager called in-process) is the host's root too. What a caller may
-// do is decided from this alone: today, which host paths it may name (host-paths.ts).
+// the daemon's user reaches it) that is the host's root; on the network listener it is the bearer token's
+// (src/daemon/access.ts). Library use (a VmManager called in-process) is the host's root too. What a caller
+// may do is decided from this alone: which host paths it may name (host-paths.ts), which VMs it sees and
+// what its role allows (ownership.ts), how much it may make (quotas.ts).
 
 import { ForbiddenError } from "../errors.js";
 
