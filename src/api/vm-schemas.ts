@@ -129,6 +129,7 @@ export const VmViewSchema = Type.Object({
         uid: Type.Optional(Type.Integer()),
         mode: Type.Optional(Type.Union([Type.Literal("uid"), Type.Literal("root")], { description: "uid: QEMU runs as a uid of its own; root: as uid 0 without capabilities (reason says why)" })),
         groups: Type.Optional(Type.Array(Type.Integer(), { description: "QEMU's supplementary groups: the one all jailed QEMUs share, device groups" })),
+        usernsFilter: Type.Optional(Type.Boolean({ description: "mvm's seccomp filter against new user namespaces is installed beneath QEMU's own" })),
         noNewPrivs: Type.Optional(Type.Boolean()),
         seccomp: Type.Optional(Type.Integer({ description: "0: no filter; 2: QEMU's -sandbox filter" })),
         capabilities: Type.Optional(Type.String({ description: "QEMU's effective capability set (CapEff, hex)" })),
