@@ -45,6 +45,8 @@ export const CheckedSpecSchema = Type.Object({
   cpuShare: Type.Optional(Type.Integer({ description: "relative CPU weight, 1 to 10000" })),
   cpuMax: Type.Optional(Type.Number({ description: "cores" })),
   memoryMax: Type.Optional(Type.Integer({ description: "bytes, guest RAM included" })),
+  ttlMs: Type.Optional(Type.Integer({ description: "time to live asked at create, ms (expiresAt is the end time in force)" })),
+  labels: Type.Optional(Type.Record(Type.String(), Type.String())),
 });
 
 export const VmStateSchema = Type.Union([
@@ -119,6 +121,7 @@ export const VmViewSchema = Type.Object({
   diskUsed: Type.Optional(Type.Boolean({ description: "the root overlay has run a guest (a clone can no longer take it over)" })),
   bridged: Type.Optional(Type.Object({ network: Type.String(), ip: Type.String(), prefix: Type.Integer(), gateway: Type.String(), tap: Type.String() })),
   limits: Type.Optional(AppliedLimitsSchema),
+  expiresAt: Type.Optional(Type.String({ description: "when the daemon kills and removes the VM (its time to live; mvm ttl changes it)" })),
   uptimeMs: Type.Optional(Type.Number()),
   bootMs: Type.Optional(Type.Number()),
   jail: Type.Optional(
@@ -163,6 +166,13 @@ export const StartAttachEventSchema = Type.Union([
   ExitEventSchema,
   Type.Object({ type: Type.Literal("error"), error: Type.String(), message: Type.String(), hint: Type.Optional(Type.String()), details: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }),
 ]);
+
+/** PUT /v1/vms/:ref/ttl: a new time to live from now, or null for none. */
+export const TtlBodySchema = Type.Object(
+  { ttl: Type.Union([Type.Integer(), Type.String(), Type.Null()], { description: "seconds, or 90s, 10m, 1h30m, 2d, from now; null: the VM lives until removed" }) },
+  { additionalProperties: false },
+);
+export type TtlBody = Static<typeof TtlBodySchema>;
 
 export const DaemonInfoSchema = Type.Object({ version: Type.String(), home: Type.String(), pid: Type.Integer(), accel: ChoiceSchema });
 export type DaemonInfo = Static<typeof DaemonInfoSchema>;

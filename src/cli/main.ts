@@ -28,6 +28,7 @@ import { createCommand, runCommand, type RunFlags } from "./commands/run.js";
 import { snapshotCreateCommand, snapshotInspectCommand, snapshotLsCommand, snapshotRmCommand } from "./commands/snapshot.js";
 import { EXIT_MVM_FAILED, printError, printJson, progress } from "./output.js";
 import { addVmFlags, type VmFlags } from "./vm-flags.js";
+import { ttlCommand } from "./commands/ttl.js";
 import { VERSION } from "../version.js";
 import { InvalidArgumentError } from "../errors.js";
 import { existsSync } from "node:fs";
@@ -109,6 +110,14 @@ program
   .option("--memory-max <size>", "a cap on QEMU's whole memory, guest RAM included: 768M, 2G; none puts the default back")
   .option("--json", "print JSON on stdout")
   .action((ref: string, flags: LimitsFlags) => done(limitsCommand(ref, flags)));
+
+program
+  .command("ttl")
+  .description("show a VM's time to live, or set a new one from now (the daemon kills and removes it at its end)")
+  .argument("<vm>")
+  .argument("[duration]", "90s, 10m, 1h30m, 2d or seconds; none: it stays until removed")
+  .option("--json", "print JSON on stdout")
+  .action((ref: string, ttl: string | undefined, flags: { json?: boolean }) => done(ttlCommand(ref, ttl, flags)));
 
 program
   .command("logs")

@@ -38,6 +38,8 @@ export interface VmFlags {
   cpuShare?: string;
   cpuMax?: string;
   memoryMax?: string;
+  ttl?: string;
+  label?: string[];
   json?: boolean;
 }
 
@@ -75,6 +77,8 @@ export function addVmFlags(cmd: Command): Command {
     .option("--cpu-share <n>", "relative CPU weight against other VMs, 1 to 10000 (default 100); needs the jail (a root daemon)")
     .option("--cpu-max <cores>", "a cap on the VM's CPU time in cores, 0.01 to vCPUs + 1: 0.5, 1.5; needs the jail")
     .option("--memory-max <size>", "a cap on QEMU's whole memory, guest RAM included (at least --memory + 128M): 768M, 2G; needs the jail")
+    .option("--ttl <duration>", "time to live: the VM is killed and removed this long after it is created: 90s, 10m, 1h30m, 2d, or seconds (mvm ttl changes it)")
+    .option("-l, --label <KEY=VALUE>", "a label kept with the VM, shown by ps and inspect (repeatable)", collect, [])
     .option("--json", "print JSON on stdout");
 }
 
@@ -86,6 +90,16 @@ function parseEnv(list: string[]): Record<string, string> {
     env[item.slice(0, eq)] = item.slice(eq + 1);
   }
   return env;
+}
+
+function parseLabels(list: string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const item of list) {
+    const eq = item.indexOf("=");
+    if (eq <= 0) throw new InvalidArgumentError(`invalid label ${JSON.stringify(item)}`, { hint: "write -l KEY=VALUE" });
+    labels[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return labels;
 }
 
 /** The file's object, unchecked: the daemon validates the merged spec with the same schema as any other. */
@@ -156,6 +170,8 @@ export function specFromFlags(flags: VmFlags, command: string[] | undefined): Vm
     cpuMax: flags.cpuMax,
     memoryMax: flags.memoryMax,
     ports: flags.publish.length ? flags.publish : undefined,
+    ttl: flags.ttl === undefined ? undefined : parseCount(flags.ttl),
+    labels: flags.label?.length ? parseLabels(flags.label) : undefined,
     command: command && command.length ? command : undefined,
   };
   for (const k of Object.keys(spec)) if (spec[k] === undefined) delete spec[k];

@@ -184,6 +184,14 @@ export class MvmClient {
     return requestJson(this.http(signal), "PATCH", `/v1/vms/${enc(ref)}/limits`, limits);
   }
 
+  /**
+   * A new time to live for the VM, from now: seconds or "10m", "1h30m"; null: none. The daemon kills and
+   * removes the VM at the view's `expiresAt`.
+   */
+  setTtl(ref: string, ttl: number | string | null, signal?: AbortSignal): Promise<VmView> {
+    return requestJson(this.http(signal), "PUT", `/v1/vms/${enc(ref)}/ttl`, { ttl });
+  }
+
   async remove(ref: string, options: { force?: boolean; signal?: AbortSignal } = {}): Promise<void> {
     await requestJson(this.http(options.signal), "DELETE", `/v1/vms/${enc(ref)}${options.force ? "?force=true" : ""}`);
   }

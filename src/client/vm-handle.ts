@@ -55,6 +55,11 @@ export class VmHandle implements AsyncDisposable {
     return this.client.setLimits(this.id, limits, signal);
   }
 
+  /** A new time to live from now ("10m", seconds; null: none): vm.setTtl("5m"). */
+  setTtl(ttl: number | string | null, signal?: AbortSignal): Promise<VmView> {
+    return this.client.setTtl(this.id, ttl, signal);
+  }
+
   remove(): Promise<void> {
     return this.client.remove(this.id, { force: true });
   }

@@ -12,6 +12,7 @@ import { registerExecRoutes } from "./exec-routes.js";
 import { registerFileRoutes } from "./file-routes.js";
 import { openApiDocument } from "../api/openapi.js";
 import { NO_BODY_LIMIT, route, type RegisteredRoute } from "../api/routes.js";
+import { TtlBodySchema, type TtlBody } from "../api/vm-schemas.js";
 import { DaemonInfoSchema, LogsQuery, RemoveQuery, StartQuery, VmSpecSchema, VmViewSchema, AttachEventSchema, ExitEventSchema, StartAttachEventSchema } from "../api/vm-schemas.js";
 import { BuildEventSchema, ImageBuildBodySchema, ImageImportBodySchema, ImageViewSchema, NetworkCreateBodySchema, NetworkViewSchema } from "../api/resource-schemas.js";
 import { SnapshotCreateBodySchema, SnapshotViewSchema } from "../api/snapshot-schemas.js";
@@ -140,6 +141,9 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
 
   const limitsDoc = route({ summary: "change the VM's disk and network limits (null removes one): live on a running or paused VM, kept for its next starts", answer: "json", body: LimitsPatchSchema, response: VmViewSchema });
   app.patch<Ref & { Body: LimitsPatchBody }>("/v1/vms/:ref/limits", limitsDoc, async (req) => vmView(await manager.setLimits(req.params.ref, req.body)));
+
+  const ttlDoc = route({ summary: "a new time to live from now (the VM is killed and removed at its end, expiresAt); null: none", answer: "json", body: TtlBodySchema, response: VmViewSchema });
+  app.put<Ref & { Body: TtlBody }>("/v1/vms/:ref/ttl", ttlDoc, (req) => vmView(manager.setTtl(req.params.ref, req.body.ttl)));
 
   // The body is optional (a name is made up without one), so it is checked here rather than by Fastify.
   const snapshotDoc = route({ summary: "snapshot a running or paused VM (memory, devices, root disk at one moment); the VM goes on as it was", answer: "json", status: 201, body: SnapshotCreateBodySchema, bodyOptional: true, validateBody: false, response: SnapshotViewSchema });

@@ -89,7 +89,7 @@ export function requireBuild(saved: QemuBuild, current: QemuBuild | undefined, w
 }
 
 /** What a VM made from a snapshot may set itself; the rest is the snapshot's machine. */
-const SNAPSHOT_OVERRIDES = ["snapshot", "name", "hostname", "env", "ports", "command", "workdir", "user", "diskBps", "diskIops", "netBps"];
+const SNAPSHOT_OVERRIDES = ["snapshot", "name", "hostname", "env", "ports", "command", "workdir", "user", "diskBps", "diskIops", "netBps", "ttl", "labels"];
 
 /**
  * The spec of a VM made from a snapshot: the snapshot's machine (its memory, disk and devices must match
@@ -113,6 +113,8 @@ export function specFromSnapshot(raw: VmSpecInput, snap: Snapshot, nameTaken: (n
     workdir: given.workdir,
     user: given.user,
     snapshot: snap.name,
+    ttlMs: given.ttlMs,
+    labels: given.labels,
     diskBps: limits.diskBps,
     diskIops: limits.diskIops,
     netBps: limits.netBps,

@@ -53,6 +53,8 @@ import type { SessionInfo, SessionRegistry, TrackedSession } from "./session-reg
 import { VmCommands, type AttachEvent, type ExitEvent } from "./vm-commands.js";
 import { EventBus } from "./events.js";
 import { publishStoreChanges, publishCommands } from "./event-sources.js";
+import { ExpiryTimers } from "./expiry.js";
+import { parseDurationMs } from "../vmspec/duration.js";
 
 export type { AttachEvent, ExitEvent };
 
@@ -104,6 +106,8 @@ export class VmManager {
   readonly jail: JailHost;
   /** What happens to VMs, commands, images and snapshots, for GET /v1/events (events.ts). */
   readonly events = new EventBus();
+  /** VMs' times to live (expiry.ts): killed and removed at their record's expiresAt. */
+  private readonly expiry: ExpiryTimers;
 
   constructor(private readonly o: ManagerOptions) {
     this.jail = o.jail ?? decideJail();
@@ -119,6 +123,15 @@ export class VmManager {
     this.pool = new WarmPool({ home: o.home, size: o.poolSize ?? 2, artifacts: o.artifacts, log: o.log });
     this.launcher = new VmLauncher({ templatesOn: o.templates ?? true, templates: this.templates, pool: this.pool, binaries: this.binaries, images: this.images, log: o.log });
     this.commands = new VmCommands({ store: o.store, dirOf: (id) => vmDir(o.home, id), stop: (id) => this.endAfterCommand(id) });
+    this.expiry = new ExpiryTimers({
+      log: o.log,
+      expire: async (id) => {
+        const rec = this.o.store.find(id);
+        if (!rec?.expiresAt || Date.parse(rec.expiresAt) > Date.now()) return; // removed, or given more time meanwhile
+        o.log?.(`VM ${rec.name}: its time to live ended at ${rec.expiresAt}; killing and removing it`);
+        await this.remove(id, true);
+      },
+    });
     publishStoreChanges(o.store, this.events);
     publishCommands(this.commands.sessions, o.store, this.events);
   }
@@ -166,7 +179,9 @@ export class VmManager {
     // Checked and inserted with no await between: concurrent creates cannot both pass under a quota.
     const owner = ownerFor(caller);
     checkQuota(caller, spec, this.o.store.list().filter((r) => r.owner === owner));
-    let record = this.o.store.create(spec, owner === undefined ? {} : { owner });
+    const expiresAt = spec.ttlMs === undefined ? undefined : new Date(Date.now() + spec.ttlMs).toISOString();
+    let record = this.o.store.create(spec, { ...(owner === undefined ? {} : { owner }), ...(expiresAt ? { expiresAt } : {}) });
+    this.expiry.arm(record.id, expiresAt);
     const dir = vmDir(this.o.home, record.id);
     // Nothing half-made: a failure below removes the record and its directory again.
     try {
@@ -186,6 +201,7 @@ export class VmManager {
       await rm(dir, { recursive: true, force: true });
       this.o.networks.release(record.id);
       this.o.store.remove(record.id, ["created"]);
+      this.expiry.disarm(record.id);
       throw e;
     }
     return record;
@@ -618,11 +634,24 @@ export class VmManager {
     return { rec, agent };
   }
 
+  /**
+   * A new time to live, from now (null: none, the VM lives until removed). Any state: a stopped VM with an
+   * end time is removed then too.
+   */
+  setTtl(ref: string, ttl: number | string | null): VmRecord {
+    const rec = this.o.store.get(ref);
+    const expiresAt = ttl === null ? undefined : new Date(Date.now() + parseDurationMs(ttl)).toISOString();
+    const now = this.o.store.update(rec.id, { expiresAt });
+    this.expiry.arm(rec.id, expiresAt);
+    return now;
+  }
+
   async remove(ref: string, force = false): Promise<void> {
     const rec = this.o.store.get(ref);
     requireState(rec.name, force ? "forceRemove" : "remove", rec.state);
     if (isLive(rec.state)) await this.kill(rec.id).catch(() => undefined);
     this.o.store.remove(rec.id, ["created", "stopped", "crashed", "suspended"]);
+    this.expiry.disarm(rec.id);
     this.o.networks.release(rec.id);
     if (rec.bridged) await removeTapLinks(rec.bridged.tap).catch(() => undefined);
     this.commands.forget(rec.id);
@@ -635,6 +664,7 @@ export class VmManager {
 
   /** The daemon is stopping: parked QEMUs end (VMs run on, to be adopted by the next daemon). */
   close(): Promise<void> {
+    this.expiry.close();
     return this.pool.close();
   }
 
@@ -682,6 +712,8 @@ export class VmManager {
     });
     // After the reaper: a killed daemon's parked QEMUs are gone, their directories and control groups too.
     await this.sweepVmDirs();
+    // Times to live run on across restarts: one that ended while no daemon ran is removed now.
+    this.expiry.armAll(this.o.store.list());
     if (this.jail.enabled) {
       // The groups of this home's QEMUs that ended (while no daemon ran, or killed just now) go at once, by
       // label; the sweep then takes other empty groups over a minute old (others' daemons may be spawning).

@@ -75,6 +75,8 @@ export interface VmRecord extends VmRuntimeInfo {
   owner?: string;
   spec: VmSpec;
   state: VmState;
+  /** When the daemon kills and removes the VM (its time to live, src/daemon/expiry.ts), ISO 8601. */
+  expiresAt?: string;
   lastExit?: VmExit;
   /** The command's last exit (kept apart from QEMU's). */
   commandExit?: VmExit;
@@ -125,7 +127,7 @@ export class VmStore {
     return JSON.stringify(rest);
   }
 
-  create(spec: VmSpec, extra: Pick<VmRecord, "owner"> = {}): VmRecord {
+  create(spec: VmSpec, extra: Pick<VmRecord, "owner" | "expiresAt"> = {}): VmRecord {
     const id = randomBytes(6).toString("hex");
     const now = new Date().toISOString();
     try {

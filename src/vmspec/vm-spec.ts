@@ -10,6 +10,7 @@ import { parsePort, type PortMapping } from "./ports.js";
 import { parseDisk, parseVolume, type DiskSpec, type NamedVolume, type VolumeSpec } from "./storage.js";
 import { parseMemoryMiB } from "./size.js";
 import { checkLimits } from "./limits.js";
+import { parseDurationMs } from "./duration.js";
 
 import { NAME_PATTERN } from "./names.js";
 
@@ -23,6 +24,13 @@ const ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$";
 export const EnvSchema = Type.Record(Type.String({ pattern: ENV_NAME_PATTERN }), Type.String(), {
   additionalProperties: false,
   description: "environment variable names: letters, digits and _, not starting with a digit",
+});
+
+/** Labels: a VM's own key/value notes (an E2B sandbox's metadata), kept in its record and shown by ps and inspect. */
+export const LabelsSchema = Type.Record(Type.String({ pattern: "^[A-Za-z0-9_.:/-]{1,128}$" }), Type.String({ maxLength: 1024 }), {
+  additionalProperties: false,
+  maxProperties: 64,
+  description: "key/value labels (at most 64; keys: letters, digits and _ . : / -, at most 128; values at most 1024 characters)",
 });
 
 const OnOffAuto = Type.Union([Type.Literal("on"), Type.Literal("off"), Type.Literal("auto")]);
@@ -78,6 +86,8 @@ export const VmSpecSchema = Type.Object(
     cpuShare: Type.Optional(Type.Integer({ description: "relative CPU weight against other VMs, 1 to 10000 (default 100; cgroup v2 cpu.weight, v1 cpu.shares = weight × 1024 / 100); needs the jail's control groups" })),
     cpuMax: Type.Optional(Type.Union([Type.Number(), Type.String()], { description: "a cap on QEMU's CPU time in cores, 0.01 to vCPUs + 1 (the jail's default cap): 1.5, \"0.3\"; needs the jail's control groups" })),
     memoryMax: Type.Optional(Type.Union([Type.Integer(), Type.String()], { description: "a cap on QEMU's whole memory, guest RAM included: 768M, 2G, or bytes; at least memory + 128 MiB; needs the jail's control groups" })),
+    ttl: Type.Optional(Type.Union([Type.Integer(), Type.String()], { description: "time to live: the VM is killed and removed this long after it is created: seconds, or 90s, 10m, 1h30m, 2d (mvm ttl changes it)" })),
+    labels: Type.Optional(LabelsSchema),
     ready: Type.Optional(
       Type.Object(
         { consoleLine: Type.String({ minLength: 1, maxLength: 1000, description: "a regular expression matched against the serial console" }) },
@@ -129,6 +139,9 @@ export interface VmSpec {
   cpuShare?: number;
   cpuMax?: number;
   memoryMax?: number;
+  /** Time to live, from creation (the record's expiresAt is the end time in force). */
+  ttlMs?: number;
+  labels?: Record<string, string>;
 }
 
 /** Validates input against the schema; every problem is named with its path. */
@@ -209,6 +222,8 @@ export function checkSpec(input: unknown, options: { nameTaken?: (name: string) 
     user: s.user,
     ready: s.ready,
     boot: s.boot ?? "auto",
+    ...(s.ttl === undefined ? {} : { ttlMs: parseDurationMs(s.ttl) }),
+    ...(s.labels && Object.keys(s.labels).length ? { labels: s.labels } : {}),
     ...limits,
   };
 }

@@ -118,6 +118,7 @@ async function exercise(c: MvmClient): Promise<Set<string>> {
   await step("client.logs", () => c.logs("oa", { onData: () => undefined }), ok);
   await step("client.logs", () => c.logs("oa", { console: true, onData: () => undefined }), ok);
   await step("client.setLimits", () => c.setLimits("oa", { diskBps: "5M" }));
+  await step("client.setTtl", () => c.setTtl("oa", "1h"));
   await step("client.pause", () => c.pause("oa"), ok);
   await step("client.resume", () => c.resume("oa"), ok);
   await step("client.suspend", () => c.suspend("oa")); // the fake cannot save a state

@@ -4,6 +4,7 @@ import { connect } from "../../client/client.js";
 import type { VmView } from "../../daemon/views.js";
 import { printJson } from "../output.js";
 import { formatTable } from "../table.js";
+import { formatDuration } from "../../vmspec/duration.js";
 
 function duration(ms: number | undefined): string {
   if (ms === undefined) return "-";
@@ -25,13 +26,22 @@ function readyTime(ms: number | undefined): string {
  * from the start request until the VM was ready (records from before boot info: QEMU's start to the hello).
  */
 export function psTable(vms: VmView[]): string {
-  const rows = [["NAME", "STATE", "CPUS", "MEMORY", "ACCEL", "UPTIME", "BOOT", "READY", "EXIT"]];
+  const rows = [["NAME", "STATE", "CPUS", "MEMORY", "ACCEL", "UPTIME", "BOOT", "READY", "EXIT", "TTL", "LABELS"]];
   for (const v of vms) {
     const accel = v.accel ? (v.accel.chosen === "tcg" && v.accel.reason !== "requested" ? "tcg (no KVM)" : v.accel.chosen) : "-";
     const exit = v.commandExit?.status ?? (v.state === "crashed" ? "crashed" : undefined);
-    rows.push([v.name, v.state, String(v.spec.cpus), `${v.spec.memoryMiB}M`, accel, duration(v.uptimeMs), v.boot?.how ?? "-", readyTime(v.boot?.readyMs ?? v.bootMs), exit === undefined ? "-" : String(exit)]);
+    rows.push([v.name, v.state, String(v.spec.cpus), `${v.spec.memoryMiB}M`, accel, duration(v.uptimeMs), v.boot?.how ?? "-", readyTime(v.boot?.readyMs ?? v.bootMs), exit === undefined ? "-" : String(exit), timeLeft(v.expiresAt), labels(v.spec.labels)]);
   }
   return formatTable(rows);
+}
+
+/** TTL: the time left until the daemon removes the VM (its expiresAt). */
+const timeLeft = (at: string | undefined): string => (at === undefined ? "-" : formatDuration(Date.parse(at) - Date.now()));
+
+/** LABELS: key=value, cut short past 40 characters (inspect and --json have them whole). */
+function labels(l: Record<string, string> | undefined): string {
+  const text = Object.entries(l ?? {}).map(([k, v]) => `${k}=${v}`).join(",");
+  return !text ? "-" : text.length > 40 ? `${text.slice(0, 39)}…` : text;
 }
 
 /** What plain `mvm ps` lists: VMs that hold a QEMU, or a saved state waiting for resume. */

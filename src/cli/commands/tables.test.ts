@@ -17,10 +17,23 @@ test("ps shows each VM's state, how its last start went and how fast it was read
     .trimEnd()
     .split("\n")
     .map((l) => l.split(/\s{2,}/));
-  assert.deepEqual(rows[0], ["NAME", "STATE", "CPUS", "MEMORY", "ACCEL", "UPTIME", "BOOT", "READY", "EXIT"]);
-  assert.deepEqual(rows[1], ["web", "running", "1", "256M", "-", "5s", "clone", "42ms", "-"]);
-  assert.deepEqual(rows[2], ["db", "suspended", "1", "256M", "-", "-", "cold", "2.4s", "-"]);
-  assert.deepEqual(rows[3], ["old", "stopped", "1", "256M", "-", "-", "-", "650ms", "-"], "a record from before boot info: QEMU's start to the hello");
+  assert.deepEqual(rows[0], ["NAME", "STATE", "CPUS", "MEMORY", "ACCEL", "UPTIME", "BOOT", "READY", "EXIT", "TTL", "LABELS"]);
+  assert.deepEqual(rows[1], ["web", "running", "1", "256M", "-", "5s", "clone", "42ms", "-", "-", "-"]);
+  assert.deepEqual(rows[2], ["db", "suspended", "1", "256M", "-", "-", "cold", "2.4s", "-", "-", "-"]);
+  assert.deepEqual(rows[3], ["old", "stopped", "1", "256M", "-", "-", "-", "650ms", "-", "-", "-"], "a record from before boot info: QEMU's start to the hello");
+});
+
+test("ps shows a VM's time left and its labels", () => {
+  const spec = checkSpec({ name: "sbx", labels: { app: "e2b", user: "ann" } });
+  const rows = psTable([vm("sbx", { spec, expiresAt: new Date(Date.now() + 600_500).toISOString() })]).trimEnd().split("\n").map((l) => l.split(/\s{2,}/));
+  assert.deepEqual(rows[1]!.slice(-2), ["10m", "app=e2b,user=ann"]);
+});
+
+test("--ttl and -l go into the spec as ttl and labels", () => {
+  const spec = specFromFlags({ env: [], publish: [], disk: [], volume: [], ttl: "10m", label: ["a=1", "b=x=y"] }, undefined);
+  assert.deepEqual(spec, { ttl: "10m", labels: { a: "1", b: "x=y" } });
+  assert.equal(specFromFlags({ env: [], publish: [], disk: [], volume: [], ttl: "600" }, undefined).ttl, 600);
+  assert.equal(checkSpec({ ttl: "1h" }).ttlMs, 3_600_000);
 });
 
 test("snapshot ls: one row per snapshot, sizes in MiB", () => {
