@@ -30,7 +30,7 @@ void send_hello(const uint64_t *answering, const char *const *errors, int nerror
   const char *init_ms = getenv("MVM_INIT_UPTIME_MS");
   tlv_u32(&t, F_PROTO, MVM_PROTO_VERSION);
   tlv_str(&t, F_AGENT_VERSION, AGENT_VERSION);
-  static const char *caps[] = {"exec", "stdin", "signal", "window", "poweroff", "timeout", "pty", "files", "exit-ack", "identity"};
+  static const char *caps[] = {"exec", "stdin", "signal", "window", "poweroff", "timeout", "pty", "files", "exit-ack", "identity", "forward", "watch"};
   for (size_t i = 0; i < sizeof caps / sizeof *caps; i++) tlv_str(&t, F_CAP, caps[i]);
   tlv_u32(&t, F_MAX_PAYLOAD, MVM_MAX_PAYLOAD);
   tlv_u32(&t, F_WINDOW, MVM_WINDOW);
@@ -62,19 +62,24 @@ static void dispatch(const struct frame_header *h, const uint8_t *p) {
     case T_HELLO_REQ: send_hello(NULL, NULL, 0); break;
     case T_EXEC: session_exec(h->session, p, h->length); break;
     case T_STDIN:
-      if (files_owns(h->session)) files_data(h->session, p, h->length);
+      if (forward_owns(h->session)) forward_data(h->session, p, h->length);
+      else if (files_owns(h->session)) files_data(h->session, p, h->length);
       else session_stdin(h->session, p, h->length);
       break;
     case T_SIGNAL:
-      if (files_owns(h->session)) files_cancel(h->session);
+      if (forward_owns(h->session)) forward_cancel(h->session);
+      else if (watch_owns(h->session)) watch_cancel(h->session);
+      else if (files_owns(h->session)) files_cancel(h->session);
       else session_signal(h->session, p, h->length);
       break;
     case T_WINDOW:
-      if (files_owns(h->session)) {
+      if (files_owns(h->session) || forward_owns(h->session) || watch_owns(h->session)) {
         struct tlv_iter it = {p, h->length};
         uint16_t tag; const uint8_t *v; uint32_t n, bytes = 0;
         while (tlv_next(&it, &tag, &v, &n) > 0) if (tag == F_BYTES) tlv_as_u32(v, n, &bytes);
-        files_window(h->session, bytes);
+        if (forward_owns(h->session)) forward_window(h->session, bytes);
+        else if (watch_owns(h->session)) watch_window(h->session, bytes);
+        else files_window(h->session, bytes);
       } else {
         session_window(h->session, p, h->length);
       }
@@ -86,6 +91,8 @@ static void dispatch(const struct frame_header *h, const uint8_t *p) {
     case T_FS: files_fs(h->session, p, h->length); break;
     case T_READ: files_read(h->session, p, h->length); break;
     case T_WRITE: files_write(h->session, p, h->length); break;
+    case T_FORWARD: forward_open(h->session, p, h->length); break;
+    case T_WATCH: watch_start(h->session, p, h->length); break;
     case T_POWEROFF: poweroff(); break;
     default: send_error(h->session, E_UNKNOWN_TYPE, "unknown frame type 0x%02x", h->type);
   }
@@ -172,15 +179,21 @@ int main(int argc, char **argv) {
    * would compete with this agent for the one vCPU while the host waits (docs/boot-time.md). */
   if (getppid() == 1 && kill(1, SIGUSR1) < 0) logmsg("cannot signal init: %s", strerror(errno));
 
-  struct pollfd fds[2 + 3 * MVM_MAX_SESSIONS];
+  struct pollfd fds[2 + 3 * MVM_MAX_SESSIONS + 64 + 16]; /* + forwards and watches */
   for (;;) {
     int n = 0, timeout = files_pump() ? 0 : sessions_next_timeout();
+    int fwd_next = forward_tick();
+    if (fwd_next >= 0 && (timeout < 0 || fwd_next < timeout)) timeout = fwd_next;
     fds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
     if (port_connected()) fds[n++] = (struct pollfd){.fd = port_fd(), .events = POLLIN};
     else if (timeout < 0 || timeout > 50) timeout = 50; /* the port gives no event when the host returns */
     if (sfd < 0 && (timeout < 0 || timeout > REAP_POLL_MS)) timeout = REAP_POLL_MS;
     int first = n;
     n += sessions_poll_fds(fds + n, (int)(sizeof fds / sizeof *fds) - n, port_connected());
+    int fwd_first = n;
+    n += forward_poll_fds(fds + n, (int)(sizeof fds / sizeof *fds) - n, port_connected());
+    int watch_first = n;
+    n += watch_poll_fds(fds + n, (int)(sizeof fds / sizeof *fds) - n, port_connected());
     int r = poll(fds, n, timeout);
     if (r < 0 && errno != EINTR) { logmsg("poll: %s", strerror(errno)); sleep(1); continue; }
     if (sfd < 0) {
@@ -193,9 +206,13 @@ int main(int argc, char **argv) {
     if (!port_connected()) {
       if (read_port() == 0) { port_set_connected(1); sessions_new_host(); send_hello(NULL, NULL, 0); }
     } else if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-      if (read_port() < 0) { port_set_connected(0); files_abort_all(); }
+      if (read_port() < 0) { port_set_connected(0); files_abort_all(); forward_abort_all(); watch_abort_all(); }
     }
-    if (r > 0) sessions_poll_done(fds + first, n - first);
+    if (r > 0) {
+      sessions_poll_done(fds + first, fwd_first - first);
+      forward_poll_done(fds + fwd_first, watch_first - fwd_first);
+      watch_poll_done(fds + watch_first, n - watch_first);
+    }
     sessions_tick();
   }
 }

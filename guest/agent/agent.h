@@ -61,4 +61,25 @@ int files_pump(void);
 void files_cancel(uint32_t id);
 void files_abort_all(void);
 
+/* forward.c: TCP connections to guest ports (FORWARD), bytes as STDIN/STDOUT under the windows. */
+int forward_owns(uint32_t id);
+void forward_open(uint32_t id, const uint8_t *payload, uint32_t len);
+void forward_data(uint32_t id, const uint8_t *data, uint32_t len);
+void forward_window(uint32_t id, uint32_t bytes);
+void forward_cancel(uint32_t id);
+void forward_abort_all(void);
+int forward_poll_fds(struct pollfd *fds, int max, int output_allowed);
+void forward_poll_done(struct pollfd *fds, int n);
+/* Fails connects past their deadline; milliseconds until the next one, or -1. */
+int forward_tick(void);
+
+/* watch.c: inotify on guest directories (WATCH), events as WATCH_EVENTS under the output window. */
+int watch_owns(uint32_t id);
+void watch_start(uint32_t id, const uint8_t *payload, uint32_t len);
+void watch_window(uint32_t id, uint32_t bytes);
+void watch_cancel(uint32_t id);
+void watch_abort_all(void);
+int watch_poll_fds(struct pollfd *fds, int max, int output_allowed);
+void watch_poll_done(struct pollfd *fds, int n);
+
 #endif

@@ -28,6 +28,8 @@
 #define T_LIST 0x0b   /* which sessions are running? (a host that restarted asks) */
 #define T_EXIT_ACK 0x0c /* the host has a session's EXIT: the agent may forget the session */
 #define T_IDENTITY 0x0d /* clock, hostname, entropy, env, address of a restored VM; answered by HELLO */
+#define T_FORWARD 0x0e  /* open a TCP connection to a guest port; bytes both ways as STDIN/STDOUT */
+#define T_WATCH 0x0f    /* watch a guest directory (inotify); events come as WATCH_EVENTS */
 /* Frame types: guest -> host. */
 #define T_HELLO 0x81
 #define T_STARTED 0x82
@@ -40,6 +42,7 @@
 #define T_FS_ENTRIES 0x89 /* file entries: a stat, a listing, the file being read */
 #define T_FS_DONE 0x8a    /* a file operation ended: ERRNO+MESSAGE when it failed, CRC32+SIZE after a transfer */
 #define T_SESSIONS 0x8b   /* the running sessions: SESSION* */
+#define T_WATCH_EVENTS 0x8c /* EVENT*: what changed below a watched directory */
 
 /* Field tags of TLV payloads. */
 #define F_ARG 1
@@ -88,11 +91,23 @@
 #define F_NET_ADDRESS 44    /* IDENTITY: eth0's new address, "10.1.2.3/24" */
 #define F_NET_GATEWAY 45    /* IDENTITY: the new default route's gateway */
 #define F_IDENTITY_ERROR 46 /* HELLO after IDENTITY: one step that failed, "clock: EPERM (...)"; repeated */
+#define F_PORT 47           /* FORWARD: u32 TCP port 1-65535 */
+#define F_ADDRESS 48        /* FORWARD: IPv4 or IPv6 literal to connect to (default 127.0.0.1) */
+#define F_EVENT 49          /* WATCH_EVENTS: kind u8 (WK_*), then the name relative to PATH; repeated */
 
 /* F_FLAGS bits. */
 #define FL_PARENTS 1   /* mkdir -p; WRITE: make missing parent directories */
 #define FL_RECURSIVE 2 /* remove a directory and everything below it */
 #define FL_EXCLUSIVE 4 /* WRITE: fail if the path exists */
+
+/* F_EVENT kinds. */
+#define WK_CREATE 1
+#define WK_WRITE 2
+#define WK_REMOVE 3
+#define WK_RENAME 4
+#define WK_CHMOD 5
+#define WK_OVERFLOW 6 /* the kernel's queue overflowed: events were lost (name empty) */
+#define WK_LIMIT 7    /* a directory was not watched: the cap on watched directories (name: the directory) */
 
 /* Error codes carried by T_ERROR. */
 #define E_BAD_FRAME 1

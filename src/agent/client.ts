@@ -6,7 +6,7 @@
 import { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
 import { withDeadline } from "../deadline.js";
-import { AgentDisconnectedError, AgentProtocolError, AgentRestartedError } from "../errors.js";
+import { AgentCapabilityError, AgentDisconnectedError, AgentProtocolError, AgentRestartedError } from "../errors.js";
 import { FrameDecoder, encodeFrame, encodeHeader, type Frame } from "./frame.js";
 import {
   decodeBytes,
@@ -32,6 +32,8 @@ import { Fields } from "./fields.js";
 import { ErrorCode, Field, FrameType, MAX_PAYLOAD, PROTO_VERSION, WINDOW, errorCodeName } from "./protocol.js";
 import { ExecSession, type ExecOptions, type ExecResult } from "./exec-session.js";
 import { FileReadSession, FileWriteSession, FsOpSession } from "./file-session.js";
+import { encodeForward, ForwardSession } from "./forward-session.js";
+import { encodeWatch, WatchSession } from "./watch-session.js";
 import type { ChannelSession, SessionChannel, SessionLimits } from "./session.js";
 
 export type { ExecOptions, ExecResult };
@@ -227,6 +229,43 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
     return this.open(FrameType.WRITE, encodeFs(req), (id, channel, limits) => new FileWriteSession(id, channel, limits));
   }
 
+  /**
+   * A TCP connection to a port inside the guest (127.0.0.1 unless address says otherwise), as a Duplex
+   * under the agent's windows. Resolves once the guest connected; rejects with GuestPortError (refused,
+   * unreachable) or AgentCapabilityError for an agent without "forward".
+   */
+  async forward(port: number, address?: string): Promise<ForwardSession> {
+    this.requireCapability("forward");
+    const payload = encodeForward({ port, address });
+    const session = this.open(FrameType.FORWARD, payload, (id, channel, limits) => new ForwardSession(id, { port, address }, limits, channel));
+    await session.connected;
+    return session;
+  }
+
+  /**
+   * Watches a guest directory (and, recursive, everything below it): an async iterable of events with
+   * close(). Resolves once the guest watches it; rejects with a GuestFileError (not a directory, not
+   * there) or AgentCapabilityError for an agent without "watch".
+   */
+  async watch(path: string, options: { recursive?: boolean } = {}): Promise<WatchSession> {
+    this.requireCapability("watch");
+    const session = this.open(FrameType.WATCH, encodeWatch(path, options.recursive === true), (id, channel, limits) => new WatchSession(id, path, limits, channel));
+    await session.started;
+    return session;
+  }
+
+  /** An agent of an older guest lacks newer capabilities: say so instead of sending it an unknown frame. */
+  private requireCapability(cap: string): void {
+    if (this.closedError) throw this.closedError;
+    const caps = this.helloInfo?.capabilities;
+    if (caps && !caps.includes(cap)) {
+      throw new AgentCapabilityError(`the guest agent of this VM has no "${cap}" capability (it is version ${this.helloInfo?.agentVersion ?? "unknown"})`, {
+        details: { capability: cap, capabilities: caps },
+        hint: "the VM runs an older guest: restart the VM on the new guest (mvm stop NAME && mvm start NAME)",
+      });
+    }
+  }
+
   /** Starts a new session: a fresh id, registered, then the request that opens it. */
   private open<S extends ChannelSession>(type: number, payload: Buffer, make: (id: number, channel: SessionChannel, limits: SessionLimits) => S): S {
     const id = this.allocateId();
@@ -357,7 +396,7 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
       case FrameType.EXIT:
         if (!session?.onExit) return;
         session.onExit(decodeExit(frame.payload));
-        this.ackExit(frame.session);
+        if (session.exitAck !== false) this.ackExit(frame.session);
         return;
       case FrameType.FS_ENTRIES:
         session?.onEntries?.(decodeEntries(frame.payload));
@@ -370,6 +409,9 @@ export class AgentClient extends EventEmitter<{ hello: [Hello]; "protocol-error"
         this.protocolError(code, message, frame.session, true);
         return;
       }
+      case FrameType.WATCH_EVENTS:
+        session?.onWatchEvents?.(frame.payload);
+        return;
       case FrameType.SESSIONS: {
         const listed = decodeSessions(frame.payload);
         for (const w of this.listWaiters.splice(0)) w.resolve(listed);

@@ -207,13 +207,16 @@ export interface ExitMessage {
   signal: number | null;
   message?: string;
   timedOut?: boolean;
+  /** Forwards and watches that failed: the guest's errno. */
+  errno?: number;
 }
 
 export function decodeExit(payload: Buffer): ExitMessage {
   const f = new Fields(payload);
   const signal = f.u32(Field.TERM_SIGNAL) ?? null;
   const timedOut = f.u32(Field.TIMED_OUT) === 1 ? true : undefined;
-  return { exitCode: signal === null ? (f.i32(Field.EXIT_CODE) ?? null) : null, signal, message: f.str(Field.MESSAGE), ...(timedOut ? { timedOut } : {}) };
+  const errno = f.u32(Field.ERRNO);
+  return { exitCode: signal === null ? (f.i32(Field.EXIT_CODE) ?? null) : null, signal, message: f.str(Field.MESSAGE), ...(timedOut ? { timedOut } : {}), ...(errno !== undefined ? { errno } : {}) };
 }
 
 export interface ErrorMessage {

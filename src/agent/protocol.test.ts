@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { ErrorCode, Field, FrameType, FsFlag, HEADER_SIZE, MAX_ENTROPY, MAX_PAYLOAD, MAX_SESSIONS, PROTO_VERSION, WINDOW } from "./protocol.js";
+import { ErrorCode, Field, FrameType, FsFlag, HEADER_SIZE, WatchKind, MAX_ENTROPY, MAX_PAYLOAD, MAX_SESSIONS, PROTO_VERSION, WINDOW } from "./protocol.js";
 
 // The guest's C header and this module must never drift apart.
 const header = readFileSync(fileURLToPath(new URL("../../../guest/agent/proto.h", import.meta.url)), "utf8");
@@ -21,7 +21,7 @@ test("limits match guest/agent/proto.h", () => {
 });
 
 test("frame types, field tags and error codes match guest/agent/proto.h", () => {
-  const groups: Array<[string, Record<string, number>]> = [["T_", FrameType], ["F_", Field], ["E_", ErrorCode], ["FL_", FsFlag]];
+  const groups: Array<[string, Record<string, number>]> = [["T_", FrameType], ["F_", Field], ["E_", ErrorCode], ["FL_", FsFlag], ["WK_", WatchKind]];
   for (const [prefix, table] of groups) {
     const fromC = [...defines].filter(([k]) => k.startsWith(prefix));
     assert.ok(fromC.length > 0, `no ${prefix} defines found`);

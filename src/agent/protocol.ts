@@ -29,6 +29,10 @@ export const FrameType = {
   EXIT_ACK: 0x0c,
   /** Clock, hostname, entropy, env and address of a restored VM; answered by HELLO (capability "identity"). */
   IDENTITY: 0x0d,
+  /** Open a TCP connection to a guest port; bytes as STDIN/STDOUT (capability "forward"). */
+  FORWARD: 0x0e,
+  /** Watch a guest directory with inotify; events as WATCH_EVENTS (capability "watch"). */
+  WATCH: 0x0f,
   // guest -> host
   HELLO: 0x81,
   STARTED: 0x82,
@@ -41,6 +45,8 @@ export const FrameType = {
   FS_ENTRIES: 0x89,
   FS_DONE: 0x8a,
   SESSIONS: 0x8b,
+  /** EVENT*: what changed below a watched directory. */
+  WATCH_EVENTS: 0x8c,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -92,6 +98,25 @@ export const Field = {
   NET_GATEWAY: 45,
   /** In the HELLO that answers IDENTITY: one step that failed, repeated. */
   IDENTITY_ERROR: 46,
+  /** FORWARD: the TCP port, 1-65535. */
+  PORT: 47,
+  /** FORWARD: the IPv4 or IPv6 literal to connect to (default 127.0.0.1). */
+  ADDRESS: 48,
+  /** WATCH_EVENTS: kind u8 (WatchKind), then the name relative to the watched path; repeated. */
+  EVENT: 49,
+} as const;
+
+/** The kinds of EVENT fields. */
+export const WatchKind = {
+  CREATE: 1,
+  WRITE: 2,
+  REMOVE: 3,
+  RENAME: 4,
+  CHMOD: 5,
+  /** Events were lost: the guest kernel's queue overflowed, or the host held back credit too long. */
+  OVERFLOW: 6,
+  /** A directory was left unwatched: the cap on watched directories (1024 per watch). */
+  LIMIT: 7,
 } as const;
 
 /** Bits of the FLAGS field of file operations. */

@@ -9,6 +9,10 @@ export interface ChannelSession {
   onExit?(exit: ExitMessage): void;
   onEntries?(entries: FileEntry[]): void;
   onFsDone?(done: FsDone): void;
+  /** WATCH_EVENTS: the raw payload (EVENT fields), decoded by the watch session. */
+  onWatchEvents?(payload: Buffer): void;
+  /** false: the session's EXIT needs no EXIT_ACK (forwards and watches are forgotten as they end). */
+  readonly exitAck?: boolean;
   /** The session ended abnormally (channel closed, agent refused it or restarted). */
   fail(error: Error): void;
 }

@@ -76,3 +76,17 @@ export class StateFileError extends MvmError {
   static override readonly status: number = 502;
   static override readonly hint: string = "check free space where mvm keeps its home and in /dev/shm; the VM itself was left as it was";
 }
+
+/** The VM's guest agent predates a capability the request needs (forward, watch): it runs an older guest. */
+export class AgentCapabilityError extends MvmError {
+  static override readonly code: string = "AGENT_CAPABILITY";
+  static override readonly status: number = 409;
+  static override readonly hint: string = "the VM runs an older guest agent: restart the VM on the new guest (mvm stop NAME && mvm start NAME)";
+}
+
+/** A connection to a port inside the guest failed (refused, unreachable, reset); details carry errno. */
+export class GuestPortError extends MvmError {
+  static override readonly code: string = "GUEST_PORT";
+  static override readonly status: number = 502;
+  static override readonly hint: string = "nothing listens on that port inside the VM (mvm exec NAME -- netstat -ltn), or it closed the connection";
+}
