@@ -18,6 +18,7 @@ import type { TokenAccess } from "./access.js";
 import { isLoopback, parseListen, type DaemonConfig, type ListenAddress } from "./daemon-config.js";
 import type { BodyOptions } from "./request-body.js";
 import { buildServer } from "./server.js";
+import { E2bBackend } from "../e2b/backend.js";
 import type { VmManager } from "./vm-manager.js";
 
 export interface ListenPlan {
@@ -58,8 +59,10 @@ export function planListen(c: DaemonConfig): ListenPlan | undefined {
 }
 
 /** Fastify's server: http or https, with the timeouts above. */
-function serverFactory(plan: ListenPlan, t: Timeouts, sockets: Set<Socket>): FastifyServerFactory {
-  return (handler: RequestListener) => {
+function serverFactory(plan: ListenPlan, t: Timeouts, sockets: Set<Socket>, e2b?: E2bBackend): FastifyServerFactory {
+  return (fastify: RequestListener) => {
+    // E2B's requests (its control plane's paths, envd's sandbox headers: src/e2b/routing.ts) go to the E2B backend, the rest to mvm's API.
+    const handler: RequestListener = e2b ? (req, res) => void (e2b.handle(req, res) || fastify(req, res)) : fastify;
     const http: ServerOptions = { headersTimeout: t.headersMs, requestTimeout: 0, keepAliveTimeout: t.keepAliveMs, connectionsCheckingInterval: Math.min(1000, t.headersMs) };
     const server: Server = plan.tls ? (createHttpsServer({ ...http, cert: plan.tls.cert, key: plan.tls.key, handshakeTimeout: t.handshakeMs }, handler)) : createHttpServer(http, handler);
     server.on("connection", (s: Socket) => {
@@ -85,10 +88,12 @@ export interface NetworkListener {
 }
 
 /** Serves the API for tokens on the plan's address. */
-export async function listenNetwork(manager: VmManager, tokens: TokenAccess, plan: ListenPlan, info: { version: string; home: string }, o: { body?: BodyOptions; timeouts?: Partial<Timeouts> } = {}): Promise<NetworkListener> {
+export async function listenNetwork(manager: VmManager, tokens: TokenAccess, plan: ListenPlan, info: { version: string; home: string }, o: { body?: BodyOptions; timeouts?: Partial<Timeouts>; e2b?: boolean } = {}): Promise<NetworkListener> {
   const sockets = new Set<Socket>();
   const timeouts = { ...DEFAULT_TIMEOUTS, ...o.timeouts };
-  const app = buildServer(manager, info, { ...o.body, callerOf: tokens.callerOf, tokens, serverFactory: serverFactory(plan, timeouts, sockets) });
+  // The E2B-compatible backend (docs/e2b.md) is served beside the API unless turned off (MVM_E2B=0).
+  const e2b = o.e2b === false ? undefined : new E2bBackend(manager, tokens, info.home);
+  const app = buildServer(manager, info, { ...o.body, callerOf: tokens.callerOf, tokens, serverFactory: serverFactory(plan, timeouts, sockets, e2b) });
   await app.listen({ host: plan.address.host, port: plan.address.port });
   const bound = app.server.address();
   const port = bound && typeof bound === "object" ? bound.port : plan.address.port;

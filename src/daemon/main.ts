@@ -151,7 +151,7 @@ async function main(): Promise<void> {
   process.umask(oldMask);
   chmodSync(socket, 0o600);
   log(`serving on ${socket} (pid ${process.pid})`);
-  const network = listenPlan ? await listenNetwork(manager, tokens, listenPlan, { version: VERSION, home }) : undefined;
+  const network = listenPlan ? await listenNetwork(manager, tokens, listenPlan, { version: VERSION, home }, { e2b: process.env.MVM_E2B !== "0" }) : undefined;
   if (network) log(`serving on ${network.url} for tokens${listenPlan?.insecure ? " (without TLS on a non-loopback address: --insecure-listen)" : ""}`);
   process.stdout.write("ready\n");
 

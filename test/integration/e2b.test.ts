@@ -1,0 +1,138 @@
+// The official E2B SDK (e2b 2.51.0, unchanged) against mvm's E2B backend on a real daemon's TCP listener,
+// with real guests under TCG booted from the Debian image (template base). One sandbox serves most
+// subtests (they only add files and processes to it); a second, of another API key, shows isolation and
+// its end at its timeout. Every subtest has a deadline; the daemon's teardown removes what is left.
+
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import { test } from "node:test";
+import { CommandExitError, Sandbox, TimeoutError, type SandboxOpts } from "e2b";
+import { startTestDaemon } from "../support/daemon.js";
+
+test("the E2B SDK against mvm: sandboxes, commands, files, isolation", { timeout: 900_000 }, async (t) => {
+  const probe = createServer().listen(0, "127.0.0.1");
+  await once(probe, "listening");
+  const port = (probe.address() as { port: number }).port;
+  probe.close();
+  process.env.MVM_LISTEN = `127.0.0.1:${port}`;
+  let d;
+  try {
+    d = await startTestDaemon(t);
+  } finally {
+    delete process.env.MVM_LISTEN;
+  }
+  const built = await d.cli(["image", "build", "debian"]);
+  assert.equal(built.code, 0, built.stderr.slice(-2000));
+  const url = `http://127.0.0.1:${port}`;
+  const ann: SandboxOpts = { apiUrl: url, sandboxUrl: url, apiKey: (await d.client.createToken("ann", { role: "user", maxVms: 2 })).token };
+  const bob: SandboxOpts = { apiUrl: url, sandboxUrl: url, apiKey: (await d.client.createToken("bob", { role: "user" })).token };
+
+  const t0 = Date.now();
+  const sbx = await Sandbox.create("base", { ...ann, envs: { SBX_ENV: "from-create" }, metadata: { app: "e2b-test", run: "1" }, timeoutMs: 600_000 });
+  t.diagnostic(`Sandbox.create took ${Date.now() - t0} ms`);
+  assert.match(sbx.sandboxId, /^[a-z0-9]+$/);
+
+  await t.test("mvm ps shows the sandbox with its metadata and time to live", async () => {
+    const vm = await d.client.get(sbx.sandboxId);
+    assert.equal(vm.owner, "ann");
+    assert.equal(vm.spec.labels?.app, "e2b-test");
+    assert.ok(vm.expiresAt && Date.parse(vm.expiresAt) - Date.now() > 500_000);
+    const info = await sbx.getInfo();
+    assert.deepEqual([info.templateId, info.state, info.metadata], ["base", "running", { app: "e2b-test", run: "1" }]);
+    assert.equal(await sbx.isRunning(), true);
+  });
+
+  await t.test("commands.run: output streamed, envs of the sandbox and the command, cwd, user", { timeout: 60_000 }, async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const r = await sbx.commands.run('echo "$SBX_ENV $CMD_ENV $(pwd) $(id -un)"; echo to-err >&2', { envs: { CMD_ENV: "from-run" }, cwd: "/tmp", user: "root", onStdout: (s) => void out.push(s), onStderr: (s) => void err.push(s) });
+    assert.equal(r.exitCode, 0);
+    assert.equal(r.stdout, "from-create from-run /tmp root\n");
+    assert.equal(out.join(""), r.stdout);
+    assert.equal(err.join(""), "to-err\n");
+    assert.equal((await sbx.commands.run("echo $HOME; test -x /bin/bash && echo bash")).stdout, "/root\nbash\n");
+  });
+
+  await t.test("a failing command is CommandExitError with its exit code; timeoutMs is TimeoutError and the process is gone", { timeout: 60_000 }, async () => {
+    await assert.rejects(sbx.commands.run("echo partial; exit 3"), (e: unknown) => e instanceof CommandExitError && e.exitCode === 3 && e.stdout === "partial\n");
+    await assert.rejects(sbx.commands.run("sleep 30; echo never", { timeoutMs: 1500 }), (e: unknown) => e instanceof TimeoutError);
+    await new Promise((r) => setTimeout(r, 1000));
+    const left = await sbx.commands.run("ps -eo args | grep -c '^sleep 30' || true");
+    assert.equal(left.stdout.trim(), "0", "the timed-out command was killed");
+  });
+
+  await t.test("background with stdin: sendStdin, list, disconnect, connect by pid, kill", { timeout: 60_000 }, async () => {
+    const h = await sbx.commands.run("while read line; do echo got-$line; done", { background: true, stdin: true });
+    await sbx.commands.sendStdin(h.pid, "one\n");
+    await waitUntil(() => h.stdout.includes("got-one"), "the first line echoed");
+    const listed = await sbx.commands.list();
+    assert.ok(listed.some((p) => p.pid === h.pid && p.args.join(" ").includes("while read")), JSON.stringify(listed));
+    await h.disconnect();
+    const again = await sbx.commands.connect(h.pid);
+    await sbx.commands.sendStdin(h.pid, "two\n");
+    await waitUntil(() => again.stdout.includes("got-two"), "the second line, seen by the new connection");
+    assert.ok(!again.stdout.includes("got-one"), "connect streams from now on");
+    assert.equal(await sbx.commands.kill(h.pid), true);
+    await assert.rejects(again.wait(), (e: unknown) => e instanceof CommandExitError);
+    assert.equal(await sbx.commands.kill(h.pid), false, "an ended process is not found");
+  });
+
+  await t.test("files: write and read (string, bytes, several), list, makeDir twice, exists, getInfo, rename, remove", { timeout: 60_000 }, async () => {
+    const w = await sbx.files.write("/tmp/e2b/hello.txt", "hello from the SDK\n");
+    assert.equal(w.path, "/tmp/e2b/hello.txt");
+    assert.equal(await sbx.files.read("/tmp/e2b/hello.txt"), "hello from the SDK\n");
+    const bytes = Buffer.from(Array.from({ length: 70_000 }, (_, i) => i % 251));
+    await sbx.files.write("/tmp/e2b/data.bin", new Uint8Array(bytes).buffer);
+    assert.ok(Buffer.from(await sbx.files.read("/tmp/e2b/data.bin", { format: "bytes" })).equals(bytes));
+    const many = await sbx.files.write([{ path: "/tmp/e2b/a/one.txt", data: "1" }, { path: "/tmp/e2b/b/two.txt", data: "2" }]);
+    assert.deepEqual(many.map((f) => f.path), ["/tmp/e2b/a/one.txt", "/tmp/e2b/b/two.txt"]);
+    assert.equal((await sbx.commands.run("cat /tmp/e2b/a/one.txt /tmp/e2b/b/two.txt")).stdout, "12");
+    const names = (await sbx.files.list("/tmp/e2b")).map((e) => `${e.name}:${e.type}`).sort();
+    assert.deepEqual(names, ["a:dir", "b:dir", "data.bin:file", "hello.txt:file"]);
+    assert.equal(await sbx.files.makeDir("/tmp/e2b/new"), true);
+    assert.equal(await sbx.files.makeDir("/tmp/e2b/new"), false, "already there");
+    assert.equal(await sbx.files.exists("/tmp/e2b/hello.txt"), true);
+    assert.equal(await sbx.files.exists("/tmp/e2b/nope"), false);
+    const info = await sbx.files.getInfo("/tmp/e2b/data.bin");
+    assert.deepEqual([info.name, info.type, info.size, info.path], ["data.bin", "file", 70_000, "/tmp/e2b/data.bin"]);
+    const moved = await sbx.files.rename("/tmp/e2b/hello.txt", "/tmp/e2b/new/moved.txt");
+    assert.equal(moved.path, "/tmp/e2b/new/moved.txt");
+    assert.equal(await sbx.files.exists("/tmp/e2b/hello.txt"), false);
+    await sbx.files.remove("/tmp/e2b/new");
+    assert.equal(await sbx.files.exists("/tmp/e2b/new/moved.txt"), false);
+    await assert.rejects(sbx.files.read("/tmp/e2b/nope"), (e: unknown) => (e as Error).name === "FileNotFoundError" || (e as Error).name === "NotFoundError");
+  });
+
+  await t.test("two API keys: each lists only its own; another's sandbox is not found; setTimeout ends a sandbox at its time", { timeout: 240_000 }, async () => {
+    const other = await Sandbox.create("base", { ...bob, metadata: { app: "e2b-test", run: "2" } });
+    const annSees = (await Sandbox.list({ ...ann, query: { metadata: { app: "e2b-test" } } }).nextItems()).map((s) => s.sandboxId);
+    assert.deepEqual(annSees, [sbx.sandboxId]);
+    const bobSees = (await Sandbox.list(bob).nextItems()).map((s) => s.sandboxId);
+    assert.deepEqual(bobSees, [other.sandboxId]);
+    assert.deepEqual((await Sandbox.list({ ...ann, query: { metadata: { run: "nope" } } }).nextItems()), []);
+    assert.equal(await Sandbox.kill(other.sandboxId, ann), false, "ann cannot kill bob's sandbox");
+    await assert.rejects(Sandbox.connect(other.sandboxId, ann));
+    const connected = await Sandbox.connect(other.sandboxId, bob);
+    assert.equal((await connected.commands.run("echo bob")).stdout, "bob\n");
+    await connected.setTimeout(2000);
+    await waitUntil(async () => (await d.client.list()).every((v) => v.name !== other.sandboxId), "bob's sandbox removed at its end time", 30_000);
+    assert.equal(await connected.isRunning(), false);
+  });
+
+  await t.test("kill: true, then false", { timeout: 60_000 }, async () => {
+    assert.equal(await Sandbox.kill(sbx.sandboxId, ann), true);
+    assert.equal(await Sandbox.kill(sbx.sandboxId, ann), false, "again: gone");
+    assert.deepEqual(await d.client.list(), []);
+    await assert.rejects(Sandbox.create("no-such-template", ann), /not found/);
+    await assert.rejects(Sandbox.create("base", { ...ann, apiKey: "not-a-token" }), (e: unknown) => (e as Error).name === "AuthenticationError");
+  });
+});
+
+async function waitUntil(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
