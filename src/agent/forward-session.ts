@@ -118,7 +118,9 @@ export class ForwardSession implements ChannelSession {
         details: { port: this.request.port, address: this.request.address ?? "127.0.0.1", errno: exit.errno },
       });
       this.rejectConnected(e);
-      this.stream.destroy(e);
+      // Before it connected, nobody holds the stream yet: the error goes to connected only (an 'error'
+      // event without a listener would take the process down).
+      this.stream.destroy(this.isConnected ? e : undefined);
       return;
     }
     // Both sides ended: the stream ends by itself once its reader has the rest.
@@ -128,7 +130,7 @@ export class ForwardSession implements ChannelSession {
   fail(error: Error): void {
     this.release();
     this.rejectConnected(error);
-    this.stream.destroy(error);
+    this.stream.destroy(this.isConnected ? error : undefined);
   }
 
   private protocolFailure(message: string): void {

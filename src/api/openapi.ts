@@ -3,6 +3,7 @@
 
 import type { TSchema } from "@sinclair/typebox";
 import { ErrorBodySchema, ExecBodySchema, ExecEventSchema } from "./command-schemas.js";
+import { PortParams, PortQuery } from "./port-schemas.js";
 import type { Answer, RegisteredRoute, RouteDoc } from "./routes.js";
 
 /** Routes that become raw streams through an HTTP Upgrade. */
@@ -13,6 +14,11 @@ export const UPGRADE_ROUTES: RegisteredRoute[] = [
     doc: { summary: "an interactive command over an HTTP Upgrade (Upgrade: mvm-exec): NDJSON both ways, the first line an exec request, optional pty", answer: "upgrade", status: 101, body: ExecBodySchema, events: ExecEventSchema },
   },
   { method: "get", url: "/v1/vms/:ref/console", doc: { summary: "the serial console over an HTTP Upgrade (Upgrade: mvm-console): raw bytes both ways", answer: "upgrade", status: 101 } },
+  {
+    method: "get",
+    url: "/v1/vms/:ref/ports/:port",
+    doc: { summary: "one TCP connection to a guest port over an HTTP Upgrade (Upgrade: mvm-port): raw bytes both ways, half-close kept; 400 for a bad port, 502 GUEST_PORT when nothing listens", answer: "upgrade", status: 101, params: PortParams, query: PortQuery },
+  },
 ];
 
 const MEDIA: Record<Exclude<Answer, "none" | "upgrade">, string> = {

@@ -29,6 +29,7 @@ import { snapshotCreateCommand, snapshotInspectCommand, snapshotLsCommand, snaps
 import { EXIT_MVM_FAILED, printError, printJson, progress } from "./output.js";
 import { addVmFlags, type VmFlags } from "./vm-flags.js";
 import { ttlCommand } from "./commands/ttl.js";
+import { portForwardCommand, watchCommand } from "./commands/port-forward.js";
 import { VERSION } from "../version.js";
 import { InvalidArgumentError } from "../errors.js";
 import { existsSync } from "node:fs";
@@ -118,6 +119,24 @@ program
   .argument("[duration]", "90s, 10m, 1h30m, 2d or seconds; none: it stays until removed")
   .option("--json", "print JSON on stdout")
   .action((ref: string, ttl: string | undefined, flags: { json?: boolean }) => done(ttlCommand(ref, ttl, flags)));
+
+program
+  .command("port-forward")
+  .description("forward a local port to a port inside a VM (no guest network needed), in the foreground until Ctrl-C")
+  .argument("<vm>")
+  .argument("<ports>", "[HOSTPORT:]GUESTPORT: 8000, 8080:8000, or 0:8000 for any free local port")
+  .option("--address <ip>", "the local address to listen on", "127.0.0.1")
+  .option("--json", "print the bound address as JSON")
+  .action((ref: string, spec: string, flags: { address?: string; json?: boolean }) => done(portForwardCommand(ref, spec, flags)));
+
+program
+  .command("watch")
+  .description("print what changes in a directory inside a VM (create, write, remove, rename, chmod) until Ctrl-C")
+  .argument("<vm>")
+  .argument("<path>", "an absolute directory in the guest")
+  .option("-r, --recursive", "subdirectories too, new ones included")
+  .option("--json", "one JSON object per line (NDJSON)")
+  .action((ref: string, path: string, flags: { recursive?: boolean; json?: boolean }) => done(watchCommand(ref, path, flags)));
 
 program
   .command("logs")

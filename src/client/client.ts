@@ -13,6 +13,7 @@ import { openUpgrade, requestBody, requestJson, requestStream, requestText, type
 import { Command, type SessionInfo } from "./command.js";
 import { checkResult } from "./exec-errors.js";
 import { GuestFiles } from "./files.js";
+import { listenPortForward, openForward, type PortForward, type PortForwardOptions } from "./ports.js";
 import { VmHandle } from "./vm-handle.js";
 import { eventsPath, readEvents, type EventsOptions, type StreamedEvent } from "./events.js";
 import type { VmStats } from "../api/event-schemas.js";
@@ -401,6 +402,19 @@ export class MvmClient {
   /** Removes a token: its requests are refused from now on, and its open streams end. */
   async removeToken(name: string, signal?: AbortSignal): Promise<void> {
     await requestJson(this.http(signal), "DELETE", `/v1/tokens/${enc(name)}`);
+  }
+
+  /**
+   * One TCP connection to a port inside the VM (127.0.0.1 in the guest unless address says otherwise), as
+   * a Duplex; it goes through the daemon and the guest agent, so the VM needs no network.
+   */
+  forward(ref: string, port: number, o: { address?: string; signal?: AbortSignal } = {}): Promise<Duplex> {
+    return openForward(this.http(o.signal), ref, port, o);
+  }
+
+  /** Listens on a local port (127.0.0.1 unless host says otherwise) and forwards each connection to the guest port. */
+  portForward(ref: string, o: PortForwardOptions): Promise<PortForward> {
+    return listenPortForward(() => this.http(), ref, o);
   }
 
   /** The VM's serial console as a raw duplex stream (a root shell on ttyS0, and all console output). */

@@ -7,6 +7,7 @@ import type { FileEntry } from "../api/resource-schemas.js";
 import type { TransferResult } from "../api/resource-schemas.js";
 import { errorFromBody, FileNotFoundError, IntegrityError } from "../errors.js";
 import { requestBody, requestJson, requestUpload, type HttpOptions } from "./http.js";
+import { openWatch, type FileWatch } from "./ports.js";
 
 export type { FileEntry, TransferResult };
 
@@ -46,6 +47,15 @@ export class GuestFiles {
 
   private op(op: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<{ entries: FileEntry[] }> {
     return requestJson(this.http(signal), "POST", `/v1/vms/${enc(this.ref)}/files/${op}`, body);
+  }
+
+  /**
+   * Watches a directory: `for await (const e of await files.watch("/srv", { recursive: true }))` gets
+   * {type: create|write|remove|rename|chmod, name} (relative to the path), and overflow or limit when
+   * events were lost or a directory left out; close() ends it. A path that is no directory is refused.
+   */
+  watch(path: string, o: { recursive?: boolean; signal?: AbortSignal } = {}): Promise<FileWatch> {
+    return openWatch((s) => this.http(s), this.ref, path, o);
   }
 
   /** The entry at a path, not following a final symlink; FILE_NOT_FOUND if there is none. */

@@ -7,6 +7,8 @@ import type { VmView } from "../api/vm-schemas.js";
 import type { ExecRequestOptions, LimitsPatch, MvmClient, SpawnOptions } from "./client.js";
 import type { Command } from "./command.js";
 import type { GuestFiles } from "./files.js";
+import type { PortForward, PortForwardOptions } from "./ports.js";
+import type { Duplex } from "node:stream";
 
 export class VmHandle implements AsyncDisposable {
   constructor(
@@ -21,6 +23,16 @@ export class VmHandle implements AsyncDisposable {
 
   spawn(argv: string[], o?: SpawnOptions): Promise<Command> {
     return this.client.spawn(this.id, argv, o);
+  }
+
+  /** One TCP connection to a guest port as a Duplex (no guest network needed). */
+  forward(port: number, o?: { address?: string; signal?: AbortSignal }): Promise<Duplex> {
+    return this.client.forward(this.id, port, o);
+  }
+
+  /** A local listener forwarding to a guest port: `.port`, `.close()`. */
+  portForward(o: PortForwardOptions): Promise<PortForward> {
+    return this.client.portForward(this.id, o);
   }
 
   get files(): GuestFiles {

@@ -10,6 +10,7 @@ import { chooseAccel, readHostFacts } from "../host/accel.js";
 import { errorOptions, errorResponse, handleErrors } from "./http-errors.js";
 import { registerExecRoutes } from "./exec-routes.js";
 import { registerFileRoutes } from "./file-routes.js";
+import { registerWatchRoute } from "./port-routes.js";
 import { openApiDocument } from "../api/openapi.js";
 import { NO_BODY_LIMIT, route, type RegisteredRoute } from "../api/routes.js";
 import { TtlBodySchema, type TtlBody } from "../api/vm-schemas.js";
@@ -227,6 +228,7 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
   registerVolumeRoutes(app, manager);
   registerExecRoutes(app, manager);
   registerFileRoutes(app, manager);
+  registerWatchRoute(app, manager);
 
   const logsDoc = route({ summary: "the command's log (NDJSON), or with console=true the serial console (text)", answer: "ndjson", query: LogsQuery, events: AttachEventSchema, also: [{ when: "console=true: the serial console", answer: "text" }] });
   app.get<Ref & { Querystring: { console?: string; follow?: string } }>("/v1/vms/:ref/logs", logsDoc, (req, reply) => {

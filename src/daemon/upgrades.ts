@@ -13,6 +13,7 @@ import type { Duplex } from "node:stream";
 import { errorResponse } from "./http-errors.js";
 import { applyExecMessage, startStreamExec } from "./exec-stream.js";
 import { followSession } from "./ndjson.js";
+import { servePortUpgrade } from "./port-routes.js";
 import type { TrackedSession } from "./session-registry.js";
 import type { VmManager } from "./vm-manager.js";
 import { requireJsonObject } from "../api/check.js";
@@ -91,6 +92,26 @@ function serveExec(ref: string, socket: Duplex, manager: VmManager): void {
   });
 }
 
+/** Upgrade: mvm-port (port-routes.ts): one TCP connection to a guest port. */
+function upgradePort(req: IncomingMessage, socket: Duplex, m: RegExpExecArray, manager: VmManager, guard?: UpgradeGuard): void {
+  let ref: string;
+  let port: string;
+  try {
+    ref = decodeURIComponent(m[1]!);
+    port = decodeURIComponent(m[2]!);
+  } catch {
+    const { status, body } = errorResponse(new BadRequestError(`the VM reference or port in ${JSON.stringify(req.url)} is not valid percent-encoding`));
+    return refuse(socket, status, body);
+  }
+  const address = new URLSearchParams(m[3] ?? "").get("address") ?? undefined;
+  if (guard) {
+    const id = guard(req, socket, ref);
+    if (id === undefined) return;
+    ref = id;
+  }
+  void servePortUpgrade(manager, ref, port, address, socket, (status, body) => refuse(socket, status, body));
+}
+
 /** Who may open a stream and on which VM (src/daemon/access.ts): the VM's id, or undefined once it refused. */
 export type UpgradeGuard = (req: IncomingMessage, socket: Duplex, ref: string) => string | undefined;
 
@@ -101,6 +122,8 @@ export function serveUpgrades(server: Server, manager: VmManager, onWebSocket?: 
     // What the client sent right behind its request (the exec request, console input) came with it: it
     // is the stream's first bytes, put back in front of the rest.
     if (head.length) socket.unshift(head);
+    const pm = /^\/v1\/vms\/([^/?]+)\/ports\/([^/?]+)(?:\?(.*))?$/.exec(req.url ?? "");
+    if (pm && req.headers.upgrade === "mvm-port") return upgradePort(req, socket, pm, manager, guard);
     const m = /^\/v1\/vms\/([^/?]+)\/(console|exec)$/.exec(req.url ?? "");
     const kind = m?.[2];
     if (!m || req.headers.upgrade !== `mvm-${kind}`) {

@@ -27,6 +27,8 @@ import { route } from "../api/routes.js";
 import { ExecBodySchema, ExecEventSchema } from "../api/command-schemas.js";
 import { BadRequestError, errorFromBody } from "../errors.js";
 import { applyExecMessage, startStreamExec } from "./exec-stream.js";
+import { PortParams, PortQuery } from "../api/port-schemas.js";
+import { servePortWebSocket } from "./port-routes.js";
 import { errorResponse } from "./http-errors.js";
 import type { SessionEvent, TrackedSession } from "./session-registry.js";
 import type { VmManager } from "./vm-manager.js";
@@ -210,4 +212,9 @@ export function registerWebSocketRoutes(app: FastifyInstance, manager: VmManager
   app.get<Ref>("/v1/vms/:ref/console/ws", consoleDoc, upgrade(serveConsole));
   const execDoc = route({ summary: "an interactive command over WebSocket (Upgrade: websocket): one JSON object per text message both ways, as the lines of Upgrade: mvm-exec", answer: "upgrade", status: 101, body: ExecBodySchema, validateBody: false, events: ExecEventSchema });
   app.get<Ref>("/v1/vms/:ref/exec/ws", execDoc, upgrade(serveExec));
+  // A forwarded guest port (port-routes.ts): bytes in binary messages both ways.
+  const portDoc = route({ summary: "one TCP connection to a guest port over WebSocket (Upgrade: websocket): bytes in binary messages both ways", answer: "upgrade", status: 101, params: PortParams, query: PortQuery });
+  app.get<{ Params: { ref: string; port: string }; Querystring: { address?: string } }>("/v1/vms/:ref/ports/:port/ws", portDoc, (req, reply) =>
+    upgrade((ws, ref, m) => void servePortWebSocket(ws, m, ref, req.params.port, req.query.address, closeWithError))(req, reply),
+  );
 }

@@ -1,0 +1,127 @@
+// Guest ports and directory watches through the daemon, on real TCG guests: vm.forward and portForward
+// reaching a guest's busybox httpd and nc, `mvm port-forward`, a refused port, bad ports, a few MB both
+// ways, and watch events while the guest writes, renames and removes files.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { get } from "node:http";
+import type { Duplex } from "node:stream";
+import { test } from "node:test";
+import type { MvmError } from "../../src/errors.js";
+import type { MvmClient } from "../../src/client/client.js";
+import type { FileWatchEvent } from "../../src/client/ports.js";
+import { startTestDaemon } from "../support/daemon.js";
+
+const CLI = new URL("../../src/cli/main.js", import.meta.url).pathname;
+const code = (e: unknown) => (e as MvmError).code;
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+async function readAll(s: Duplex): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of s) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+function httpGet(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    get(url, (res) => {
+      let body = "";
+      res.on("data", (c: Buffer) => (body += c.toString()));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on("error", reject);
+  });
+}
+
+/** Retries until the guest's server listens (it starts in the background). */
+async function forwardWhenListening(client: MvmClient, vm: string, port: number): Promise<Duplex> {
+  for (let i = 0; ; i++) {
+    try {
+      return await client.forward(vm, port);
+    } catch (e) {
+      if (code(e) !== "GUEST_PORT" || i > 50) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+test("ports: vm.forward and portForward reach a guest httpd; refused and bad ports; 4 MB both ways through nc; mvm port-forward", { timeout: 240_000 }, async (t) => {
+  const d = await startTestDaemon(t);
+  const vm = await d.client.run({ name: "pf", memory: "256M" });
+  await vm.files.write("/tmp/www/index.html", "hello from the guest\n", { parents: true });
+  assert.equal((await vm.exec(["httpd", "-p", "8000", "-h", "/tmp/www"])).status, 0);
+
+  // One raw connection: an HTTP/1.0 request, half-closed, answered and closed by the guest.
+  const s = await forwardWhenListening(d.client, "pf", 8000);
+  s.end("GET /index.html HTTP/1.0\r\n\r\n");
+  const answer = (await readAll(s)).toString();
+  assert.match(answer, /^HTTP\/1\.[01] 200/);
+  assert.match(answer, /hello from the guest/);
+
+  // A local listener, and a real HTTP client through it.
+  const pf = await vm.portForward({ guestPort: 8000 });
+  try {
+    assert.equal(pf.address, "127.0.0.1");
+    const r = await httpGet(`http://127.0.0.1:${pf.port}/index.html`);
+    assert.deepEqual(r, { status: 200, body: "hello from the guest\n" });
+    const again = await httpGet(`http://127.0.0.1:${pf.port}/index.html`); // each connection its own stream
+    assert.equal(again.body, "hello from the guest\n");
+  } finally {
+    await pf.close();
+  }
+
+  // Nothing listens: the guest's own words. Bad ports: 400 before anything is asked of the guest.
+  await assert.rejects(d.client.forward("pf", 8001), (e) => code(e) === "GUEST_PORT" && /connect 127\.0\.0\.1:8001: Connection refused/.test((e as Error).message));
+  for (const bad of [0, 65536, "http" as unknown as number]) await assert.rejects(d.client.forward("pf", bad), (e) => code(e) === "BAD_REQUEST", String(bad));
+
+  // 4 MB to an echo server (cat on the connection) and back, intact, under the windows both ways.
+  const big = randomBytes(4 * 1024 * 1024);
+  await vm.spawn(["nc", "-l", "-p", "9000", "-e", "cat"]);
+  const echo = await forwardWhenListening(d.client, "pf", 9000);
+  const back = readAll(echo);
+  echo.end(big);
+  assert.equal(sha(await back), sha(big));
+
+  // mvm port-forward: foreground, prints the bound address as JSON, each connection a stream.
+  const child = spawn(process.execPath, [CLI, "port-forward", "pf", "0:8000", "--json"], { env: { ...process.env, MVM_HOME: d.home }, stdio: ["ignore", "pipe", "pipe"] });
+  t.after(() => child.kill("SIGKILL"));
+  const bound = await new Promise<{ address: string; port: number; guestPort: number }>((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (c: Buffer) => {
+      out += c.toString();
+      if (out.includes("\n")) resolve(JSON.parse(out.split("\n")[0]!) as { address: string; port: number; guestPort: number });
+    });
+    child.once("exit", (c) => reject(new Error(`mvm port-forward exited with ${c}`)));
+  });
+  assert.equal(bound.address, "127.0.0.1");
+  assert.equal(bound.guestPort, 8000);
+  assert.equal((await httpGet(`http://127.0.0.1:${bound.port}/index.html`)).body, "hello from the guest\n");
+  const exited = new Promise<number | null>((r) => child.once("exit", (c) => r(c)));
+  child.kill("SIGINT");
+  assert.equal(await exited, 0);
+  await vm.remove().catch(() => undefined);
+});
+
+test("watch: events while the guest creates, writes, renames, chmods and removes files (recursive); a non-directory is refused", { timeout: 180_000 }, async (t) => {
+  const d = await startTestDaemon(t);
+  const vm = await d.client.run({ name: "wt", memory: "256M" });
+  await vm.files.mkdir("/root/w");
+  const w = await vm.files.watch("/root/w", { recursive: true });
+  const seen: FileWatchEvent[] = [];
+  const collected = (async () => {
+    for await (const e of w) {
+      seen.push(e);
+      if (e.type === "remove" && e.name === "sub/h") break;
+    }
+  })();
+  const script = "echo a > /root/w/f; mkdir /root/w/sub; sleep 1; echo b > /root/w/sub/g; mv /root/w/f /root/w/sub/h; chmod 600 /root/w/sub/h; rm /root/w/sub/h";
+  assert.equal((await vm.exec(["sh", "-c", script])).status, 0);
+  await Promise.race([collected, new Promise((_, rej) => setTimeout(() => rej(new Error(`events so far: ${JSON.stringify(seen)}`)), 30_000))]);
+  const names = seen.map((e) => `${e.type}:${"name" in e ? e.name : ""}`);
+  for (const want of ["create:f", "write:f", "create:sub", "create:sub/g", "write:sub/g", "rename:f", "create:sub/h", "chmod:sub/h", "remove:sub/h"]) assert.ok(names.includes(want), `${want} in ${names.join(" ")}`);
+
+  await vm.files.write("/root/plain", "x");
+  await assert.rejects(vm.files.watch("/root/plain"), (e) => code(e) === "FILE_ERROR" && /Not a directory/.test((e as Error).message));
+  await assert.rejects(vm.files.watch("/nope"), (e) => code(e) === "FILE_NOT_FOUND");
+  await assert.rejects(vm.files.watch("relative"), (e) => code(e) === "BAD_REQUEST");
+  await vm.remove().catch(() => undefined);
+});
