@@ -37,6 +37,7 @@ packages=(
   g++ python3                 # node-gyp builds better-sqlite3 (no prebuilt binaries are fetched); python3 checks the agent CRC
   tmux                        # the test of mvm exec -it in a real terminal
   bubblewrap                  # the jail: namespaces and a root of its own for each QEMU (src/jail/sandbox.ts)
+  chromium                    # the web dashboard's browser tests (playwright-core drives Debian's build; none is downloaded)
   flex bison bc libelf-dev libssl-dev patch  # the guest kernel build (patch applies guest/kernel/patches)
 )
 apt_lists_present() { [ -n "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ]; }
@@ -85,6 +86,16 @@ if [ "$(cat dist/.mvm-src 2>/dev/null)" != "$src_hash" ] || [ ! -f dist/src/cli/
   rm -rf dist/src dist/test dist/.mvm-src
   npx tsc -p tsconfig.json >&2
   echo "$src_hash" > dist/.mvm-src
+fi
+
+# The web dashboard's bundle (dashboard/: esbuild, from node_modules), which the daemon serves from
+# dist/dashboard; redone when its sources or the lockfile change, as the TypeScript build is.
+dash_hash=$(find dashboard -type f -print0 | sort -z | xargs -0 cat | cat - package-lock.json | sha256sum | cut -c1-16)
+if [ "$(cat dist/dashboard/.mvm-src 2>/dev/null)" != "$dash_hash" ] || [ ! -f dist/dashboard/app.js ]; then
+  step "bundling the web dashboard"
+  rm -rf dist/dashboard
+  node dashboard/build.mjs dist/dashboard >&2
+  echo "$dash_hash" > dist/dashboard/.mvm-src
 fi
 
 # Guest kernel and initramfs: 5 to 15 minutes the first time on 2 cores, then a cache hit.

@@ -37,6 +37,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { basename, resolve } from "node:path";
 import { registerTokenCommands } from "./commands/token.js";
 import { registerConfigCommands } from "./commands/config.js";
+import { registerDashboardCommand } from "./commands/dashboard.js";
 
 const collect = (value: string, list: string[]) => [...list, value];
 const wantsJson = () => process.argv.includes("--json");
@@ -239,6 +240,7 @@ program
 
 registerTokenCommands(program, done);
 registerConfigCommands(program, done);
+registerDashboardCommand(program, done);
 
 const network = program.command("network").description("bridged networks: VMs that reach each other and the host by address (needs root)");
 network

@@ -29,6 +29,15 @@ import type { VmManager } from "./vm-manager.js";
 import type { MvmEvent } from "../api/event-schemas.js";
 import { vmOf } from "./events.js";
 
+/** The token offered as a WebSocket subprotocol `mvm.token.TOKEN`, or undefined. */
+export function subprotocolToken(header: string | undefined): string | undefined {
+  for (const p of (header ?? "").split(",")) {
+    const m = /^mvm\.token\.([A-Za-z0-9_-]+)$/.exec(p.trim());
+    if (m) return m[1];
+  }
+  return undefined;
+}
+
 /** What a caller is told of a request: its headers, and the connection it came on. */
 export interface CallerRequest {
   headers: IncomingHttpHeaders;
@@ -45,7 +54,9 @@ export class TokenAccess {
 
   /** The caller of a request on the network listener: the bearer token's, or UNAUTHORIZED. */
   readonly callerOf = (req: CallerRequest): Caller => {
-    const token = bearerToken(req.headers.authorization);
+    // A browser cannot set a WebSocket's headers: the dashboard offers its token as the subprotocol
+    // `mvm.token.TOKEN` beside `mvm` (the one the daemon picks, so the token is never echoed back).
+    const token = bearerToken(req.headers.authorization) ?? (req.headers.authorization === undefined ? subprotocolToken(req.headers["sec-websocket-protocol"]) : undefined);
     if (token === undefined) {
       throw new UnauthorizedError(req.headers.authorization === undefined ? "this listener needs a token: send Authorization: Bearer TOKEN" : "the Authorization header is not Bearer TOKEN");
     }

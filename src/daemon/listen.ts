@@ -18,6 +18,7 @@ import type { TokenAccess } from "./access.js";
 import { isLoopback, parseListen, type DaemonConfig, type ListenAddress } from "./daemon-config.js";
 import type { BodyOptions } from "./request-body.js";
 import { buildServer } from "./server.js";
+import { dashboard } from "./dashboard.js";
 import { E2bBackend } from "../e2b/backend.js";
 import type { VmManager } from "./vm-manager.js";
 
@@ -60,9 +61,11 @@ export function planListen(c: DaemonConfig): ListenPlan | undefined {
 
 /** Fastify's server: http or https, with the timeouts above. */
 function serverFactory(plan: ListenPlan, t: Timeouts, sockets: Set<Socket>, e2b?: E2bBackend): FastifyServerFactory {
+  const dash = dashboard();
   return (fastify: RequestListener) => {
-    // E2B's requests (its control plane's paths, envd's sandbox headers: src/e2b/routing.ts) go to the E2B backend, the rest to mvm's API.
-    const handler: RequestListener = e2b ? (req, res) => void (e2b.handle(req, res) || fastify(req, res)) : fastify;
+    // E2B's requests (its control plane's paths, envd's sandbox headers: src/e2b/routing.ts) go to the E2B backend,
+    // the web dashboard's files (/, /dashboard/: src/daemon/dashboard.ts) are served as they are, the rest go to mvm's API.
+    const handler: RequestListener = (req, res) => void ((e2b?.handle(req, res) ?? false) || dash.handle(req, res) || fastify(req, res));
     const http: ServerOptions = { headersTimeout: t.headersMs, requestTimeout: 0, keepAliveTimeout: t.keepAliveMs, connectionsCheckingInterval: Math.min(1000, t.headersMs) };
     const server: Server = plan.tls ? (createHttpsServer({ ...http, cert: plan.tls.cert, key: plan.tls.key, handshakeTimeout: t.handshakeMs }, handler)) : createHttpServer(http, handler);
     server.on("connection", (s: Socket) => {

@@ -153,6 +153,11 @@ async function main(): Promise<void> {
   log(`serving on ${socket} (pid ${process.pid})`);
   const network = listenPlan ? await listenNetwork(manager, tokens, listenPlan, { version: VERSION, home }, { e2b: process.env.MVM_E2B !== "0" }) : undefined;
   if (network) log(`serving on ${network.url} for tokens${listenPlan?.insecure ? " (without TLS on a non-loopback address: --insecure-listen)" : ""}`);
+  // Where this daemon listens, for `mvm dashboard` (src/cli/commands/dashboard.ts): the port as bound (port 0
+  // picks one), with the pid, so that a file a killed daemon left behind is told from this one's.
+  const listenerFile = join(home, "listener.json");
+  rmSync(listenerFile, { force: true });
+  if (network) writeFileSync(listenerFile, JSON.stringify({ url: network.url, pid: process.pid }) + "\n", { mode: 0o600 });
   process.stdout.write("ready\n");
 
   const shutdown = (signal: string) => {
@@ -161,6 +166,7 @@ async function main(): Promise<void> {
     const socketClosed = Promise.race([app.close(), new Promise((r) => setTimeout(r, 5000).unref())]).then(() => app.server.closeAllConnections());
     void Promise.all([socketClosed, network?.close(), manager.close()]).finally(() => {
       store.close();
+      rmSync(listenerFile, { force: true });
       try {
         unlinkSync(join(home, "daemon.pid"));
       } catch {
