@@ -114,7 +114,11 @@ async function exercise(c: MvmClient): Promise<Set<string>> {
     read: () => files!.read("/etc/hostname"),
     readText: () => files!.readText("/etc/hostname"),
     write: () => files!.write("/tmp/f", "data", { mode: 0o600, parents: true }),
+    // The fake agent has no "watch" (nor "forward"): AGENT_CAPABILITY, a 409 the document names.
+    watch: () => files!.watch("/tmp"),
   })) await step(`files.${name}`, fn);
+  await step("client.forward", () => c.forward("oa", 80));
+  await step("client.portForward", async () => (await c.portForward("oa", { guestPort: 80 })).close(), ok);
   await step("client.logs", () => c.logs("oa", { onData: () => undefined }), ok);
   await step("client.logs", () => c.logs("oa", { console: true, onData: () => undefined }), ok);
   await step("client.setLimits", () => c.setLimits("oa", { diskBps: "5M" }));
