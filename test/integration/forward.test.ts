@@ -4,9 +4,11 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
+import { once } from "node:events";
 import { get } from "node:http";
 import type { Duplex } from "node:stream";
 import { test } from "node:test";
+import { WebSocket } from "ws";
 import type { MvmError } from "../../src/errors.js";
 import type { MvmClient } from "../../src/client/client.js";
 import type { FileWatchEvent } from "../../src/client/ports.js";
@@ -69,6 +71,23 @@ test("ports: vm.forward and portForward reach a guest httpd; refused and bad por
     await pf.close();
   }
 
+  // The WebSocket variant: bytes in binary messages, 1000 when the guest side closes; a refusal as 4502.
+  const ws = new WebSocket(`ws+unix://${d.home}/mvm.sock:/v1/vms/pf/ports/8000/ws`);
+  const frames: Buffer[] = [];
+  ws.on("message", (m: Buffer) => frames.push(m));
+  await once(ws, "open");
+  ws.send(Buffer.from("GET /index.html HTTP/1.0\r\n\r\n"));
+  const [wsCode] = (await once(ws, "close")) as [number];
+  assert.equal(wsCode, 1000);
+  assert.match(Buffer.concat(frames).toString(), /hello from the guest/);
+  const refusedWs = new WebSocket(`ws+unix://${d.home}/mvm.sock:/v1/vms/pf/ports/8001/ws`);
+  refusedWs.on("error", () => undefined);
+  assert.equal(((await once(refusedWs, "close")) as [number])[0], 4502);
+
+  // A VM that is not running: 409 in the usual shape.
+  await d.client.create({ name: "off" });
+  await assert.rejects(d.client.forward("off", 8000), (e) => code(e) === "WRONG_STATE");
+
   // Nothing listens: the guest's own words. Bad ports: 400 before anything is asked of the guest.
   await assert.rejects(d.client.forward("pf", 8001), (e) => code(e) === "GUEST_PORT" && /connect 127\.0\.0\.1:8001: Connection refused/.test((e as Error).message));
   for (const bad of [0, 65536, "http" as unknown as number]) await assert.rejects(d.client.forward("pf", bad), (e) => code(e) === "BAD_REQUEST", String(bad));
@@ -118,6 +137,22 @@ test("watch: events while the guest creates, writes, renames, chmods and removes
   await Promise.race([collected, new Promise((_, rej) => setTimeout(() => rej(new Error(`events so far: ${JSON.stringify(seen)}`)), 30_000))]);
   const names = seen.map((e) => `${e.type}:${"name" in e ? e.name : ""}`);
   for (const want of ["create:f", "write:f", "create:sub", "create:sub/g", "write:sub/g", "rename:f", "create:sub/h", "chmod:sub/h", "remove:sub/h"]) assert.ok(names.includes(want), `${want} in ${names.join(" ")}`);
+
+  // mvm watch --json: one JSON event per line (touched until the watch, started in the background, sees one).
+  const cli = spawn(process.execPath, [CLI, "watch", "wt", "/root/w", "--json"], { env: { ...process.env, MVM_HOME: d.home }, stdio: ["ignore", "pipe", "pipe"] });
+  t.after(() => cli.kill("SIGKILL"));
+  let cliOut = "";
+  cli.stdout.on("data", (c: Buffer) => (cliOut += c.toString()));
+  for (let i = 0; !cliOut.includes("\n") && i < 100; i++) {
+    await vm.exec(["touch", `/root/w/cli-${i}`]);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const first = JSON.parse(cliOut.split("\n")[0]!) as FileWatchEvent;
+  assert.equal(first.type, "create");
+  assert.match((first as { name: string }).name, /^cli-\d+$/);
+  const cliExit = new Promise<number | null>((r) => cli.once("exit", (c) => r(c)));
+  cli.kill("SIGINT");
+  assert.equal(await cliExit, 0);
 
   await vm.files.write("/root/plain", "x");
   await assert.rejects(vm.files.watch("/root/plain"), (e) => code(e) === "FILE_ERROR" && /Not a directory/.test((e as Error).message));
