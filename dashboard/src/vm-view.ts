@@ -85,7 +85,7 @@ function bootTimeline(v: Vm): HTMLElement {
   const shown = steps.filter((s): s is [string, number] => s[1] !== undefined);
   if (!shown.length) return h("p", { class: "muted" }, "No start measured yet.");
   const max = Math.max(...shown.map((s) => s[1]), 1);
-  return h("ol", {}, shown.map(([label, ms]) => h("li", {}, h("span", { class: "label" }, label), h("span", { class: "bar", style: `width:${Math.max(2, (ms / max) * 100)}%` }), h("span", { class: "num" }, `${ms} ms`))));
+  return h("ol", {}, shown.map(([label, ms]) => h("li", {}, h("span", { class: "label" }, label), h("span", { class: "bar", style: `width:${Math.max(2, (ms / max) * 100)}%` }), h("span", { class: "num" }, `${Math.round(ms)} ms`))));
 }
 
 function logsView(body: HTMLElement, v: Vm): () => void {
