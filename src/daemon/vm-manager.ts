@@ -127,7 +127,9 @@ export class VmManager {
       log: o.log,
       expire: async (id) => {
         const rec = this.o.store.find(id);
-        if (!rec?.expiresAt || Date.parse(rec.expiresAt) > Date.now()) return; // removed, or given more time meanwhile
+        if (!rec?.expiresAt) return; // removed, or its time to live taken away meanwhile
+        // Not due yet: given more time meanwhile, or the timer (monotonic clock) fired a moment before the wall clock's end time.
+        if (Date.parse(rec.expiresAt) > Date.now()) return this.expiry.arm(id, rec.expiresAt);
         o.log?.(`VM ${rec.name}: its time to live ended at ${rec.expiresAt}; killing and removing it`);
         await this.remove(id, true);
       },

@@ -16,6 +16,8 @@ import { readBody, sendJson } from "./http-io.js";
 import { ProcessService, type SandboxRef } from "./process-service.js";
 import { ENVD_PORT, routeOf } from "./routing.js";
 import { isSandbox, serveControl, type ControlContext } from "./sandboxes.js";
+import { proxyToGuestPort } from "./port-proxy.js";
+import { watchDir } from "./watch-service.js";
 
 const STREAMING = new Set(["process.Process/Start", "process.Process/Connect", "filesystem.Filesystem/WatchDir"]);
 const USER_PATTERN = /^[a-z_][a-z0-9_-]{0,31}$/;
@@ -72,9 +74,7 @@ export class E2bBackend {
       return sendJson(res, status, body);
     }
     const url = new URL(req.url ?? "/", "http://sandbox");
-    if (port !== ENVD_PORT) {
-      return sendJson(res, 502, { sandboxId: id, message: `port ${port} of the sandbox cannot be reached through mvm yet (only envd's ${ENVD_PORT})`, code: 502 });
-    }
+    if (port !== ENVD_PORT) return proxyToGuestPort(this.manager, rec.id, id, port, req, res);
     if (url.pathname === "/health") return sendJson(res, 204, undefined);
     const token = this.access.tokenOf(id);
     const user = userOf(req, url);
@@ -107,7 +107,7 @@ export class E2bBackend {
       const msg = decodeSingleEnvelope(await readBody(req, MAX_ENVELOPE_BYTES + 5));
       if (method === "process.Process/Start") return this.processes.start(sbx, msg, req, res);
       if (method === "process.Process/Connect") return this.processes.connect(sbx, msg, req, res);
-      throw new E2bError("filesystem.Filesystem/WatchDir is not implemented by mvm's envd yet", "unimplemented");
+      return await watchDir(this.manager, sbx, msg, req, res);
     } catch (e) {
       // Streams answer 200 and carry their error in the end-stream message, as Connect's streaming protocol has it.
       if (res.headersSent) return void res.destroy();

@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import { request as httpRequest } from "node:http";
 import { createServer } from "node:net";
 import { test } from "node:test";
 import { CommandExitError, Sandbox, TimeoutError, type SandboxOpts } from "e2b";
@@ -102,6 +103,90 @@ test("the E2B SDK against mvm: sandboxes, commands, files, isolation", { timeout
     await sbx.files.remove("/tmp/e2b/new");
     assert.equal(await sbx.files.exists("/tmp/e2b/new/moved.txt"), false);
     await assert.rejects(sbx.files.read("/tmp/e2b/nope"), (e: unknown) => (e as Error).name === "FileNotFoundError" || (e as Error).name === "NotFoundError");
+  });
+
+  await t.test("pty: create, input, resize, kill", { timeout: 60_000 }, async () => {
+    const seen: Buffer[] = [];
+    const pty = await sbx.pty.create({ cols: 80, rows: 24, onData: (b) => void seen.push(Buffer.from(b)) });
+    const text = () => Buffer.concat(seen).toString();
+    await sbx.pty.sendInput(pty.pid, new TextEncoder().encode("stty size; echo tty-$((6*7))\n"));
+    await waitUntil(() => text().includes("tty-42") && text().includes("24 80"), "the shell's answer on the pty");
+    await sbx.pty.resize(pty.pid, { cols: 100, rows: 30 });
+    await sbx.pty.sendInput(pty.pid, new TextEncoder().encode("stty size\n"));
+    await waitUntil(() => text().includes("30 100"), "the new size");
+    assert.equal(await sbx.pty.kill(pty.pid), true);
+    await assert.rejects(pty.wait());
+  });
+
+  await t.test("files: a streamed write (octet-stream) and a gzip one", { timeout: 60_000 }, async () => {
+    const big = Buffer.alloc(3 * 1024 * 1024, "x");
+    const stream = new ReadableStream<Uint8Array>({ start: (c) => (c.enqueue(new Uint8Array(big)), c.close()) });
+    await sbx.files.write("/tmp/e2b/streamed.bin", stream);
+    assert.equal((await sbx.files.getInfo("/tmp/e2b/streamed.bin")).size, big.length);
+    await sbx.files.write("/tmp/e2b/zipped.txt", "compressed on the way\n", { gzip: true });
+    assert.equal(await sbx.files.read("/tmp/e2b/zipped.txt"), "compressed on the way\n");
+  });
+
+  await t.test("hostile envd requests: unknown sandbox 502, no access token 401, malformed and oversize envelopes refused, the sandbox unaffected", { timeout: 60_000 }, async () => {
+    const envd = (id: string, path: string, init: RequestInit & { headers?: Record<string, string> } = {}) =>
+      fetch(`${url}${path}`, { method: "POST", ...init, headers: { "e2b-sandbox-id": id, "e2b-sandbox-port": "49983", ...(init.headers ?? {}) } });
+    const unknown = await envd("nosuchsandbox", "/health", { method: "GET" });
+    assert.equal(unknown.status, 502);
+    assert.equal(((await unknown.json()) as { message: string }).message, "The sandbox was not found");
+    const noToken = await envd(sbx.sandboxId, "/filesystem.Filesystem/Stat", { body: JSON.stringify({ path: "/" }), headers: { "content-type": "application/json" } });
+    assert.equal(noToken.status, 401);
+    const token = (sbx as unknown as { envdAccessToken?: string }).envdAccessToken!;
+    assert.ok(token, "the create answer gave an access token");
+    const auth = { "x-access-token": token, "connect-protocol-version": "1" };
+    const cut = await envd(sbx.sandboxId, "/process.Process/Start", { body: Buffer.from([0, 0, 0, 0, 50, 123]), headers: { ...auth, "content-type": "application/connect+json" } });
+    assert.equal(cut.status, 200);
+    const body = Buffer.from(await cut.arrayBuffer());
+    assert.equal(body[0], 2, "one end-stream envelope");
+    assert.equal((JSON.parse(body.subarray(5).toString()) as { error: { code: string } }).error.code, "invalid_argument");
+    const huge = await envd(sbx.sandboxId, "/process.Process/Start", { body: Buffer.from([0, 0x7f, 0xff, 0xff, 0xff]), headers: { ...auth, "content-type": "application/connect+json" } });
+    const hb = Buffer.from(await huge.arrayBuffer());
+    assert.equal((JSON.parse(hb.subarray(5).toString()) as { error: { code: string } }).error.code, "resource_exhausted");
+    const notJson = await envd(sbx.sandboxId, "/filesystem.Filesystem/Stat", { body: "{nope", headers: { ...auth, "content-type": "application/json" } });
+    assert.equal(notJson.status, 400);
+    assert.equal(((await notJson.json()) as { code: string }).code, "invalid_argument");
+    assert.equal((await sbx.commands.run("echo still-fine")).stdout, "still-fine\n");
+  });
+
+  await t.test("files.watchDir sees a file written; getHost(port) reaches a guest HTTP server over the agent's forward", { timeout: 60_000 }, async (st) => {
+    await sbx.files.makeDir("/tmp/watched");
+    let watcher;
+    try {
+      const events: string[] = [];
+      watcher = await sbx.files.watchDir("/tmp/watched", (e) => void events.push(`${e.type}:${e.name}`));
+      await sbx.files.write("/tmp/watched/new.txt", "x");
+      await waitUntil(() => events.some((e) => /create:new\.txt/i.test(e)), "the create event");
+    } catch (e) {
+      if (/capability/.test((e as Error).message)) return st.skip(`this guest's agent has no watch: ${(e as Error).message}`);
+      throw e;
+    } finally {
+      await watcher?.stop();
+    }
+    const server = "perl -MIO::Socket::INET -e '$s=IO::Socket::INET->new(LocalAddr=>\"127.0.0.1:8000\",Listen=>5,ReuseAddr=>1) or die; while($c=$s->accept){ while(<$c>){ last if /^\\r?$/ } print $c \"HTTP/1.0 200 OK\\r\\nContent-Length: 9\\r\\n\\r\\nfrom-perl\"; close $c }'";
+    const srv = await sbx.commands.run(server, { background: true });
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.match(sbx.getHost(8000), new RegExp(`^8000-${sbx.sandboxId}\\.`));
+    const get = (headers: Record<string, string>) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const r = httpRequest(`${url}/any/path`, { headers }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        });
+        r.on("error", reject);
+        r.end();
+      });
+    const byHost = await get({ host: sbx.getHost(8000) });
+    if (byHost.status === 502 && /capability/.test(byHost.body)) return st.skip(`this guest's agent has no forward: ${byHost.body}`);
+    assert.deepEqual(byHost, { status: 200, body: "from-perl" });
+    assert.deepEqual(await get({ "e2b-sandbox-id": sbx.sandboxId, "e2b-sandbox-port": "8000" }), { status: 200, body: "from-perl" });
+    const closed = await get({ host: `8001-${sbx.sandboxId}.e2b.app` });
+    assert.equal(closed.status, 502, "nothing listens on 8001");
+    await srv.kill();
   });
 
   await t.test("two API keys: each lists only its own; another's sandbox is not found; setTimeout ends a sandbox at its time", { timeout: 240_000 }, async () => {
