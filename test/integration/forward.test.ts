@@ -160,3 +160,37 @@ test("watch: events while the guest creates, writes, renames, chmods and removes
   await assert.rejects(vm.files.watch("relative"), (e) => code(e) === "BAD_REQUEST");
   await vm.remove().catch(() => undefined);
 });
+
+test("watch: a consumer that does not read loses events to an overflow event, the agent's memory bounded by the kernel's queue", { timeout: 180_000 }, async (t) => {
+  const d = await startTestDaemon(t);
+  const vm = await d.client.run({ name: "wf", memory: "256M" });
+  // A small inotify queue (new instances take it), so that a few thousand events overflow it.
+  assert.equal((await vm.exec(["sh", "-c", "echo 64 > /proc/sys/fs/inotify/max_queued_events && mkdir /root/many"])).status, 0);
+  const w = await vm.files.watch("/root/many");
+  // 200-byte names: the window (1 MiB) holds ~5000 events, the queue 64 more; 8000 files overflow both.
+  const script = 'cd /root/many; n=$(printf "%0200d" 0); i=0; while [ $i -lt 8000 ]; do : > "$i$n"; i=$((i+1)); done';
+  assert.equal((await vm.exec(["sh", "-c", script], { timeoutMs: 150_000 })).status, 0);
+  let creates = 0;
+  let overflowed = false;
+  const reading = (async () => {
+    for await (const e of w) {
+      if (e.type === "create") creates++;
+      if (e.type === "overflow") {
+        overflowed = true;
+        break;
+      }
+    }
+  })();
+  await Promise.race([reading, new Promise((_, rej) => setTimeout(() => rej(new Error(`no overflow after ${creates} creates`)), 30_000))]);
+  assert.ok(overflowed);
+  assert.ok(creates < 8000, `${creates} creates`);
+  // The watch still works after it: a new file is seen.
+  const w2 = await vm.files.watch("/root/many");
+  const seen = (async () => {
+    for await (const e of w2) if (e.type === "create" && "name" in e && e.name === "after") return true;
+    return false;
+  })();
+  await vm.exec(["touch", "/root/many/after"]);
+  assert.equal(await seen, true);
+  await vm.remove().catch(() => undefined);
+});
