@@ -31,7 +31,7 @@ async function freePort(): Promise<number> {
 }
 
 /** The text xterm keeps in the DOM for screen readers (its accessibility tree), of the terminal in `sel`. */
-const termText = (page: Page, sel: string) => page.locator(sel).evaluate((el) => el.textContent ?? "");
+const termText = (page: Page, sel: string): Promise<string> => page.locator(sel).evaluate((el: { textContent: string | null }) => el.textContent ?? "");
 
 async function waitText(page: Page, sel: string, needle: string, timeout: number): Promise<void> {
   await page.waitForFunction(([s, n]) => (document.querySelector(s!)?.textContent ?? "").includes(n!), [sel, needle], { timeout, polling: 200 });
