@@ -100,6 +100,18 @@ test("ports: vm.forward and portForward reach a guest httpd; refused and bad por
   echo.end(big);
   assert.equal(sha(await back), sha(big));
 
+  // A reader that waits: the guest's sender blocks (the agent stops reading its socket once the window is
+  // used up) instead of the bytes piling up anywhere; then all 32 MB arrive.
+  const total = 32 * 1024 * 1024;
+  await vm.spawn(["nc", "-l", "-p", "9001", "-e", "sh", "-c", `head -c ${total} /dev/zero; touch /tmp/sent-all`]);
+  const slow = await forwardWhenListening(d.client, "pf", 9001);
+  slow.pause();
+  await new Promise((r) => setTimeout(r, 3000));
+  assert.equal(await vm.files.exists("/tmp/sent-all"), false, "the guest sent everything to a reader that did not read");
+  slow.end();
+  slow.resume();
+  assert.equal((await readAll(slow)).length, total);
+
   // mvm port-forward: foreground, prints the bound address as JSON, each connection a stream.
   const child = spawn(process.execPath, [CLI, "port-forward", "pf", "0:8000", "--json"], { env: { ...process.env, MVM_HOME: d.home }, stdio: ["ignore", "pipe", "pipe"] });
   t.after(() => child.kill("SIGKILL"));
