@@ -25,6 +25,9 @@ export function vmListView(main: HTMLElement): () => void {
     const list = [...store.vms.values()]
       .filter((v) => (!filters.state || v.state === filters.state) && (!filters.name || v.name.includes(filters.name)))
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    // The rows are redrawn every 2 s: the focused control (a filter, an action button) keeps its focus.
+    const focused = document.activeElement as HTMLElement | null;
+    const keep = focused && body.contains(focused) ? { vm: focused.closest("tr")?.dataset.vm, sel: focused.dataset.action ? `[data-action="${focused.dataset.action}"]` : "a" } : undefined;
     replace(
       body,
       list.map((v) => {
@@ -47,6 +50,7 @@ export function vmListView(main: HTMLElement): () => void {
         );
       }),
     );
+    if (keep?.vm) body.querySelector<HTMLElement>(`tr[data-vm="${CSS.escape(keep.vm)}"] ${keep.sel}`)?.focus();
     empty.textContent = list.length ? "" : store.vms.size ? "No VM matches the filters." : "No VMs yet: create one here or with mvm run.";
   };
   draw();

@@ -136,6 +136,10 @@ test("the dashboard in chromium: sign-in, a live list, create, console, terminal
     await waitText(page, "#console-term", `${word}-42`, 20_000);
     await shot("console");
 
+    step = "logs";
+    await page.goto(`${url}/dashboard/#/vm/from-form/logs`);
+    await waitText(page, "#log", `${word}-42`, 15_000);
+
     step = "terminal";
     await page.goto(`${url}/dashboard/#/vm/from-form/terminal`);
     await waitText(page, "main [role=status]", "pseudo-terminal", 20_000);
