@@ -21,6 +21,8 @@ test("errors: mvm's classes as the Connect codes the SDK maps, with their HTTP s
 
 test("errors: the control plane answers {code: status, message}", () => {
   assert.deepEqual(controlError(new E2bError("sandbox x not found", "not_found")), { status: 404, body: { code: 404, message: "sandbox x not found" } });
+  assert.deepEqual(controlError(new EnvelopeError("big", "resource_exhausted")).status, 413);
+  assert.deepEqual(controlError(new EnvelopeError("{x", "invalid_argument")), { status: 400, body: { code: 400, message: "{x" } });
   const q = controlError(new QuotaExceededError("too many", { hint: "remove one" }));
   assert.equal(q.body.code, q.status);
   assert.match(q.body.message, /too many \(remove one\)/);

@@ -65,6 +65,11 @@ export function connectError(e: unknown): { code: ConnectCode; message: string; 
 /** Any error as the control plane's answer: its HTTP status and `{code, message}`. */
 export function controlError(e: unknown): { status: number; body: { code: number; message: string } } {
   if (e instanceof E2bError) return { status: e.status, body: { code: e.status, message: e.message } };
+  // A body too big is 413 here (429 would make the SDK report a rate limit); a malformed one 400.
+  if (e instanceof EnvelopeError) {
+    const status = e.code === "resource_exhausted" ? 413 : CONNECT_STATUS[e.code];
+    return { status, body: { code: status, message: e.message } };
+  }
   const { status, body } = errorResponse(e);
   // 422 (a quota, no cgroups) is a refusal the SDK shows with its message; anything unexpected stays a 500 with one.
   const hint = typeof body.hint === "string" ? ` (${body.hint})` : "";

@@ -26,7 +26,7 @@ test("the E2B SDK against mvm: sandboxes, commands, files, isolation", { timeout
   const built = await d.cli(["image", "build", "debian"]);
   assert.equal(built.code, 0, built.stderr.slice(-2000));
   const url = `http://127.0.0.1:${port}`;
-  const ann: SandboxOpts = { apiUrl: url, sandboxUrl: url, apiKey: (await d.client.createToken("ann", { role: "user", maxVms: 2 })).token };
+  const ann: SandboxOpts = { apiUrl: url, sandboxUrl: url, apiKey: (await d.client.createToken("ann", { role: "user", maxVms: 1 })).token };
   const bob: SandboxOpts = { apiUrl: url, sandboxUrl: url, apiKey: (await d.client.createToken("bob", { role: "user" })).token };
 
   const t0 = Date.now();
@@ -198,11 +198,14 @@ test("the E2B SDK against mvm: sandboxes, commands, files, isolation", { timeout
     assert.deepEqual((await Sandbox.list({ ...ann, query: { metadata: { run: "nope" } } }).nextItems()), []);
     assert.equal(await Sandbox.kill(other.sandboxId, ann), false, "ann cannot kill bob's sandbox");
     await assert.rejects(Sandbox.connect(other.sandboxId, ann));
+    await assert.rejects(Sandbox.create("base", ann), (e: unknown) => (e as Error).name === "RateLimitError" && /quota of 1/.test((e as Error).message), "ann's token holds one VM");
     const connected = await Sandbox.connect(other.sandboxId, bob);
     assert.equal((await connected.commands.run("echo bob")).stdout, "bob\n");
+    const running = await connected.commands.run("sleep 100", { background: true });
     await connected.setTimeout(2000);
     await waitUntil(async () => (await d.client.list()).every((v) => v.name !== other.sandboxId), "bob's sandbox removed at its end time", 30_000);
     assert.equal(await connected.isRunning(), false);
+    await assert.rejects(running.wait(), "a command of a sandbox killed under it ends with an error, not a hang");
   });
 
   await t.test("kill: true, then false", { timeout: 60_000 }, async () => {
