@@ -233,6 +233,11 @@ void forward_poll_done(struct pollfd *fds, int n) {
       socklen_t el = sizeof err;
       getsockopt(f->fd, SOL_SOCKET, SO_ERROR, &err, &el);
       if (err) { finish(f, err, "connect"); continue; }
+      /* The revents may be stale: a frame read since poll() can have closed a forward and opened this one
+       * on the same descriptor number. Connected only if the socket has a peer. */
+      struct sockaddr_storage peer;
+      socklen_t pl = sizeof peer;
+      if (getpeername(f->fd, (struct sockaddr *)&peer, &pl) < 0) continue;
       started(f);
       if (flush(f) < 0) continue;
       continue;
