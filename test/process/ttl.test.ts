@@ -4,7 +4,11 @@
 // the one that armed the timer was killed before it fired.
 
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { test, type TestContext } from "node:test";
+import { MvmClient } from "../../src/client/client.js";
+import { startHttpDaemon } from "./http-daemon.js";
 import type { FastifyInstance } from "fastify";
 import { buildServer } from "../../src/daemon/server.js";
 import type { VmManager } from "../../src/daemon/vm-manager.js";
@@ -86,4 +90,36 @@ test("a VM whose end time passed while no daemon ran is removed by the next daem
   await waitFor(() => next.list().length === 1, "the expired VM to be removed", 5000);
   assert.equal(next.list()[0]!.name, "keep", "the one with time left stays");
   assert.ok(!alive(pid));
+});
+
+const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+
+test("the CLI: create --ttl -l, ps shows TTL and LABELS, mvm ttl shows, sets and takes away the end time (--json too), a bad duration is exit 125 with a hint", T, async (t) => {
+  const h = new FakeHome();
+  const d = await startHttpDaemon(h);
+  const client = new MvmClient(d.socket);
+  t.after(async () => {
+    for (const vm of await client.list().catch(() => [])) await client.remove(vm.id, { force: true }).catch(() => undefined);
+    await d.stop();
+    await h.close();
+  });
+  const env = { ...process.env, MVM_HOME: h.home };
+  const cli = (args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+  });
+  const made = await cli(["create", "--name", "c", "--ttl", "10m", "-l", "team=ml", "--json"]);
+  assert.equal(made.code, 0, made.stderr);
+  const ps = await cli(["ps", "-a"]);
+  assert.match(ps.stdout, /^c +created .* (10m|9m\d+s) +team=ml\n/m);
+  const shown = JSON.parse((await cli(["ttl", "c", "--json"])).stdout) as { expiresAt: string; remainingMs: number };
+  assert.ok(shown.remainingMs > 590_000 && shown.remainingMs <= 600_000, JSON.stringify(shown));
+  const set = JSON.parse((await cli(["ttl", "c", "1h", "--json"])).stdout) as { remainingMs: number };
+  assert.ok(set.remainingMs > 3_590_000);
+  assert.match((await cli(["ttl", "c", "90"])).stdout, /^c: removed at \S+ \(in 1m30s\)\n$/);
+  const none = await cli(["ttl", "c", "none", "--json"]);
+  assert.equal((JSON.parse(none.stdout) as { expiresAt: unknown }).expiresAt, null);
+  assert.match((await cli(["ttl", "c"])).stdout, /no time to live/);
+  const bad = await cli(["ttl", "c", "5x"]);
+  assert.equal(bad.code, 125);
+  assert.match(bad.stderr, /invalid ttl "5x"[\s\S]*90s, 10m, 1h30m/);
 });
