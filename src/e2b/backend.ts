@@ -54,7 +54,7 @@ export class E2bBackend {
   handle(req: IncomingMessage, res: ServerResponse): boolean {
     const route = routeOf(req.url, req.headers);
     if (!route) return false;
-    const done = route.plane === "control" ? serveControl(this.control, req, res) : this.serveEnvd(route.sandboxId, route.port, req, res);
+    const done = route.plane === "control" ? serveControl(this.control, req, res) : route.plane === "signed" ? this.serveSigned(req, res) : this.serveEnvd(route.sandboxId, route.port, req, res);
     done.catch((e: unknown) => {
       const { status, code, message } = connectError(e);
       if (!res.headersSent) sendJson(res, status, { code, message });
@@ -67,6 +67,19 @@ export class E2bBackend {
     return this.manager.list().find((r) => r.name === id && isSandbox(r) && r.state === "running" && this.manager.connected(r.id));
   }
 
+  /** A signed /files URL: the live sandbox whose token the signature was made with (none: 401). */
+  private async serveSigned(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://sandbox");
+    const hit = this.manager.list().find((r) => isSandbox(r) && r.state === "running" && this.manager.connected(r.id) && this.signedFor(r.name, req, url));
+    if (!hit) return sendJson(res, 401, { code: 401, message: "the URL's signature is not valid for any running sandbox, or has expired" });
+    return serveFiles(this.manager, { vmId: hit.id, user: userOf(req, url) }, req, res, url);
+  }
+
+  private signedFor(id: string, req: IncomingMessage, url: URL): boolean {
+    const q = url.searchParams;
+    return signatureValid({ path: q.get("path") ?? "", op: req.method === "GET" ? "read" : "write", user: q.get("username") ?? "", signature: q.get("signature") ?? undefined, expiration: q.get("signature_expiration") ?? undefined }, this.access.tokenOf(id));
+  }
+
   private async serveEnvd(id: string, port: number, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const rec = this.sandbox(id);
     if (!rec) {
@@ -76,12 +89,9 @@ export class E2bBackend {
     const url = new URL(req.url ?? "/", "http://sandbox");
     if (port !== ENVD_PORT) return proxyToGuestPort(this.manager, rec.id, id, port, req, res);
     if (url.pathname === "/health") return sendJson(res, 204, undefined);
-    const token = this.access.tokenOf(id);
     const user = userOf(req, url);
     const signed = url.pathname === "/files" && url.searchParams.has("signature");
-    const allowed = signed
-      ? signatureValid({ path: url.searchParams.get("path") ?? "", op: req.method === "GET" ? "read" : "write", user: url.searchParams.get("username") ?? "", signature: url.searchParams.get("signature") ?? undefined, expiration: url.searchParams.get("signature_expiration") ?? undefined }, token)
-      : this.access.verify(id, typeof req.headers["x-access-token"] === "string" ? req.headers["x-access-token"] : undefined);
+    const allowed = signed ? this.signedFor(id, req, url) : this.access.verify(id, typeof req.headers["x-access-token"] === "string" ? req.headers["x-access-token"] : undefined);
     if (!allowed) {
       const message = signed ? "the URL's signature is not valid, or has expired" : "send the sandbox's envdAccessToken as X-Access-Token";
       if (url.pathname === "/files") return sendJson(res, 401, { code: 401, message });

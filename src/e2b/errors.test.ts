@@ -35,6 +35,8 @@ test("routing: envd by header or Host, the control plane by path, the rest is mv
   assert.deepEqual(routeOf("/sandboxes/iabc/timeout", {}), { plane: "control" });
   assert.equal(routeOf("/v1/vms", { host: "127.0.0.1:7070" }), undefined);
   assert.equal(routeOf("/sandboxesx", {}), undefined);
+  assert.deepEqual(routeOf("/files?path=%2Fx&signature=v1_abc", {}), { plane: "signed" });
+  assert.equal(routeOf("/files?path=%2Fx", {}), undefined, "unsigned, without a sandbox: mvm's (and refused there)");
 });
 
 test("the list's metadata filter, as the SDK encodes it", () => {

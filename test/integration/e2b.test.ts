@@ -102,6 +102,16 @@ test("the E2B SDK against mvm: sandboxes, commands, files, isolation", { timeout
     assert.equal(await sbx.files.exists("/tmp/e2b/hello.txt"), false);
     await sbx.files.remove("/tmp/e2b/new");
     assert.equal(await sbx.files.exists("/tmp/e2b/new/moved.txt"), false);
+    // Signed URLs carry no sandbox id: the signature finds the sandbox; a changed path or a past expiration is refused.
+    const up = await sbx.uploadUrl("/tmp/e2b/signed.txt", { useSignatureExpiration: 60 });
+    const form = new FormData();
+    form.append("file", new Blob(["via a signed URL"]), "/tmp/e2b/signed.txt");
+    assert.equal((await fetch(up, { method: "POST", body: form })).status, 200);
+    const down = await sbx.downloadUrl("/tmp/e2b/signed.txt");
+    assert.equal(await (await fetch(down)).text(), "via a signed URL");
+    assert.equal((await fetch(down.replace("signed.txt", "data.bin"))).status, 401, "the signature is for one path");
+    const stale = await sbx.downloadUrl("/tmp/e2b/signed.txt", { useSignatureExpiration: -10 });
+    assert.equal((await fetch(stale)).status, 401, "expired");
     await assert.rejects(sbx.files.read("/tmp/e2b/nope"), (e: unknown) => (e as Error).name === "FileNotFoundError" || (e as Error).name === "NotFoundError");
   });
 
