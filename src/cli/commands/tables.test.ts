@@ -25,7 +25,7 @@ test("ps shows each VM's state, how its last start went and how fast it was read
 
 test("ps shows a VM's time left and its labels", () => {
   const spec = checkSpec({ name: "sbx", labels: { app: "e2b", user: "ann" } });
-  const rows = psTable([vm("sbx", { spec, expiresAt: new Date(Date.now() + 600_500).toISOString() })]).trimEnd().split("\n").map((l) => l.split(/\s{2,}/));
+  const rows = psTable([vm("sbx", { spec, expiresAt: new Date(Date.now() + 599_800).toISOString() })]).trimEnd().split("\n").map((l) => l.split(/\s{2,}/));
   assert.deepEqual(rows[1]!.slice(-2), ["10m", "app=e2b,user=ann"]);
 });
 
