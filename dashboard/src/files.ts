@@ -40,19 +40,28 @@ export function filesView(body: HTMLElement, v: Vm): () => void {
     h("label", { for: "files-upload", class: "as-link" }, "pick files"),
     picker,
   );
+  // The folder field is set when the folder changes (a click), never when a listing comes back: a slow
+  // listing must not overwrite what is being typed there.
+  const go = (to: string) => {
+    dir = to;
+    path.value = to;
+    void load();
+  };
+  let asked = 0;
   const load = async () => {
+    // Only the latest listing is drawn: an older one coming back late is dropped.
+    const mine = ++asked;
     const r = await attempt(() => api<{ entries: Entry[] }>("POST", `/v1/vms/${ref}/files/list`, { path: dir, depth: 1 }));
-    if (!r) return;
-    path.value = dir;
+    if (!r || mine !== asked) return;
     const rows = r.entries.sort((a, b) => (a.type === "dir" ? 0 : 1) - (b.type === "dir" ? 0 : 1) || a.name.localeCompare(b.name));
     replace(
       list,
-      dir !== "/" ? h("tr", {}, h("td", {}, h("button", { class: "link", onclick: () => ((dir = parent(dir)), void load()) }, "..")), h("td"), h("td"), h("td")) : null,
+      dir !== "/" ? h("tr", {}, h("td", {}, h("button", { class: "link", onclick: () => go(parent(dir)) }, "..")), h("td"), h("td"), h("td")) : null,
       rows.map((e) =>
         h(
           "tr",
           { "data-file": e.name },
-          h("td", {}, e.type === "dir" ? h("button", { class: "link", onclick: () => ((dir = join(dir, e.name)), void load()) }, e.name + "/") : e.name),
+          h("td", {}, e.type === "dir" ? h("button", { class: "link", onclick: () => go(join(dir, e.name)) }, e.name + "/") : e.name),
           h("td", {}, e.type),
           h("td", { class: "num" }, e.type === "file" ? bytes(e.size) : ""),
           h("td", {}, e.type === "file" ? h("button", { onclick: () => void attempt(() => download(`/v1/vms/${ref}/files/content?path=${encodeURIComponent(join(dir, e.name))}`, e.name)) }, "Download") : null),
@@ -77,7 +86,7 @@ export function filesView(body: HTMLElement, v: Vm): () => void {
     await load();
   };
   body.append(
-    h("form", { class: "filters", onsubmit: (e: Event) => (e.preventDefault(), (dir = path.value || "/"), void load()) }, h("label", { for: "files-path" }, "Folder"), path, h("button", { type: "submit" }, "Open")),
+    h("form", { class: "filters", onsubmit: (e: Event) => (e.preventDefault(), go(path.value || "/")) }, h("label", { for: "files-path" }, "Folder"), path, h("button", { type: "submit" }, "Open")),
     drop,
     progress,
     h("div", { class: "table-wrap" }, h("table", { "aria-label": "Files" }, h("thead", {}, h("tr", {}, ["Name", "Type", "Size", ""].map((c) => h("th", { scope: "col" }, c)))), list)),
