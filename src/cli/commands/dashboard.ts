@@ -64,7 +64,7 @@ export async function dashboardCommand(flags: DashboardFlags): Promise<number> {
   return 0;
 }
 
-export function registerDashboardCommand(program: Command, done: (p: Promise<number>) => void): void {
+export function registerDashboardCommand(program: Command, done: (p: Promise<number>) => Promise<void>): void {
   program
     .command("dashboard")
     .description("the web dashboard's sign-in link on the daemon's network listener (opened in a browser on a desktop)")
