@@ -9,17 +9,13 @@
 // home's daemon on its Unix socket. The output says which. Every VM the bench made is removed at the end
 // (and its own daemon stopped, its home deleted), also when it fails or is interrupted.
 
-import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { promisify } from "node:util";
 import type { Options, Result } from "autocannon";
 import { join } from "node:path";
 import { connect } from "../client/client.js";
 import { homeDir } from "../host/paths.js";
 import { round } from "./stats.js";
+import { ownDaemon } from "./own-daemon.js";
 
 export interface LoadFigures {
   connections: number;
@@ -64,67 +60,10 @@ const figures = (r: Result, connections: number, durationS: number): LoadFigures
   failed: r.non2xx + r.errors + r.timeouts,
 });
 
-const CLI = new URL("../cli/main.js", import.meta.url).pathname;
-const run = promisify(execFile);
-
-/** A loopback port nobody listens on now. */
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.once("error", reject);
-  });
-
-/** A daemon of the bench's own, in a fresh home, with a TCP listener on loopback and an admin token for it. */
-async function ownDaemon(progress: (l: string) => void): Promise<{ home: string; url: string; token: string; stop: () => Promise<void> }> {
-  const home = mkdtempSync(join(tmpdir(), "mvm-bench-api-"));
-  const env = { ...process.env, MVM_HOME: home };
-  const port = await freePort();
-  progress(`starting a daemon in ${home} with mvm daemon --listen 127.0.0.1:${port}`);
-  const child = spawn(process.execPath, [CLI, "daemon", "--listen", `127.0.0.1:${port}`], { env, stdio: ["ignore", "pipe", "pipe"] });
-  let err = "";
-  child.stderr.on("data", (b: Buffer) => (err = (err + b.toString()).slice(-4000)));
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      const t = setTimeout(() => child.kill("SIGKILL"), 10_000);
-      await exited;
-      clearTimeout(t);
-    }
-    rmSync(home, { recursive: true, force: true });
-  };
-  try {
-    await new Promise<void>((resolve, reject) => {
-      let out = "";
-      const t = setTimeout(() => reject(new Error(`the bench's daemon was not ready in 60 s: ${err}`)), 60_000);
-      child.stdout.on("data", (b: Buffer) => {
-        out += b.toString();
-        if (out.includes("ready\n")) {
-          clearTimeout(t);
-          resolve();
-        }
-      });
-      void exited.then(() => {
-        clearTimeout(t);
-        reject(new Error(`the bench's daemon exited: ${err}`));
-      });
-    });
-    const made = await run(process.execPath, [CLI, "token", "create", "bench-api", "--role", "admin", "--json"], { env });
-    const token = (JSON.parse(made.stdout) as { token: string }).token;
-    return { home, url: `http://127.0.0.1:${port}`, token, stop };
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-}
-
 export async function benchApi(o: ApiBenchOptions): Promise<ApiBenchResult> {
   const progress = o.onProgress ?? (() => {});
   const { default: autocannon } = await import("autocannon");
-  const own = o.unix || o.url ? undefined : await ownDaemon(progress);
+  const own = o.unix || o.url ? undefined : await ownDaemon("bench-api", progress);
   const url = own?.url ?? o.url;
   const token = own?.token ?? o.token;
   // VMs are made over the Unix socket of the daemon's home; the load goes where asked.

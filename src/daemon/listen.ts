@@ -18,6 +18,7 @@ import type { TokenAccess } from "./access.js";
 import { isLoopback, parseListen, type DaemonConfig, type ListenAddress } from "./daemon-config.js";
 import type { BodyOptions } from "./request-body.js";
 import { buildServer } from "./server.js";
+import type { RequestLog } from "./request-log.js";
 import { dashboard } from "./dashboard.js";
 import { E2bBackend } from "../e2b/backend.js";
 import type { VmManager } from "./vm-manager.js";
@@ -91,12 +92,12 @@ export interface NetworkListener {
 }
 
 /** Serves the API for tokens on the plan's address. */
-export async function listenNetwork(manager: VmManager, tokens: TokenAccess, plan: ListenPlan, info: { version: string; home: string }, o: { body?: BodyOptions; timeouts?: Partial<Timeouts>; e2b?: boolean } = {}): Promise<NetworkListener> {
+export async function listenNetwork(manager: VmManager, tokens: TokenAccess, plan: ListenPlan, info: { version: string; home: string }, o: { body?: BodyOptions; timeouts?: Partial<Timeouts>; e2b?: boolean; requestLog?: RequestLog } = {}): Promise<NetworkListener> {
   const sockets = new Set<Socket>();
   const timeouts = { ...DEFAULT_TIMEOUTS, ...o.timeouts };
   // The E2B-compatible backend (docs/e2b.md) is served beside the API unless turned off (MVM_E2B=0).
   const e2b = o.e2b === false ? undefined : new E2bBackend(manager, tokens, info.home);
-  const app = buildServer(manager, info, { ...o.body, callerOf: tokens.callerOf, tokens, serverFactory: serverFactory(plan, timeouts, sockets, e2b) });
+  const app = buildServer(manager, info, { ...o.body, callerOf: tokens.callerOf, tokens, requestLog: o.requestLog, listener: "tcp", serverFactory: serverFactory(plan, timeouts, sockets, e2b) });
   await app.listen({ host: plan.address.host, port: plan.address.port });
   const bound = app.server.address();
   const port = bound && typeof bound === "object" ? bound.port : plan.address.port;

@@ -22,6 +22,7 @@ import { listenNetwork, planListen } from "./listen.js";
 import { VmStore } from "../store/vm-store.js";
 import { errorResponse } from "./http-errors.js";
 import { buildServer } from "./server.js";
+import { RequestLog } from "./request-log.js";
 import { VmManager } from "./vm-manager.js";
 import { VERSION } from "../version.js";
 
@@ -139,7 +140,9 @@ async function main(): Promise<void> {
   // The network listener (listen.ts), when asked for: checked before anything is served.
   const listenPlan = planListen(listenSettings(home));
   const tokens = new TokenAccess(new TokenStore(join(home, "mvm.db")));
-  const app = buildServer(manager, { version: VERSION, home }, { tokens });
+  // One line per request of either listener (request-log.ts), kept apart from this log of events.
+  const requestLog = new RequestLog(join(home, "requests.log"));
+  const app = buildServer(manager, { version: VERSION, home }, { tokens, requestLog });
   try {
     unlinkSync(socket);
   } catch {
@@ -151,7 +154,7 @@ async function main(): Promise<void> {
   process.umask(oldMask);
   chmodSync(socket, 0o600);
   log(`serving on ${socket} (pid ${process.pid})`);
-  const network = listenPlan ? await listenNetwork(manager, tokens, listenPlan, { version: VERSION, home }, { e2b: process.env.MVM_E2B !== "0" }) : undefined;
+  const network = listenPlan ? await listenNetwork(manager, tokens, listenPlan, { version: VERSION, home }, { e2b: process.env.MVM_E2B !== "0", requestLog }) : undefined;
   if (network) log(`serving on ${network.url} for tokens${listenPlan?.insecure ? " (without TLS on a non-loopback address: --insecure-listen)" : ""}`);
   // Where this daemon listens, for `mvm dashboard` (src/cli/commands/dashboard.ts): the port as bound (port 0
   // picks one), with the pid, so that a file a killed daemon left behind is told from this one's.
@@ -164,7 +167,7 @@ async function main(): Promise<void> {
     log(`${signal}: shutting down; VMs keep running and will be re-adopted`);
     // Requests under way (streams: exec, logs -f, events) get a few seconds, then their connections are cut.
     const socketClosed = Promise.race([app.close(), new Promise((r) => setTimeout(r, 5000).unref())]).then(() => app.server.closeAllConnections());
-    void Promise.all([socketClosed, network?.close(), manager.close()]).finally(() => {
+    void Promise.all([socketClosed, network?.close(), manager.close()]).then(() => requestLog.close()).finally(() => {
       store.close();
       rmSync(listenerFile, { force: true });
       try {

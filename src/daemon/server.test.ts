@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +8,7 @@ import { checkSpec } from "../vmspec/vm-spec.js";
 import type { VmRecord } from "../store/vm-store.js";
 import { errorFromBody, MvmError, NameTakenError, NotFoundError, WrongStateError } from "../errors.js";
 import { buildServer } from "./server.js";
+import { RequestLog } from "./request-log.js";
 import type { Snapshot } from "./snapshots.js";
 import type { VmManager } from "./vm-manager.js";
 
@@ -133,7 +134,6 @@ test("the OpenAPI document is made of the routes the server has: each documented
 });
 
 test("docs/api.md has a row for every route, and docs/vm-spec.md one for every spec key", async () => {
-  const { readFileSync } = await import("node:fs");
   const { UPGRADE_ROUTES } = await import("../api/openapi.js");
   const { registeredRoutes } = await import("./server.js");
   const { VmSpecSchema } = await import("../api/vm-schemas.js");
@@ -327,6 +327,34 @@ test("the library's suspend, resume and snapshot calls speak these routes (over 
     assert.deepEqual(asked.slice(0, 5), [["suspend", "a"], ["suspend", "a"], ["resume", "a"], ["snapshot", "a", "one"], ["snapshot", "a", undefined]]);
   } finally {
     await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("request ids: a client's sane id is echoed, any other replaced; each request is one line in the log", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "mvm-reqlog-"));
+  const requestLog = new RequestLog(join(dir, "requests.log"));
+  const server = buildServer(fakeManager(), { version: "test", home: dir }, { requestLog });
+  try {
+    const mine = await server.inject({ method: "GET", url: "/v1/vms", headers: { "x-request-id": "ci-run-7.step:3" } });
+    assert.equal(mine.headers["x-request-id"], "ci-run-7.step:3");
+    for (const bad of ["a b", "x".repeat(65), "é"]) {
+      const r = await server.inject({ method: "GET", url: "/v1/vms/zzz", headers: { "x-request-id": bad } });
+      assert.match(String(r.headers["x-request-id"]), /^[0-9a-f]{16}$/, bad);
+      assert.equal(r.statusCode, 404);
+    }
+    const made = await server.inject({ method: "GET", url: "/v1/info?token=secret" });
+    await server.close();
+    await requestLog.close();
+    const lines = readFileSync(join(dir, "requests.log"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === "request");
+    const [first, second, , , last] = lines;
+    assert.ok(first && second && last && lines.length === 5, JSON.stringify(lines));
+    assert.deepEqual({ ...first, time: undefined, ms: undefined }, { level: "info", time: undefined, id: "ci-run-7.step:3", listener: "unix", caller: "root", method: "GET", url: "/v1/vms", status: 200, ms: undefined, msg: "request" });
+    assert.equal(second.status, 404);
+    assert.equal(last.id, made.headers["x-request-id"]);
+    assert.equal(last.url, "/v1/info?token=-");
+    assert.equal(typeof last.ms, "number");
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });

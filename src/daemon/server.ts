@@ -32,6 +32,7 @@ import { registerCaller, type CallerOf } from "./request-caller.js";
 import { registerVolumeRoutes } from "./volume-routes.js";
 import { registerObserveRoutes, type EventVisibility } from "./observe-routes.js";
 import { registerAccess, upgradeGuard, visibleToCaller, type TokenAccess } from "./access.js";
+import { registerRequestLog, requestIdOptions, type Listener, type RequestLog } from "./request-log.js";
 import { dispatchWebSocket, registerWebSocketRoutes, type WebSocketOptions } from "./websocket.js";
 
 type Ref = { Params: { ref: string } };
@@ -43,13 +44,16 @@ export const registeredRoutes = (app: FastifyInstance): RegisteredRoute[] => reg
 
 /**
  * callerOf: who each request is (default: the host's root, as every request on the Unix socket is); tokens:
- * the daemon's tokens, served at /v1/tokens; serverFactory: the network listener's server (listen.ts).
+ * the daemon's tokens, served at /v1/tokens; serverFactory: the network listener's server (listen.ts);
+ * requestLog, listener: where each request's line goes, and which listener it names.
  */
-export function buildServer(manager: VmManager, info: { version: string; home: string }, options: BodyOptions & WebSocketOptions & { callerOf?: CallerOf; tokens?: TokenAccess; serverFactory?: FastifyServerFactory; visibleEvent?: EventVisibility } = {}): FastifyInstance {
+export function buildServer(manager: VmManager, info: { version: string; home: string }, options: BodyOptions & WebSocketOptions & { callerOf?: CallerOf; tokens?: TokenAccess; serverFactory?: FastifyServerFactory; visibleEvent?: EventVisibility; requestLog?: RequestLog; listener?: Listener } = {}): FastifyInstance {
   const app = Fastify({
     // The network listener's node server (src/daemon/listen.ts: TLS, timeouts); the Unix socket's is Fastify's own.
     ...(options.serverFactory ? { serverFactory: options.serverFactory } : {}),
-    logger: false,
+    // Request ids always (x-request-id); a line per request where the daemon keeps a log (request-log.ts).
+    ...requestIdOptions(),
+    ...(options.requestLog ? { loggerInstance: options.requestLog.logger } : { logger: false }),
     // Requests refused before any route runs (router, Node's parser) answer in mvm's body shape too.
     ...errorOptions,
     // Each route has its own (src/api/routes.ts); this one is for requests no route takes.
@@ -67,6 +71,7 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
     for (const m of [r.method].flat()) if (m !== "HEAD") routes.push({ method: m.toLowerCase(), url: r.url, doc: r.config?.doc });
   });
 
+  registerRequestLog(app, options.listener ?? "unix");
   // JSON bodies: objects, within the route's limit and a deadline; raw bytes streamed; nothing else.
   registerBodyParsers(app, options);
   registerCaller(app, options.callerOf);

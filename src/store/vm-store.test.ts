@@ -73,3 +73,39 @@ test("six processes creating one name at once: exactly one wins", () =>
     );
     assert.deepEqual(results.sort(), ["NAME_TAKEN", "NAME_TAKEN", "NAME_TAKEN", "NAME_TAKEN", "NAME_TAKEN", "won"]);
   }));
+
+test("the cache of parsed records: this store's and another connection's writes are seen at once; records are frozen", () =>
+  withStore((s, path) => {
+    const a = s.create(checkSpec({ name: "alpha" }));
+    assert.deepEqual(s.list().map((r) => r.name), ["alpha"]); // read: now cached
+    const other = new VmStore(path);
+    try {
+      // Another connection (another daemon's CLI helper, a test) commits: SQLite's data_version tells.
+      other.create(checkSpec({ name: "beta" }));
+      assert.deepEqual(s.list().map((r) => r.name), ["alpha", "beta"]);
+      other.update(a.id, { pid: 4242 });
+      assert.equal(s.get("alpha").pid, 4242);
+      other.remove(s.get("beta").id, ["created"]);
+      assert.equal(s.find("beta"), undefined);
+    } finally {
+      other.close();
+    }
+    // This store's own writes (data_version does not change for them).
+    s.list();
+    s.transition(a.id, ["created"], "stopped");
+    assert.equal(s.get("alpha").state, "stopped");
+    // Lookups through the cache: exact name and id, a unique id prefix, nothing for an ambiguous or short one.
+    const b = s.create(checkSpec({ name: "beta" }));
+    s.list();
+    assert.equal(s.get(b.id).name, "beta");
+    assert.equal(s.get(b.id.slice(0, 5)).name, "beta");
+    assert.equal(s.find(b.id.slice(0, 2)), undefined);
+    assert.equal(s.find(""), undefined);
+    // The same objects go to every caller: none may change one, and a listed array is the caller's own.
+    const rec = s.get("alpha");
+    assert.throws(() => ((rec as { state: string }).state = "running"), TypeError);
+    assert.throws(() => ((rec.spec as { cpus: number }).cpus = 64), TypeError);
+    const listed = s.list();
+    listed.pop();
+    assert.equal(s.list().length, 2);
+  }));

@@ -100,6 +100,15 @@ export class VmStore {
   private readonly db: Database.Database;
   /** Told of each change once it is committed: creates, state changes, removals. It must not throw. */
   onChange?: (c: StoreChange) => void;
+  private readonly listRows: Database.Statement;
+  private readonly dataVersion: Database.Statement;
+  /**
+   * Every record, parsed, as last read: GET /v1/vms and every :ref lookup read it rather than parse each
+   * row's JSON again (that was most of a list request's time). It is good while this connection has
+   * written nothing since (`writes`) and no other connection has committed (SQLite's data_version).
+   */
+  private cache?: { version: number; writes: number; records: readonly VmRecord[] };
+  private writes = 0;
 
   constructor(path: string) {
     this.db = openDatabase(path);
@@ -111,15 +120,24 @@ export class VmStore {
       created_at TEXT NOT NULL,
       updated_at TEXT NOT NULL
     )`);
+    this.listRows = this.db.prepare("SELECT * FROM vms ORDER BY created_at");
+    this.dataVersion = this.db.prepare("PRAGMA data_version").pluck();
   }
 
   close(): void {
     this.db.close();
   }
 
+  /** Records are frozen, deep: the cache hands the same objects to every caller, so none may change one. */
   private static toRecord(row: Row): VmRecord {
     const data = JSON.parse(row.data) as Omit<VmRecord, "id" | "name" | "state" | "createdAt" | "updatedAt">;
-    return { ...data, id: row.id, name: row.name, state: row.state, createdAt: row.created_at, updatedAt: row.updated_at };
+    return deepFreeze({ ...data, id: row.id, name: row.name, state: row.state, createdAt: row.created_at, updatedAt: row.updated_at });
+  }
+
+  /** The cached records, if nothing was committed since they were read. */
+  private fresh(): readonly VmRecord[] | undefined {
+    const c = this.cache;
+    return c && c.writes === this.writes && c.version === (this.dataVersion.get() as number) ? c.records : undefined;
   }
 
   private static data(r: Partial<VmRecord>): string {
@@ -131,6 +149,7 @@ export class VmStore {
     const id = randomBytes(6).toString("hex");
     const now = new Date().toISOString();
     try {
+      this.writes++;
       this.db
         .prepare("INSERT INTO vms (id, name, state, data, created_at, updated_at) VALUES (?, ?, 'created', ?, ?, ?)")
         .run(id, spec.name, VmStore.data({ ...extra, spec }), now, now);
@@ -151,6 +170,13 @@ export class VmStore {
 
   /** By name, by id, or by a unique id prefix. */
   find(ref: string): VmRecord | undefined {
+    const cached = this.fresh();
+    if (cached) {
+      const exact = cached.find((r) => r.name === ref || r.id === ref);
+      if (exact || !/^[0-9a-f]{3,}$/.test(ref)) return exact;
+      const matches = cached.filter((r) => r.id.startsWith(ref));
+      return matches.length === 1 ? matches[0] : undefined;
+    }
     const row =
       (this.db.prepare("SELECT * FROM vms WHERE name = ? OR id = ?").get(ref, ref) as Row | undefined) ??
       (() => {
@@ -168,7 +194,12 @@ export class VmStore {
   }
 
   list(): VmRecord[] {
-    return (this.db.prepare("SELECT * FROM vms ORDER BY created_at").all() as Row[]).map((r) => VmStore.toRecord(r));
+    const cached = this.fresh();
+    if (cached) return [...cached];
+    const version = this.dataVersion.get() as number;
+    const records = (this.listRows.all() as Row[]).map((r) => VmStore.toRecord(r));
+    this.cache = { version, writes: this.writes, records };
+    return [...records];
   }
 
   /**
@@ -187,6 +218,7 @@ export class VmStore {
       }
       was = current.state;
       const merged = { ...current, ...patch };
+      this.writes++;
       this.db
         .prepare("UPDATE vms SET state = ?, data = ?, updated_at = ? WHERE id = ?")
         .run(to, VmStore.data(merged), new Date().toISOString(), id);
@@ -200,6 +232,7 @@ export class VmStore {
   update(id: string, patch: Partial<VmRecord>): VmRecord {
     return this.db.transaction(() => {
       const merged = { ...this.get(id), ...patch };
+      this.writes++;
       this.db.prepare("UPDATE vms SET data = ?, updated_at = ? WHERE id = ?").run(VmStore.data(merged), new Date().toISOString(), id);
       return this.get(id);
     }).immediate();
@@ -212,9 +245,18 @@ export class VmStore {
       if (!from.includes(current.state)) {
         throw new WrongStateError(`VM ${current.name} is ${current.state}; it cannot be removed now`, { details: { vm: current.name, state: current.state } });
       }
+      this.writes++;
       this.db.prepare("DELETE FROM vms WHERE id = ?").run(id);
       return current;
     }).immediate();
     this.onChange?.({ kind: "removed", rec: gone });
   }
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === "object" && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
 }

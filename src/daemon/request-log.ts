@@ -1,0 +1,112 @@
+// Request ids and the daemon's request log. Every response carries `x-request-id`: the caller's own id
+// when it sent a sane one (so a client's logs and ours line up), a new one otherwise. With a log, each
+// finished request is one JSON line (Fastify's logger, pino) in $MVM_HOME/requests.log: time, id, which
+// listener, who asked, method, path, status and milliseconds. The file is bounded: past its size it is
+// moved to requests.log.1 (the one before is dropped) and a new one begun.
+
+import { randomBytes } from "node:crypto";
+import { renameSync, statSync } from "node:fs";
+import type { FastifyBaseLogger, FastifyInstance, FastifyServerOptions } from "fastify";
+import { pino } from "pino";
+import type { Caller } from "../auth/caller.js";
+
+export type Listener = "unix" | "tcp";
+
+/** A client's id is taken as it is only when it is short and plain: it goes into headers and logs. */
+const CLIENT_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+/** Query parameters that carry secrets (the dashboard's token, signed file URLs): never written down. */
+const SECRET_PARAMS = /([?&](?:token|access_token|signature|signature_expiration)=)[^&#]*/gi;
+const MAX_URL = 1024;
+
+/** The request-id options of a Fastify server: ids taken from `x-request-id` or made. */
+export function requestIdOptions(): Pick<FastifyServerOptions, "genReqId" | "requestIdLogLabel" | "disableRequestLogging"> {
+  return {
+    genReqId: (req) => {
+      const sent = req.headers["x-request-id"];
+      return typeof sent === "string" && CLIENT_ID.test(sent) ? sent : randomBytes(8).toString("hex");
+    },
+    requestIdLogLabel: "id",
+    // One line per request, written when it ends (below), not Fastify's two.
+    disableRequestLogging: true,
+  };
+}
+
+/** What a path looks like in the log: secrets out, bounded in length. */
+export function loggedUrl(url: string): string {
+  const clean = url.replace(SECRET_PARAMS, "$1-");
+  return clean.length > MAX_URL ? `${clean.slice(0, MAX_URL)}…` : clean;
+}
+
+/** Echo the id on every response and, where the server has a logger, write a line as each request ends. */
+export function registerRequestLog(app: FastifyInstance, listener: Listener): void {
+  app.addHook("onRequest", (req, reply, done) => {
+    void reply.header("x-request-id", req.id);
+    done();
+  });
+  app.addHook("onResponse", (req, reply, done) => {
+    req.log.info(
+      { listener, ...who(req.caller), method: req.method, url: loggedUrl(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 },
+      "request",
+    );
+    done();
+  });
+}
+
+/** The daemon's request log: a pino logger on a file that starts again past maxBytes (default 16 MiB). */
+export class RequestLog {
+  /** pino's logger, typed as Fastify takes it (loggerInstance). */
+  readonly logger: FastifyBaseLogger;
+  private readonly dest: ReturnType<typeof pino.destination>;
+  private size: number;
+
+  constructor(
+    readonly path: string,
+    private readonly maxBytes = 16 << 20,
+  ) {
+    this.dest = pino.destination({ dest: path, sync: false, append: true });
+    this.size = sizeOf(path);
+    const sink = {
+      write: (line: string) => {
+        this.dest.write(line);
+        this.size += Buffer.byteLength(line);
+        if (this.size > this.maxBytes) this.rotate();
+      },
+    };
+    this.logger = pino({ base: undefined, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } }, sink);
+  }
+
+  /** Writes already queued still reach the moved file (its descriptor is kept until they are done). */
+  private rotate(): void {
+    try {
+      renameSync(this.path, `${this.path}.1`);
+    } catch {
+      /* gone already (removed by hand): reopening starts a new one all the same */
+    }
+    this.dest.reopen();
+    this.size = 0;
+  }
+
+  /** Everything written so far, on disk (tests, shutdown). */
+  flush(): Promise<void> {
+    return new Promise((resolve) => this.dest.flush(() => resolve()));
+  }
+
+  /** Written out and closed: sonic-boom's end() returns before the last write is done; 'close' tells. */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.dest.once("close", () => resolve());
+      this.dest.end();
+    });
+  }
+}
+
+/** The caller as two fields: "root", or the token's name with its role. */
+const who = (c: Caller | undefined) => (!c ? {} : c.kind === "host-root" ? { caller: "root" } : { caller: c.name, role: c.role });
+
+function sizeOf(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
