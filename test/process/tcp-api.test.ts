@@ -445,3 +445,23 @@ test("a user token's event stream carries its own VMs' events only; /metrics is 
   }).on("error", reject).end());
   assert.equal(ok, 200);
 });
+
+test("request ids and the request log: ids echoed or made, one line per request of either listener, naming the token, no secret", T, async (t) => {
+  const { h, d } = await setup(t);
+  const token = await d.token("logged");
+  const mine = await raw(d.url, "GET", "/v1/vms", { authorization: `Bearer ${token}`, "x-request-id": "client-id-1" });
+  assert.deepEqual([mine.status, mine.headers["x-request-id"]], [200, "client-id-1"]);
+  const refused = await raw(d.url, "GET", "/v1/vms?token=leaked-secret", { authorization: "Bearer mvm_wrong", "x-request-id": "bad id / with spaces" });
+  assert.equal(refused.status, 401);
+  const made = String(refused.headers["x-request-id"]);
+  assert.match(made, /^[0-9a-f]{16}$/);
+  await d.root.list();
+  await d.stop(); // the log is written out at shutdown
+  const text = readFileSync(join(h.home, "requests.log"), "utf8");
+  assert.ok(!text.includes(token) && !text.includes("leaked-secret"), "no token in the log");
+  const lines = text.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === "request");
+  const byId = (id: string) => lines.find((l) => l.id === id);
+  assert.deepEqual([byId("client-id-1")?.listener, byId("client-id-1")?.caller, byId("client-id-1")?.role, byId("client-id-1")?.status], ["tcp", "logged", "user", 200]);
+  assert.deepEqual([byId(made)?.status, byId(made)?.caller, byId(made)?.url], [401, undefined, "/v1/vms?token=-"]);
+  assert.ok(lines.some((l) => l.listener === "unix" && l.caller === "root" && l.url === "/v1/vms"), text.slice(-1000));
+});

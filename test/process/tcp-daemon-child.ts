@@ -9,6 +9,7 @@ import { TokenAccess } from "../../src/daemon/access.js";
 import type { DaemonConfig } from "../../src/daemon/daemon-config.js";
 import { listenNetwork, planListen, type Timeouts } from "../../src/daemon/listen.js";
 import { buildServer } from "../../src/daemon/server.js";
+import { RequestLog } from "../../src/daemon/request-log.js";
 import { TokenStore } from "../../src/store/token-store.js";
 import { managerFor } from "./harness.js";
 
@@ -23,15 +24,16 @@ const { manager, close } = managerFor(home, {}, log);
 await manager.reconcile();
 const tokens = new TokenAccess(new TokenStore(join(home, "mvm.db")));
 const info = { version: "process-test", home };
-const app = buildServer(manager, info, { tokens });
+const requestLog = new RequestLog(join(home, "requests.log"));
+const app = buildServer(manager, info, { tokens, requestLog });
 const pidFile = join(home, "daemon.pid");
 writeFileSync(pidFile, String(process.pid), { mode: 0o600 });
 await app.listen({ path: join(home, "mvm.sock") });
-const network = await listenNetwork(manager, tokens, plan, info, { timeouts });
+const network = await listenNetwork(manager, tokens, plan, info, { timeouts, requestLog });
 process.stdout.write(`ready ${network.url}\n`);
 
 process.on("SIGTERM", () => {
-  void Promise.all([app.close(), network.close(1000), manager.close()]).finally(() => {
+  void Promise.all([app.close(), network.close(1000), manager.close()]).then(() => requestLog.close()).finally(() => {
     close();
     try {
       unlinkSync(pidFile);
