@@ -1,5 +1,6 @@
 // The E2B control plane on mvm's VMs: create (v2 and the older path), connect, get, list with state and
-// metadata filters and pagination, kill, set timeout, pause (refused: not yet), metrics (none yet). A
+// metadata filters and pagination, kill, set timeout, pause (mvm's suspend: memory saved to disk, QEMU
+// gone; connect resumes it), metrics (none yet). A
 // sandbox is a VM named by its sandbox id, carrying the label mvm.e2b/template; its metadata are its other
 // labels and its lifetime is the VM's time to live. X-API-KEY is an mvm token: the caller's ownership and
 // quotas apply as they do to VMs (another token's sandbox is not found).
@@ -184,15 +185,24 @@ export async function serveControl(ctx: ControlContext, req: IncomingMessage, re
       return sendJson(res, 204, undefined);
     } else if (method === "POST" && (action === "connect" || action === "resume")) {
       const rec = sandboxFor(ctx, caller, id);
-      if (body.timeout !== undefined) ctx.manager.setTtl(rec.id, timeoutSeconds(body.timeout));
       if (rec.state === "paused" || rec.state === "suspended") {
         await ctx.manager.resume(rec.id);
+        // A paused sandbox had no end time (pause took it away); it gets one again from now, as E2B's do.
+        ctx.manager.setTtl(rec.id, timeoutSeconds(body.timeout));
         return sendJson(res, 201, created(ctx, ctx.manager.get(rec.id)));
       }
+      if (body.timeout !== undefined) ctx.manager.setTtl(rec.id, timeoutSeconds(body.timeout));
       return sendJson(res, 200, created(ctx, rec));
     } else if (method === "POST" && action === "pause") {
-      sandboxFor(ctx, caller, id);
-      throw new E2bError("pausing sandboxes is not supported by mvm's E2B backend yet (mvm suspend does it for VMs)", "unimplemented", 501);
+      const rec = sandboxFor(ctx, caller, id);
+      // E2B's pause keeps memory unless told not to; mvm's suspend always does (a disk-only pause would be a
+      // stop, whose resume is a cold boot: not what the SDK's caller asked for by default).
+      if (body.memory === false) throw new E2bError("mvm pauses sandboxes with their memory only: call pause() without keepMemory: false", "invalid_argument");
+      if (rec.state === "paused" || rec.state === "suspended") throw new E2bError(`sandbox ${id} is already paused`, "already_exists", 409);
+      // Saved to disk with its memory (mvm suspend), QEMU gone; a paused sandbox lives until resumed or killed.
+      await ctx.manager.suspend(rec.id);
+      ctx.manager.setTtl(rec.id, null);
+      return sendJson(res, 204, undefined);
     } else if (method === "GET" && action === "metrics") {
       sandboxFor(ctx, caller, id);
       return sendJson(res, 200, []);

@@ -199,6 +199,25 @@ test("the E2B SDK against mvm: sandboxes, commands, files, isolation", { timeout
     await srv.kill();
   });
 
+  await t.test("pause saves the sandbox with its memory (mvm suspend), without an end time; connect resumes it with its processes and files", { timeout: 120_000 }, async () => {
+    const bg = await sbx.commands.run("sleep 1000", { background: true, timeoutMs: 0 });
+    await bg.disconnect();
+    await sbx.files.write("/root/before-pause.txt", "kept");
+    assert.equal(await sbx.pause(), true);
+    assert.equal(await sbx.pause(), false, "already paused");
+    const vm = await d.client.get(sbx.sandboxId);
+    assert.deepEqual([vm.state, vm.expiresAt], ["suspended", undefined]);
+    assert.equal((await sbx.getInfo()).state, "paused");
+    assert.deepEqual((await Sandbox.list({ ...ann, query: { state: ["paused"] } }).nextItems()).map((s) => s.sandboxId), [sbx.sandboxId]);
+    assert.deepEqual(await Sandbox.list({ ...ann, query: { state: ["running"] } }).nextItems(), []);
+    const back = await Sandbox.connect(sbx.sandboxId, { ...ann, timeoutMs: 600_000 });
+    assert.equal((await back.getInfo()).state, "running");
+    assert.ok((await back.getInfo()).endAt.getTime() - Date.now() > 500_000, "an end time again, from the connect");
+    assert.equal(await back.files.read("/root/before-pause.txt"), "kept");
+    assert.ok((await back.commands.list()).some((p) => p.pid === bg.pid), "the background process lived through the pause");
+    assert.equal(await back.commands.kill(bg.pid), true);
+  });
+
   await t.test("two API keys: each lists only its own; another's sandbox is not found; setTimeout ends a sandbox at its time", { timeout: 240_000 }, async () => {
     const other = await Sandbox.create("base", { ...bob, metadata: { app: "e2b-test", run: "2" } });
     const annSees = (await Sandbox.list({ ...ann, query: { metadata: { app: "e2b-test" } } }).nextItems()).map((s) => s.sandboxId);
