@@ -17,6 +17,7 @@ import { listenPortForward, openForward, type PortForward, type PortForwardOptio
 import { VmHandle } from "./vm-handle.js";
 import { eventsPath, readEvents, type EventsOptions, type StreamedEvent } from "./events.js";
 import type { VmStats } from "../api/event-schemas.js";
+import type { HostStatsHistory, VmStatsHistory } from "../api/stats-schemas.js";
 
 /** An API token as the daemon shows it. */
 export interface TokenView {
@@ -28,7 +29,7 @@ export interface TokenView {
   connections?: number;
 }
 
-export type { VmView, VmSpecInput, ExitEvent, AttachEvent, SessionInfo, DaemonInfo, SnapshotView, VolumeView, EventsOptions, StreamedEvent, VmStats };
+export type { VmView, VmSpecInput, ExitEvent, AttachEvent, SessionInfo, DaemonInfo, SnapshotView, VolumeView, EventsOptions, StreamedEvent, VmStats, VmStatsHistory, HostStatsHistory };
 
 /** A change of a VM's limits: a rate (bytes per second, or "5M"), IOPS, CPU weight, cores or memory size sets one, null removes it, a key left out keeps it. */
 export type LimitsPatch = LimitsPatchBody;
@@ -216,6 +217,16 @@ export class MvmClient {
   /** One VM's figures now: QEMU's CPU seconds, memory, disk I/O, tap counters, uptime, boot timings. */
   stats(ref: string, signal?: AbortSignal): Promise<VmStats> {
     return requestJson(this.http(signal), "GET", `/v1/vms/${enc(ref)}/stats`);
+  }
+
+  /** One VM's CPU seconds, CPU % and RSS over the last 5 minutes, as the daemon sampled them every 5 s (oldest first). */
+  statsHistory(ref: string, signal?: AbortSignal): Promise<VmStatsHistory> {
+    return requestJson(this.http(signal), "GET", `/v1/vms/${enc(ref)}/stats/history`);
+  }
+
+  /** The VMs' CPU % and RSS summed, and the machine's CPU and memory, over the last 5 minutes (a user token: its own VMs, no machine). */
+  hostStatsHistory(signal?: AbortSignal): Promise<HostStatsHistory> {
+    return requestJson(this.http(signal), "GET", "/v1/host/stats/history");
   }
 
   wait(ref: string, signal?: AbortSignal): Promise<ExitEvent> {

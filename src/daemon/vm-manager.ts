@@ -54,6 +54,7 @@ import { VmCommands, type AttachEvent, type ExitEvent } from "./vm-commands.js";
 import { EventBus } from "./events.js";
 import { publishStoreChanges, publishCommands } from "./event-sources.js";
 import { ExpiryTimers } from "./expiry.js";
+import { StatsHistory } from "./stats-history.js";
 import { parseDurationMs } from "../vmspec/duration.js";
 
 export type { AttachEvent, ExitEvent };
@@ -108,6 +109,8 @@ export class VmManager {
   readonly events = new EventBus();
   /** VMs' times to live (expiry.ts): killed and removed at their record's expiresAt. */
   private readonly expiry: ExpiryTimers;
+  /** Each running VM's CPU and memory, and the host's, over the last minutes (stats-history.ts); sampling from reconcile on. */
+  readonly statsHistory: StatsHistory;
 
   constructor(private readonly o: ManagerOptions) {
     this.jail = o.jail ?? decideJail();
@@ -136,6 +139,8 @@ export class VmManager {
     });
     publishStoreChanges(o.store, this.events);
     publishCommands(this.commands.sessions, o.store, this.events);
+    this.statsHistory = new StatsHistory({ list: () => this.o.store.list(), log: o.log });
+    this.events.subscribe((p) => p.event.type === "vm.removed" && this.statsHistory.forget(p.event.vm.id));
   }
 
   private get sessions(): SessionRegistry {
@@ -667,6 +672,7 @@ export class VmManager {
   /** The daemon is stopping: parked QEMUs end (VMs run on, to be adopted by the next daemon). */
   close(): Promise<void> {
     this.expiry.close();
+    this.statsHistory.close();
     return this.pool.close();
   }
 
@@ -716,6 +722,7 @@ export class VmManager {
     await this.sweepVmDirs();
     // Times to live run on across restarts: one that ended while no daemon ran is removed now.
     this.expiry.armAll(this.o.store.list());
+    this.statsHistory.start();
     if (this.jail.enabled) {
       // The groups of this home's QEMUs that ended (while no daemon ran, or killed just now) go at once, by
       // label; the sweep then takes other empty groups over a minute old (others' daemons may be spawning).
