@@ -34,6 +34,8 @@ export function lineChart(title: string, series: Series[], opts: { bars?: boolea
     el,
     set: (data) => {
       el.dataset.points = String(data[0]?.length ?? 0);
+      // The first point's time (s): tests see the history drawn before the page sampled anything.
+      el.dataset.from = String(data[0]?.[0] ?? "");
       if (!plot) make(data);
       else plot.setData(data as uPlot.AlignedData);
     },

@@ -24,17 +24,21 @@ export function imagesView(main: HTMLElement): () => void {
   };
   const run = (path: string, b: unknown) => {
     log.textContent = "";
+    // running, then done or failed: for the eye (and for tests) beside the progress lines.
+    log.dataset.state = "running";
     ndjson("POST", path, b, (e) => {
       if (e.type === "progress") log.append(String(e.line) + "\n");
       else if (e.type === "done") {
         log.append("done\n");
+        log.dataset.state = "done";
         void load();
       } else if (e.type === "error") {
         log.append(`${String(e.message)}\n`);
+        log.dataset.state = "failed";
         showError(new Error(`${String(e.error)}: ${String(e.message)}`));
       }
       log.scrollTop = log.scrollHeight;
-    }).catch(showError);
+    }).catch((e: unknown) => ((log.dataset.state = "failed"), showError(e)));
   };
   const file = h("input", { id: "img-file", placeholder: "/path/on/the/daemon's/host.qcow2" });
   const name = h("input", { id: "img-name", placeholder: "name" });

@@ -1,5 +1,6 @@
 // What the page knows of the daemon: the VM list (kept live from the event stream) and each running VM's
-// recent figures (polled from /v1/vms/:ref/stats every 2 s, the last 5 minutes kept for the charts).
+// recent figures: the daemon's own last 5 minutes first (GET /v1/vms/:ref/stats/history, sampled every
+// 5 s), then polled from /v1/vms/:ref/stats every 2 s, the last 5 minutes kept for the charts.
 
 import { api, followEvents, type DaemonError, type MvmEvent } from "./api.js";
 
@@ -48,8 +49,14 @@ export async function refresh(): Promise<void> {
     }
     vms.set(v.id, v);
     seen.add(v.id);
+    if (v.state === "running" || v.state === "paused") void seed(v.id);
   }
-  for (const id of [...vms.keys()]) if (!seen.has(id)) vms.delete(id);
+  for (const id of [...vms.keys()]) {
+    if (seen.has(id)) continue;
+    vms.delete(id);
+    samples.delete(id);
+    seeded.delete(id);
+  }
   changed();
 }
 
@@ -80,6 +87,30 @@ export function start(signal: AbortSignal, onStream: (up: boolean, err?: DaemonE
     setTimeout(() => void poll(), 2000);
   };
   void poll();
+}
+
+const seeded = new Map<string, Promise<void>>();
+
+/**
+ * Once per VM: the samples the daemon kept before the page came (those with a CPU figure), put before the
+ * page's own. A failure is not shown (the live samples still come); it is tried again next time.
+ */
+export function seed(id: string): Promise<void> {
+  let p = seeded.get(id);
+  if (!p) {
+    p = api<{ samples: { at: string; cpuPercent?: number; rssBytes: number }[] }>("GET", `/v1/vms/${encodeURIComponent(id)}/stats/history`).then(
+      (h) => {
+        const list = samples.get(id) ?? [];
+        const first = list[0]?.t ?? Infinity;
+        const old = h.samples.filter((s) => s.cpuPercent !== undefined).map((s) => ({ t: Date.parse(s.at), cpuPct: s.cpuPercent!, rssBytes: s.rssBytes }));
+        samples.set(id, [...old.filter((s) => s.t < first && s.t >= Date.now() - KEEP_MS), ...list]);
+        changed();
+      },
+      () => void seeded.delete(id),
+    );
+    seeded.set(id, p);
+  }
+  return p;
 }
 
 export const eventListeners = new Set<(e: MvmEvent) => void>();

@@ -69,6 +69,8 @@ function overview(body: HTMLElement, v0: Vm): () => void {
   };
   draw();
   const off = store.onChange(draw);
+  // A VM stopped before the page came still has its last minutes in the daemon's history.
+  void store.seed(v0.id);
   return () => (off(), cpu.destroy(), mem.destroy());
 }
 
