@@ -1,6 +1,6 @@
 // The E2B control plane on mvm's VMs: create (v2 and the older path), connect, get, list with state and
 // metadata filters and pagination, kill, set timeout, pause (mvm's suspend: memory saved to disk, QEMU
-// gone; connect resumes it), metrics (none yet). A
+// gone; connect resumes it), metrics (the daemon's recent samples). A
 // sandbox is a VM named by its sandbox id, carrying the label mvm.e2b/template; its metadata are its other
 // labels and its lifetime is the VM's time to live. X-API-KEY is an mvm token: the caller's ownership and
 // quotas apply as they do to VMs (another token's sandbox is not found).
@@ -11,6 +11,7 @@ import type { Caller } from "../auth/caller.js";
 import { mayUseVm } from "../auth/ownership.js";
 import type { TokenAccess } from "../daemon/access.js";
 import type { VmManager } from "../daemon/vm-manager.js";
+import type { VmStatsSample } from "../api/stats-schemas.js";
 import type { VmRecord } from "../store/vm-store.js";
 import type { AccessTokens } from "./access-token.js";
 import { controlError, E2bError } from "./errors.js";
@@ -204,12 +205,43 @@ export async function serveControl(ctx: ControlContext, req: IncomingMessage, re
       ctx.manager.setTtl(rec.id, null);
       return sendJson(res, 204, undefined);
     } else if (method === "GET" && action === "metrics") {
-      sandboxFor(ctx, caller, id);
-      return sendJson(res, 200, []);
+      const rec = sandboxFor(ctx, caller, id);
+      return sendJson(res, 200, metrics(rec, ctx.manager.statsHistory.vm(rec.id), url.searchParams));
     }
     throw new E2bError(`no route ${method} ${url.pathname}`, "not_found");
   } catch (e) {
     const { status, body } = controlError(e);
     sendJson(res, status, body);
   }
+}
+
+/**
+ * getMetrics(): the daemon's samples of the last minutes (stats-history.ts) within ?start=&end= (Unix
+ * seconds), in E2B's shape. CPU is in % of the sandbox's vCPUs; memory is what its QEMU holds on the host
+ * (RSS, QEMU's own included), beside the memory the guest was given. The guest's disk use is not sampled: 0.
+ */
+export function metrics(r: VmRecord, samples: readonly VmStatsSample[], q: URLSearchParams): object[] {
+  const bound = (k: string) => {
+    const v = q.get(k);
+    if (v === null || v === "") return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new E2bError(`${k} must be a Unix time in seconds, not ${JSON.stringify(v)}`, "invalid_argument");
+    return n * 1000;
+  };
+  // Whole seconds (the SDK rounds): the end second is included to its last millisecond.
+  const [from, to] = [bound("start") ?? 0, (bound("end") ?? Infinity) + 999];
+  const cpus = r.spec.cpus;
+  return samples
+    .filter((s) => Date.parse(s.at) >= from && Date.parse(s.at) <= to)
+    .map((s) => ({
+      timestamp: s.at,
+      timestampUnix: Math.floor(Date.parse(s.at) / 1000),
+      cpuUsedPct: Math.round(((s.cpuPercent ?? 0) / cpus) * 100) / 100,
+      cpuCount: cpus,
+      memUsed: s.rssBytes,
+      memTotal: r.spec.memoryMiB * 1024 * 1024,
+      memCache: 0,
+      diskUsed: 0,
+      diskTotal: (r.spec.diskSizeMiB ?? 0) * 1024 * 1024,
+    }));
 }

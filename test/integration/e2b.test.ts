@@ -199,7 +199,13 @@ test("the E2B SDK against mvm: sandboxes, commands, files, isolation", { timeout
     await srv.kill();
   });
 
-  await t.test("pause saves the sandbox with its memory (mvm suspend), without an end time; connect resumes it with its processes and files", { timeout: 120_000 }, async () => {
+  await t.test("getMetrics has the daemon's samples; pause saves the sandbox with its memory (mvm suspend), without an end time; connect resumes it with its processes and files", { timeout: 120_000 }, async () => {
+    // The sandbox has run for a while by now: the daemon has sampled it every 5 s.
+    const m = await sbx.getMetrics();
+    assert.ok(m.length >= 2, JSON.stringify(m));
+    const last = m.at(-1)!;
+    assert.deepEqual([last.cpuCount, last.memTotal], [1, 512 << 20]);
+    assert.ok(last.memUsed > 16 << 20 && last.cpuUsedPct >= 0 && last.timestamp instanceof Date, JSON.stringify(last));
     const bg = await sbx.commands.run("sleep 1000", { background: true, timeoutMs: 0 });
     await bg.disconnect();
     await sbx.files.write("/root/before-pause.txt", "kept");
