@@ -146,6 +146,8 @@ async function exercise(c: MvmClient): Promise<Set<string>> {
     if (typeof more[name] === "function") await step(`client.${name}`, fn);
   };
   await maybe("stats", () => Promise.resolve(more.stats!("oa")));
+  await step("client.statsHistory", () => c.statsHistory("oa"), ok);
+  await step("client.hostStatsHistory", () => c.hostStatsHistory(), ok);
   await maybe("events", async () => {
     for await (const e of more.events!({ signal: AbortSignal.timeout(300) }) as AsyncIterable<unknown>) if (e) break;
   });
