@@ -6,7 +6,7 @@
 
 import { randomBytes } from "node:crypto";
 import { renameSync, statSync } from "node:fs";
-import type { FastifyBaseLogger, FastifyInstance, FastifyServerOptions } from "fastify";
+import { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from "fastify";
 import { pino } from "pino";
 import type { Caller } from "../auth/caller.js";
 
@@ -18,17 +18,32 @@ const CLIENT_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 const SECRET_PARAMS = /([?&](?:token|access_token|signature|signature_expiration)=)[^&#]*/gi;
 const MAX_URL = 1024;
 
-/** The request-id options of a Fastify server: ids taken from `x-request-id` or made. */
-export function requestIdOptions(): Pick<FastifyServerOptions, "genReqId" | "requestIdLogLabel" | "disableRequestLogging"> {
+/**
+ * The request-id and log options of a Fastify server: ids taken from `x-request-id` or made, and one line
+ * per request, written by Fastify's log controller as the request ends (not its two, incoming and completed).
+ */
+export function requestLogOptions(listener: Listener): Pick<FastifyServerOptions, "genReqId" | "logController"> {
   return {
     genReqId: (req) => {
       const sent = req.headers["x-request-id"];
       return typeof sent === "string" && CLIENT_ID.test(sent) ? sent : randomBytes(8).toString("hex");
     },
-    requestIdLogLabel: "id",
-    // One line per request, written when it ends (below), not Fastify's two.
-    disableRequestLogging: true,
+    logController: new RequestLines(listener),
   };
+}
+
+class RequestLines extends LogController {
+  constructor(private readonly listener: Listener) {
+    super({ requestIdLogLabel: "id" });
+  }
+
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, req: FastifyRequest, reply: FastifyReply): void {
+    const line = { listener: this.listener, ...who(req.caller), method: req.method, url: loggedUrl(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 };
+    if (error) req.log.error({ ...line, error: error.message }, "request");
+    else req.log.info(line, "request");
+  }
 }
 
 /** What a path looks like in the log: secrets out, bounded in length. */
@@ -37,17 +52,10 @@ export function loggedUrl(url: string): string {
   return clean.length > MAX_URL ? `${clean.slice(0, MAX_URL)}…` : clean;
 }
 
-/** Echo the id on every response and, where the server has a logger, write a line as each request ends. */
-export function registerRequestLog(app: FastifyInstance, listener: Listener): void {
+/** Every answer carries its request's id, refusals before any route included. */
+export function registerRequestId(app: FastifyInstance): void {
   app.addHook("onRequest", (req, reply, done) => {
     void reply.header("x-request-id", req.id);
-    done();
-  });
-  app.addHook("onResponse", (req, reply, done) => {
-    req.log.info(
-      { listener, ...who(req.caller), method: req.method, url: loggedUrl(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 },
-      "request",
-    );
     done();
   });
 }

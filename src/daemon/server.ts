@@ -32,7 +32,7 @@ import { registerCaller, type CallerOf } from "./request-caller.js";
 import { registerVolumeRoutes } from "./volume-routes.js";
 import { registerObserveRoutes, type EventVisibility } from "./observe-routes.js";
 import { registerAccess, upgradeGuard, visibleToCaller, type TokenAccess } from "./access.js";
-import { registerRequestLog, requestIdOptions, type Listener, type RequestLog } from "./request-log.js";
+import { registerRequestId, requestLogOptions, type Listener, type RequestLog } from "./request-log.js";
 import { dispatchWebSocket, registerWebSocketRoutes, type WebSocketOptions } from "./websocket.js";
 
 type Ref = { Params: { ref: string } };
@@ -52,7 +52,7 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
     // The network listener's node server (src/daemon/listen.ts: TLS, timeouts); the Unix socket's is Fastify's own.
     ...(options.serverFactory ? { serverFactory: options.serverFactory } : {}),
     // Request ids always (x-request-id); a line per request where the daemon keeps a log (request-log.ts).
-    ...requestIdOptions(),
+    ...requestLogOptions(options.listener ?? "unix"),
     ...(options.requestLog ? { loggerInstance: options.requestLog.logger } : { logger: false }),
     // Requests refused before any route runs (router, Node's parser) answer in mvm's body shape too.
     ...errorOptions,
@@ -71,7 +71,7 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
     for (const m of [r.method].flat()) if (m !== "HEAD") routes.push({ method: m.toLowerCase(), url: r.url, doc: r.config?.doc });
   });
 
-  registerRequestLog(app, options.listener ?? "unix");
+  registerRequestId(app);
   // JSON bodies: objects, within the route's limit and a deadline; raw bytes streamed; nothing else.
   registerBodyParsers(app, options);
   registerCaller(app, options.callerOf);
