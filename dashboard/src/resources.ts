@@ -5,13 +5,13 @@ import { api, ndjson } from "./api.js";
 import { bytes, h, replace } from "./dom.js";
 import { attempt, showError } from "./errors.js";
 
+/** GET /v1/images' items (ImageViewSchema). */
 interface Image {
   name: string;
-  format?: string;
-  sizeBytes?: number;
-  virtualBytes?: number;
-  createdAt?: string;
-  [k: string]: unknown;
+  path: string;
+  virtualBytes: number;
+  source: string;
+  createdAt: string;
 }
 
 export function imagesView(main: HTMLElement): () => void {
@@ -20,7 +20,7 @@ export function imagesView(main: HTMLElement): () => void {
   const load = async () => {
     const list = await attempt(() => api<Image[]>("GET", "/v1/images"));
     if (!list) return;
-    replace(body, list.map((i) => h("tr", { "data-image": i.name }, h("td", {}, i.name), h("td", {}, String((i.format ?? i.kind ?? "") as string)), h("td", { class: "num" }, bytes((i.sizeBytes ?? i.bytes) as number | undefined)), h("td", {}, i.createdAt ?? ""), h("td", {}, h("button", { onclick: async () => confirm(`Remove image ${i.name}?`) && (await attempt(() => api("DELETE", `/v1/images/${encodeURIComponent(i.name)}`)), await load()) }, "Remove")))));
+    replace(body, list.map((i) => h("tr", { "data-image": i.name }, h("td", {}, i.name), h("td", {}, i.source), h("td", { class: "num" }, bytes(i.virtualBytes)), h("td", {}, i.createdAt), h("td", {}, h("button", { onclick: async () => confirm(`Remove image ${i.name}?`) && (await attempt(() => api("DELETE", `/v1/images/${encodeURIComponent(i.name)}`)), await load()) }, "Remove")))));
   };
   const run = (path: string, b: unknown) => {
     log.textContent = "";
@@ -46,7 +46,7 @@ export function imagesView(main: HTMLElement): () => void {
   const bname = h("input", { id: "img-bname", placeholder: "debian" });
   main.append(
     h("h2", {}, "Images"),
-    h("div", { class: "table-wrap" }, h("table", { "aria-label": "Images" }, h("thead", {}, h("tr", {}, ["Name", "Format", "Size", "Created", ""].map((c) => h("th", { scope: "col" }, c)))), body)),
+    h("div", { class: "table-wrap" }, h("table", { "aria-label": "Images" }, h("thead", {}, h("tr", {}, ["Name", "Made from", "Disk size", "Created", ""].map((c) => h("th", { scope: "col" }, c)))), body)),
     h("div", { class: "cols" },
       h("form", { class: "card", onsubmit: (e: Event) => (e.preventDefault(), run("/v1/images/import", { file: file.value, name: name.value })) }, h("h3", {}, "Import a file"), h("label", { for: "img-file" }, "File"), file, h("label", { for: "img-name" }, "Name"), name, h("button", { type: "submit" }, "Import")),
       h("form", { class: "card", onsubmit: (e: Event) => (e.preventDefault(), run("/v1/images/build", { distro: "debian", ...(suite.value ? { suite: suite.value } : {}), ...(bname.value ? { name: bname.value } : {}) })) }, h("h3", {}, "Build Debian"), h("label", { for: "img-suite" }, "Suite"), suite, h("label", { for: "img-bname" }, "Name"), bname, h("button", { type: "submit" }, "Build")),

@@ -82,6 +82,7 @@ export function importImage(file: string, name: string, imagesDir: string, onLin
         });
         await runTool("qemu-img", ["convert", "-q", "-f", "qcow2", "-O", "qcow2", file, out], onLine);
       } else if (kind === "ext4") {
+        onLine("converting the ext4 filesystem to qcow2");
         await runTool("qemu-img", ["convert", "-q", "-f", "raw", "-O", "qcow2", file, out], onLine);
       } else {
         const tree = join(work, "tree");

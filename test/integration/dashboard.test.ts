@@ -3,12 +3,17 @@
 // with tokens. One walk through the page: a wrong token refused, sign-in, a VM the CLI creates appearing in
 // the list within 2 s, a create from the form with a bad value first (the API's problem beside the field),
 // the serial console and a terminal typed into (their text read from the DOM, xterm's screen-reader
-// mode), a file uploaded and read back with `mvm exec`, charts with points, stop and delete with the
+// mode), a file uploaded and read back with `mvm exec` and one the guest made downloaded byte for byte,
+// charts with points (the daemon's history drawn the moment a page is reloaded), an image imported through
+// the form with its progress, a network created and removed with the buttons (as root: the daemon, and so
+// the browser, in a network namespace of their own, as bridge.test.ts does), stop and delete with the
 // buttons, and no error in the page's console. On failure each view's screenshot is kept.
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +25,8 @@ import { startTestDaemon } from "../support/daemon.js";
 declare const document: { querySelector(s: string): { textContent: string | null; getAttribute(n: string): string | null } | null };
 
 const CHROMIUM = process.env.MVM_CHROMIUM ?? "/usr/bin/chromium";
+// Bridged networks need root; the daemon then lives in a network namespace (nothing touches the host's).
+const root = process.getuid?.() === 0;
 // Not under $TMPDIR: the test runner removes that when the run ends.
 const ARTIFACTS = process.env.MVM_TEST_ARTIFACTS ?? "/tmp/mvm-test-artifacts";
 
@@ -38,14 +45,18 @@ async function waitText(page: Page, sel: string, needle: string, timeout: number
   await page.waitForFunction(([s, n]) => (document.querySelector(s!)?.textContent ?? "").includes(n!), [sel, needle], { timeout, polling: 200 });
 }
 
-test("the dashboard in chromium: sign-in, a live list, create, console, terminal, files, charts, stop and delete", { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM} (apt-get install chromium)`, timeout: 420_000 }, async (t) => {
+test("the dashboard in chromium: sign-in, a live list, create, console, terminal, files, charts, images, networks, stop and delete", { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM} (apt-get install chromium)`, timeout: 420_000 }, async (t) => {
   const port = await freePort();
   process.env.MVM_LISTEN = `127.0.0.1:${port}`;
+  // The daemon's stats history sampled every second (5 s by default): guests here are up in a second or
+  // two, and the walk reaches the charts a few seconds later.
+  process.env.MVM_STATS_HISTORY_MS = "1000";
   let d;
   try {
-    d = await startTestDaemon(t);
+    d = await startTestDaemon(t, { netns: root });
   } finally {
     delete process.env.MVM_LISTEN;
+    delete process.env.MVM_STATS_HISTORY_MS;
   }
   const url = `http://127.0.0.1:${port}`;
   const { token } = await d.client.createToken("dash", { role: "admin" });
@@ -59,9 +70,19 @@ test("the dashboard in chromium: sign-in, a live list, create, console, terminal
 
   const profile = await mkdtemp(join(tmpdir(), "mvm-chromium-"));
   t.after(() => rm(profile, { recursive: true, force: true }));
+  const scratch = await mkdtemp(join(tmpdir(), "mvm-dash-"));
+  t.after(() => rm(scratch, { recursive: true, force: true }));
+  // In the daemon's namespace the browser reaches its loopback listener: chromium started through
+  // `ip netns exec` (playwright talks to it over inherited pipes, which the wrapper keeps).
+  let executablePath = CHROMIUM;
+  if (d.netns) {
+    executablePath = join(scratch, "chromium-in-netns");
+    await writeFile(executablePath, `#!/bin/sh\nexec ip netns exec ${d.netns} ${CHROMIUM} "$@"\n`);
+    await chmod(executablePath, 0o755);
+  }
   // A fresh profile each run (playwright passes it as --user-data-dir), removed afterwards.
   const browser: BrowserContext = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
+    executablePath,
     headless: true,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
     viewport: { width: 1280, height: 800 },
@@ -161,19 +182,79 @@ test("the dashboard in chromium: sign-in, a live list, create, console, terminal
     const back = await d.cli(["exec", "from-form", "cat", "/tmp/up.txt"]);
     assert.equal(back.code, 0, `${back.stderr}; the page's folder: ${await page.getByLabel("Folder").inputValue()}; the guest: ${(await d.cli(["exec", "from-form", "ls", "-la", "/tmp", "/root"])).stdout}`);
     assert.equal(back.stdout, content);
+    // Bytes the guest made (not text), downloaded through the page: the same bytes.
+    const made2 = await d.cli(["exec", "from-form", "--", "sh", "-c", "head -c 70000 /dev/urandom > /tmp/blob.bin && sha256sum /tmp/blob.bin"]);
+    assert.equal(made2.code, 0, made2.stderr);
+    await page.getByRole("button", { name: "Open" }).click();
+    const [dl] = await Promise.all([page.waitForEvent("download"), page.locator('tr[data-file="blob.bin"] button', { hasText: "Download" }).click()]);
+    assert.equal(dl.suggestedFilename(), "blob.bin");
+    const got = await readFile(await dl.path());
+    assert.equal(got.length, 70000);
+    assert.equal(createHash("sha256").update(got).digest("hex"), made2.stdout.split(" ")[0]);
     await shot("files");
 
     step = "charts";
     await page.goto(`${url}/dashboard/#/vm/from-form/overview`);
+    // Reloaded, the page has sampled nothing yet: the points come from the daemon's history (their first
+    // one older than the reload), not from the page's own 2 s polls.
+    const historyDrawn = (sel: string, before: number) =>
+      page.waitForFunction(([s, t0]) => Number(document.querySelector(s as string)?.getAttribute("data-from") || Infinity) * 1000 < (t0 as number), [sel, before], { timeout: 10_000, polling: 100 });
+    for (let i = 0; i < 50 && !(await d.client.statsHistory("from-form")).samples.some((x) => x.cpuPercent !== undefined); i++) await new Promise((r) => setTimeout(r, 200));
+    const reloaded = Date.now();
+    await page.reload();
+    await historyDrawn('[data-chart="CPU %"]', reloaded);
+    t.diagnostic(`after a reload, the history drawn in ${Date.now() - reloaded} ms`);
     // Stats are sampled every 2 s; a CPU figure needs two of them.
     await page.waitForFunction(() => Number(document.querySelector('[data-chart="CPU %"]')?.getAttribute("data-points") ?? 0) >= 2, undefined, { timeout: 30_000 });
     assert.ok(Number(await page.locator('[data-chart="Memory (RSS)"]').getAttribute("data-points")) >= 2);
     await page.locator(".timeline li").first().waitFor();
     await shot("overview");
+    const hostOpened = Date.now();
     await page.goto(`${url}/dashboard/#/host`);
     await page.waitForFunction(() => Number(document.querySelector("[data-chart^='Host: CPU']")?.getAttribute("data-points") ?? 0) >= 1, undefined, { timeout: 20_000 });
+    await historyDrawn("[data-chart^='Host: CPU']", hostOpened);
+    await waitText(page, "#host-machine", "used of", 10_000);
     assert.ok(Number(await page.locator("[data-chart^='Ready times']").getAttribute("data-points")) >= 1);
     await shot("host");
+
+    step = "images";
+    // A small raw ext4 file on the daemon's host, imported through the form: its progress, then listed.
+    const tree = join(scratch, "tree");
+    await mkdir(join(tree, "etc"), { recursive: true });
+    await writeFile(join(tree, "etc", "marker"), "dashboard image\n");
+    const ext4 = join(scratch, "small.ext4");
+    execFileSync("mkfs.ext4", ["-q", "-F", "-d", tree, ext4, "16M"]);
+    await page.goto(`${url}/dashboard/#/images`);
+    await page.locator("#img-file").fill(ext4);
+    await page.locator("#img-name").fill("dash-img");
+    await page.getByRole("button", { name: "Import" }).click();
+    await page.locator('#image-progress[data-state="done"]').waitFor({ timeout: 30_000 });
+    assert.match((await page.locator("#image-progress").textContent()) ?? "", /converting the ext4 filesystem to qcow2\n(.*\n)*done\n$/);
+    await page.locator('tr[data-image="dash-img"]', { hasText: "16.0 MiB" }).waitFor({ timeout: 10_000 });
+    assert.deepEqual((await d.client.images()).map((i) => i.name), ["dash-img"]);
+    await shot("images");
+    page.once("dialog", (dlg) => void dlg.accept());
+    await page.locator('tr[data-image="dash-img"] button', { hasText: "Remove" }).click();
+    await page.locator('tr[data-image="dash-img"]').waitFor({ state: "detached", timeout: 10_000 });
+
+    if (d.netns) {
+      step = "networks";
+      await page.goto(`${url}/dashboard/#/networks`);
+      await page.getByLabel("Name").fill("dashnet");
+      await page.getByLabel("Subnet").fill("10.79.0.0/24");
+      await page.getByLabel("NAT to the outside").uncheck();
+      await page.getByRole("button", { name: "Create" }).click();
+      await page.locator('tr[data-network="dashnet"]', { hasText: "10.79.0.0/24" }).waitFor({ timeout: 10_000 });
+      const net = (await d.client.networks()).find((n) => n.name === "dashnet");
+      assert.ok(net, "the network is the daemon's");
+      assert.match(d.inNetns(["ip", "-4", "addr", "show", "dev", net.bridge]), /10\.79\.0\.1\/24/);
+      await shot("networks");
+      page.once("dialog", (dlg) => void dlg.accept());
+      await page.locator('tr[data-network="dashnet"] button', { hasText: "Remove" }).click();
+      await page.locator('tr[data-network="dashnet"]').waitFor({ state: "detached", timeout: 10_000 });
+      assert.deepEqual(await d.client.networks(), []);
+      assert.doesNotMatch(d.inNetns(["ip", "link", "show"]), new RegExp(net.bridge));
+    } else t.diagnostic("networks: skipped, creating a bridge needs root");
 
     step = "filters";
     await page.goto(`${url}/dashboard/#/vms`);
