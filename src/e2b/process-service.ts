@@ -78,10 +78,28 @@ export class ProcessService {
     return m;
   }
 
+  /**
+   * The process's session as the daemon tracks it now. A pause (mvm suspend) ends the daemon's hold on every
+   * command of the sandbox while they live on in the saved guest; the resume adopts them again as new
+   * sessions under the same ids, which this takes over.
+   */
+  private current(vmId: string, p: Tracked): TrackedSession {
+    if (p.session.result) {
+      try {
+        const now = this.manager.session(vmId, p.session.id);
+        if (now !== p.session && !now.result) p.session = now;
+      } catch {
+        /* not adopted: it ended with the sandbox's pause or before */
+      }
+    }
+    return p.session;
+  }
+
   /** The process a selector names ({pid} or {tag}), or not_found. */
   private find(vmId: string, selector: unknown): Tracked {
     const s = (selector ?? {}) as { pid?: unknown; tag?: unknown };
     const all = [...this.processes(vmId).values()];
+    for (const p of all) this.current(vmId, p);
     const hit = s.pid !== undefined ? this.processes(vmId).get(Number(s.pid)) : s.tag !== undefined ? all.find((p) => p.tag === s.tag && !p.session.result) : undefined;
     if (!hit) throw new E2bError(`process ${s.pid !== undefined ? `with pid ${JSON.stringify(s.pid)}` : `with tag ${JSON.stringify(s.tag)}`} not found`, "not_found");
     return hit;
@@ -169,7 +187,7 @@ export class ProcessService {
 
   list(sbx: SandboxRef): Record<string, unknown> {
     const processes = [...this.processes(sbx.vmId).entries()]
-      .filter(([, p]) => !p.session.result)
+      .filter(([, p]) => !this.current(sbx.vmId, p).result)
       .map(([pid, p]) => ({ pid, ...(p.tag ? { tag: p.tag } : {}), config: { cmd: p.config.cmd, args: p.config.args, envs: p.config.envs, ...(p.config.cwd ? { cwd: p.config.cwd } : {}) } }));
     return { processes };
   }
