@@ -23,7 +23,8 @@ import { Type } from "@sinclair/typebox";
 import { line, ndjson } from "./ndjson.js";
 import { serveUpgrades } from "./upgrades.js";
 import type { AttachEvent, VmManager } from "./vm-manager.js";
-import { snapshotView, vmView } from "./views.js";
+import { snapshotView, vmListJson, vmView } from "./views.js";
+import { mayUseVm } from "../auth/ownership.js";
 import { requireState } from "../vm/state.js";
 import { observeJail } from "../jail/jail.js";
 import { BadRequestError } from "../errors.js";
@@ -86,7 +87,12 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
 
   app.get("/v1/info", route({ summary: "daemon version, pid, home and accelerator choice", answer: "json", response: DaemonInfoSchema }), () => ({ ...info, pid: process.pid, accel: chooseAccel("auto", readHostFacts()) }));
 
-  app.get("/v1/vms", route({ summary: "all VMs", answer: "json", response: Type.Array(VmViewSchema) }), () => manager.list().map(vmView));
+  // Sent as a string (vmListJson): Fastify's preSerialization hooks do not see it, so the caller's view of
+  // the VMs (a user token: its own) is applied here.
+  app.get("/v1/vms", route({ summary: "all VMs", answer: "json", response: Type.Array(VmViewSchema) }), (req, reply) => {
+    const mine = manager.list().filter((r) => mayUseVm(req.caller, r.owner));
+    return reply.type("application/json; charset=utf-8").send(vmListJson(mine, reply.compileSerializationSchema(VmViewSchema) as (v: unknown) => string));
+  });
 
   app.post("/v1/vms", route({ summary: "create a VM from a spec (unknown keys refused)", answer: "json", status: 201, body: VmSpecSchema, validateBody: false, response: VmViewSchema }), async (req, reply) => {
     const rec = await manager.create(req.body, { caller: req.caller });
