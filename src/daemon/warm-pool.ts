@@ -10,7 +10,7 @@ import { basename } from "node:path";
 import type { GuestArtifacts } from "../guest/artifacts.js";
 import { clonePlan } from "../plan/clone-plan.js";
 import type { VmPlan } from "../plan/vm-plan.js";
-import { vmLabel } from "../plan/vm-plan.js";
+import { planIn, vmLabel } from "../plan/vm-plan.js";
 import { parkGuest, type Parked } from "../vm/launch.js";
 import { vmDir, vmFiles } from "../vm/layout.js";
 import type { Template } from "./template-manager.js";
@@ -110,7 +110,7 @@ export class WarmPool {
       const nic = plan.network?.kind === "user" ? { ...plan.network, ports: [] } : plan.network;
       if (t.disk) await copyFile(t.disk, vmFiles(dir).rootOverlay);
       await inheritConsole(t, dir);
-      const parked = await parkGuest({ ...clonePlan({ ...plan, network: nic, label: vmLabel(id), dir }, t.ramFile), dir, artifacts: await this.o.artifacts(), laterStates: [t.stateFile] });
+      const parked = await parkGuest({ ...clonePlan({ ...planIn(plan, dir, vmLabel(id)), network: nic }, t.ramFile), dir, artifacts: await this.o.artifacts(), laterStates: [t.stateFile] });
       return { dir, parked, ramFile: t.ramFile };
     } catch (e) {
       this.dirs.delete(dir);

@@ -9,7 +9,7 @@ import { flattenArgv } from "../qemu/microvm-argv.js";
 import type { VmRecord } from "../store/vm-store.js";
 import { checkSpec, type VmSpecInput } from "../vmspec/vm-spec.js";
 import { buildArgv } from "./argv.js";
-import { macFor, planVm, vmLabel, type HostFacts } from "./vm-plan.js";
+import { macFor, planIn, planVm, vmLabel, type HostFacts } from "./vm-plan.js";
 
 const artifacts: GuestArtifacts = {
   kernel: { dir: "/c/k", vmlinux: "/c/k/vmlinux", bzImage: "/c/k/bzImage", info: { release: "6.1-mvm", sourceVersion: "6.1", hz: 100, key: "k", buildSeconds: 1 } },
@@ -74,6 +74,18 @@ test("an image: its overlay is /dev/vda before the spec's disks, and init switch
   const plan = planVm(rec, host);
   assert.deepEqual(plan.disks?.map((d) => [d.path, d.readOnly]), [["/h/vms/0123456789ab/root.qcow2", false], [rawDisk, true]]);
   assert.deepEqual(plan.config?.root, { device: "/dev/vda", resize: true });
+});
+
+test("a plan moved to another directory (a parked QEMU's) takes its own root overlay there, and its argv names no path of the first", () => {
+  const rec = record({ name: "deb", image: "debian", disks: [`${rawDisk}:ro`] });
+  const plan = planVm(rec, host);
+  const moved = planIn(plan, "/h/vms/feedfacecafe", vmLabel("feedfacecafe"));
+  assert.deepEqual(moved.disks?.map((d) => [d.path, d.readOnly]), [["/h/vms/feedfacecafe/root.qcow2", false], [rawDisk, true]]);
+  assert.equal(moved.label, "mvm-feedfacecafe");
+  const argv = flattenArgv(buildArgv(moved, { artifacts, dir: moved.dir, configFile: `${moved.dir}/config`, console: "socket" })).join(" ");
+  assert.ok(!argv.includes(plan.dir), argv);
+  assert.deepEqual(plan.disks?.[0]?.path, "/h/vms/0123456789ab/root.qcow2", "the first plan is unchanged");
+  assert.equal(planIn(planVm(record({ name: "plain" }), host), "/h/vms/x", "mvm-x").disks?.length ?? 0, 0);
 });
 
 test("shared folders: 9p tags in spec order, the same on both sides", () => {

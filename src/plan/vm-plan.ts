@@ -32,6 +32,16 @@ export interface VmPlan extends MachinePlan {
 /** The label every QEMU of a daemon VM carries (-name): `mvm-<id>`. */
 export const vmLabel = (id: string): string => `mvm-${id}`;
 
+/**
+ * The plan moved to another directory under another label (a warm pool's parked QEMU): the root overlay is
+ * the one path a plan takes from its directory, so it moves too. Keeping the old path made a parked QEMU
+ * open the disk of the VM whose plan refilled the pool, and the VM that took it run on that disk.
+ */
+export function planIn(plan: VmPlan, dir: string, label: string): VmPlan {
+  const overlay = vmFiles(plan.dir).rootOverlay;
+  return { ...plan, dir, label, disks: plan.disks?.map((d) => (d.path === overlay ? { ...d, path: vmFiles(dir).rootOverlay } : d)) };
+}
+
 /** A locally administered MAC from the VM's id: stable across restarts, distinct between VMs. */
 export const macFor = (id: string): string => `52:54:00:${id.slice(0, 6).match(/../g)!.join(":")}`;
 

@@ -48,7 +48,7 @@ test("clones are distinct machines: own hostname, entropy, environment, and a tr
   assert.deepEqual([cold.boot?.how, cold.boot?.reason], ["cold", "asked for (boot: cold)"]);
 });
 
-test("image clones: each has its own disk, the template's disk never changes, and a second start boots cold", { timeout: 300_000 }, async (t) => {
+test("image clones: each has its own disk (a pool take too), the template's disk never changes, and a second start boots cold", { timeout: 300_000 }, async (t) => {
   const d = await startTestDaemon(t);
   const work = join(d.home, "work");
   const tree = join(work, "tree");
@@ -65,6 +65,14 @@ test("image clones: each has its own disk, the template's disk never changes, an
   await d.client.start((await d.client.create({ name: "two", image: "tiny" })).id);
   await out(d, "one", "echo mine > /root/one.txt; sync");
   assert.equal(await out(d, "two", "cat /etc/marker; cat /root/one.txt 2>/dev/null || echo absent"), "from the image\nabsent");
+  // The pool refills from the plan of the VM just started ("two"): the parked QEMU must still get a disk of
+  // its own (it once opened two's, and failed on its lock at the take, or ran on another VM's disk).
+  await new Promise((r) => setTimeout(r, 2500));
+  const three = await d.client.start((await d.client.create({ name: "three", image: "tiny" })).id);
+  assert.equal(three.boot?.how, "pool", JSON.stringify(three.boot));
+  await out(d, "three", "echo third > /root/three.txt; sync");
+  assert.equal(await out(d, "two", "cat /root/three.txt 2>/dev/null || echo absent"), "absent");
+  assert.equal(await out(d, "three", "cat /etc/marker; cat /root/one.txt 2>/dev/null || echo absent"), "from the image\nabsent");
   await d.client.stop("one");
   const again = await d.client.start("one");
   assert.equal(again.boot?.how, "cold");
