@@ -3,7 +3,8 @@
 // with the same token, so the ratio is the backend's cost and not the machine's mood:
 //   create: Sandbox.create() until it resolves          vs  client.create + client.start (template base,
 //           the Debian image; both start the fastest way mvm has: a template clone where one is made)
-//   run:    commands.run("true") round trips            vs  client.exec(vm, ["true"])
+//   run:    commands.run("true") round trips            vs  client.exec of the command it sends
+//           (/bin/bash -l -c true), and of `true` alone
 //   files:  files.write then files.read of N MiB        vs  client.files(vm).write / read
 // Where: a daemon of the bench's own (own-daemon.ts) unless --url and --token name a listener; its home
 // gets the Debian image from this home's daemon (imported) or, without one, builds it. Everything the
@@ -33,8 +34,12 @@ export interface E2bBenchResult {
   transport: { url: string; daemon: "own" | "given" };
   image: string;
   /** How each measured start went (cold, clone, pool), for the SDK's sandboxes and the library's VMs. */
-  create: Pair & { how: { e2b: Record<string, number>; mvm: Record<string, number> } };
-  run: Pair;
+  create: Pair & { how: { e2b: Record<string, number>; mvm: Record<string, number> }; coldReasons: string[] };
+  /**
+   * The SDK's commands.run("true") sends `/bin/bash -l -c true`: `mvm` is exec of that same command (so the
+   * ratio is the E2B layer's cost), `mvmTrue` exec of `true` alone (what a plain exec costs).
+   */
+  run: Pair & { mvmTrue: Summary; ratioToTrue: number };
   files: { mib: number; write: Pair & { e2bMiBps: number; mvmMiBps: number }; read: Pair & { e2bMiBps: number; mvmMiBps: number } };
   /** Issue 14: create p50 <= 150 ms (with instant start), commands.run p50 <= 15 ms and <= 1.5x mvm's exec. */
   targets: { createP50Ms: number; runP50Ms: number; runRatio: number; createMet: boolean; runMet: boolean; runRatioMet: boolean };
@@ -110,7 +115,12 @@ export async function benchE2b(o: E2bBenchOptions): Promise<E2bBenchResult> {
     const createE2b: number[] = [];
     const createMvm: number[] = [];
     const how = { e2b: {} as Record<string, number>, mvm: {} as Record<string, number> };
-    const count = (m: Record<string, number>, k = "unknown") => void (m[k] = (m[k] ?? 0) + 1);
+    const coldReasons = new Set<string>();
+    const count = (m: Record<string, number>, boot: { how: string; reason?: string } | undefined) => {
+      const k = boot?.how ?? "unknown";
+      m[k] = (m[k] ?? 0) + 1;
+      if (k === "cold" && boot?.reason) coldReasons.add(boot.reason);
+    };
     for (let i = 0; i <= o.creates; i++) {
       progress(`create ${i}/${o.creates}${i === 0 ? " (warm-up)" : ""}`);
       const [te, made] = await time(() => sdkModule.Sandbox.create("base", sdk));
@@ -123,23 +133,26 @@ export async function benchE2b(o: E2bBenchOptions): Promise<E2bBenchResult> {
       if (i === 0) continue;
       createE2b.push(te);
       createMvm.push(tm);
-      count(how.e2b, (await c.get(made.sandboxId)).boot?.how);
-      count(how.mvm, vm.boot?.how);
+      count(how.e2b, (await c.get(made.sandboxId)).boot);
+      count(how.mvm, vm.boot);
     }
     const [sbx] = sandboxes;
     const [vm] = vms;
     if (!sbx || !vm) throw new Error("the bench made no sandbox");
 
-    progress(`commands.run("true") and exec true, ${o.runs} each, interleaved`);
+    progress(`commands.run("true"), exec of bash -l -c true and of true, ${o.runs} each, interleaved`);
     const runE2b: number[] = [];
     const runMvm: number[] = [];
+    const runTrue: number[] = [];
     for (let i = -3; i < o.runs; i++) {
       const [te] = await time(() => sbx.commands.run("true"));
-      const [tm, r] = await time(() => c.exec(vm, ["true"]));
-      if (r.status !== 0) throw new Error(`exec true in the bench's VM exited ${r.status}`);
+      const [tm, r] = await time(() => c.exec(vm, ["/bin/bash", "-l", "-c", "true"]));
+      const [tt, r2] = await time(() => c.exec(vm, ["true"]));
+      if (r.status !== 0 || r2.status !== 0) throw new Error(`exec in the bench's VM exited ${r.status}, ${r2.status}`);
       if (i < 0) continue; // warm-up
       runE2b.push(te);
       runMvm.push(tm);
+      runTrue.push(tt);
     }
 
     progress(`files: ${o.fileMiB} MiB written and read back, ${o.fileRounds} rounds each way`);
@@ -161,8 +174,9 @@ export async function benchE2b(o: E2bBenchOptions): Promise<E2bBenchResult> {
     const write = pair(wE, wM);
     const read = pair(rE, rM);
 
-    const create = { ...pair(createE2b, createMvm), how };
-    const run = pair(runE2b, runMvm);
+    const create = { ...pair(createE2b, createMvm), how, coldReasons: [...coldReasons].slice(0, 5) };
+    const mvmTrue = summarize(runTrue);
+    const run = { ...pair(runE2b, runMvm), mvmTrue, ratioToTrue: round(summarize(runE2b).p50Ms / Math.max(mvmTrue.p50Ms, 0.01), 2) };
     return {
       transport: { url, daemon: own ? "own" : "given" },
       image: "debian",
