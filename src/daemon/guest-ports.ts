@@ -37,7 +37,7 @@ export function guestAddress(value: unknown): string | undefined {
 export async function openGuestPort(manager: VmManager, ref: string, port: number | string, options: { address?: string } = {}): Promise<Duplex> {
   const p = guestPort(port);
   const address = guestAddress(options.address);
-  const { agent } = manager.agentFor(ref, "exec");
+  const { agent } = manager.agentFor(ref, "forward");
   return (await agent.forward(p, address)).stream;
 }
 
@@ -48,6 +48,6 @@ export async function openGuestPort(manager: VmManager, ref: string, port: numbe
  */
 export async function watchGuestPath(manager: VmManager, ref: string, path: string, options: { recursive?: boolean } = {}): Promise<WatchSession> {
   const p = guestPath(path);
-  const { agent } = manager.agentFor(ref, "files");
+  const { agent } = manager.agentFor(ref, "watch");
   return agent.watch(p, { recursive: options.recursive === true });
 }

@@ -629,7 +629,7 @@ export class VmManager {
   }
 
   /** The agent channel of a running VM, for commands and file operations. */
-  agentFor(ref: string, operation: "exec" | "files" = "exec"): { rec: VmRecord; agent: AgentClient } {
+  agentFor(ref: string, operation: "exec" | "files" | "forward" | "watch" = "exec"): { rec: VmRecord; agent: AgentClient } {
     const rec = this.o.store.get(ref);
     requireState(rec.name, operation, rec.state);
     const agent = this.guestOf(rec).agent;

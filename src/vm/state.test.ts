@@ -27,4 +27,7 @@ test("the documented transitions", () => {
   assert.throws(() => requireState("v", "remove", "running"), (e: WrongStateError) => /stop it first/.test(e.hint ?? ""));
   assert.throws(() => requireState("v", "exec", "paused"), (e: WrongStateError) => /resume it first/.test(e.hint ?? ""));
   assert.throws(() => requireState("v", "start", "running"), WrongStateError);
+  // Guest operations say what was asked and the way to a running guest.
+  assert.throws(() => requireState("v", "forward", "stopped"), (e: WrongStateError) => e.message === "cannot forward a port of VM v: it is stopped, and forward needs it running" && /mvm start v/.test(e.hint ?? ""));
+  assert.throws(() => requireState("v", "watch", "suspended"), (e: WrongStateError) => /^cannot watch the files of VM v/.test(e.message) && /mvm resume v/.test(e.hint ?? ""));
 });

@@ -24,6 +24,8 @@ export const OPERATIONS = {
   snapshot: ["running", "paused"],
   exec: ["running"],
   files: ["running"],
+  forward: ["running"],
+  watch: ["running"],
   // Live on a running or paused QEMU; stored for the next start otherwise. Not while one is starting or ending.
   limits: ["created", "running", "paused", "stopped", "crashed", "suspended"],
   remove: ["created", "stopped", "crashed", "suspended"],
@@ -32,19 +34,28 @@ export const OPERATIONS = {
 
 export type Operation = keyof typeof OPERATIONS;
 
+/** What the message says for operations whose name is not a verb of "VM NAME". */
+const VERBS: Partial<Record<Operation, string>> = { forceRemove: "remove", forward: "forward a port of", watch: "watch the files of" };
+/** Operations in the running guest (through its agent). */
+const GUEST_OPERATIONS: Operation[] = ["exec", "files", "forward", "watch"];
+
 export const isLive = (s: VmState): boolean => LIVE.includes(s);
 
 export function requireState(name: string, operation: Operation, current: VmState): void {
   const allowed: VmState[] = OPERATIONS[operation];
   if (allowed.includes(current)) return;
-  const verb = operation === "forceRemove" ? "remove" : operation;
-  throw new WrongStateError(`cannot ${verb} VM ${name}: it is ${current}, and ${verb} needs it ${allowed.join(" or ")}`, {
+  const verb = VERBS[operation] ?? operation;
+  const inGuest = GUEST_OPERATIONS.includes(operation);
+  const noun = operation === "forceRemove" ? "remove" : operation;
+  throw new WrongStateError(`cannot ${verb} VM ${name}: it is ${current}, and ${noun} needs it ${allowed.join(" or ")}`, {
     hint:
       current === "running" && operation === "remove"
         ? `stop it first (mvm stop ${name}) or remove it by force (mvm rm -f ${name})`
-        : current === "paused" && (operation === "exec" || operation === "files")
+        : inGuest && (current === "paused" || current === "suspended")
           ? `resume it first (mvm resume ${name})`
-          : `check its state with mvm ps -a`,
+          : inGuest && (current === "created" || current === "stopped" || current === "crashed")
+            ? `start it first (mvm start ${name})`
+            : `check its state with mvm ps -a`,
     details: { vm: name, operation, state: current, allowed },
   });
 }

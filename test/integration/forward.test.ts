@@ -86,7 +86,7 @@ test("ports: vm.forward and portForward reach a guest httpd; refused and bad por
 
   // A VM that is not running: 409 in the usual shape.
   await d.client.create({ name: "off" });
-  await assert.rejects(d.client.forward("off", 8000), (e) => code(e) === "WRONG_STATE");
+  await assert.rejects(d.client.forward("off", 8000), (e) => code(e) === "WRONG_STATE" && /cannot forward a port of VM off: it is created/.test((e as Error).message) && /mvm start off/.test(String((e as { hint?: string }).hint)));
 
   // Nothing listens: the guest's own words. Bad ports: 400 before anything is asked of the guest.
   await assert.rejects(d.client.forward("pf", 8001), (e) => code(e) === "GUEST_PORT" && /connect 127\.0\.0\.1:8001: Connection refused/.test((e as Error).message));
