@@ -110,8 +110,8 @@ export async function benchE2b(o: E2bBenchOptions): Promise<E2bBenchResult> {
     await ensureDebian(c, progress);
     const tag = randomBytes(3).toString("hex");
 
-    // Create, alternating the two so that neither gets the warmer machine; the first of each is a warm-up
-    // (it makes the memory template the others clone).
+    // Create, alternating the two (and which goes first) so that neither gets the warmer machine; the first
+    // of each is a warm-up (it makes the memory template the others clone).
     const createE2b: number[] = [];
     const createMvm: number[] = [];
     const how = { e2b: {} as Record<string, number>, mvm: {} as Record<string, number> };
@@ -123,13 +123,23 @@ export async function benchE2b(o: E2bBenchOptions): Promise<E2bBenchResult> {
     };
     for (let i = 0; i <= o.creates; i++) {
       progress(`create ${i}/${o.creates}${i === 0 ? " (warm-up)" : ""}`);
-      const [te, made] = await time(() => sdkModule.Sandbox.create("base", sdk));
-      sandboxes.push(made);
-      const [tm, vm] = await time(async () => {
-        const made = await c.create({ name: `bench-e2b-${tag}-${i}`, image: "debian", memory: 512, network: "user" });
-        vms.push(made.id);
-        return c.start(made.id);
-      });
+      const viaSdk = async () => {
+        const r = await time(() => sdkModule.Sandbox.create("base", sdk));
+        sandboxes.push(r[1]);
+        return r;
+      };
+      const viaLibrary = () =>
+        time(async () => {
+          const made = await c.create({ name: `bench-e2b-${tag}-${i}`, image: "debian", memory: 512, network: "user" });
+          vms.push(made.id);
+          return c.start(made.id);
+        });
+      // Which goes first alternates: the second finds the pool refilling behind the first.
+      const sdkFirst = i % 2 === 0;
+      const first = sdkFirst ? await viaSdk() : await viaLibrary();
+      const second = sdkFirst ? await viaLibrary() : await viaSdk();
+      const [te, made] = (sdkFirst ? first : second) as Awaited<ReturnType<typeof viaSdk>>;
+      const [tm, vm] = (sdkFirst ? second : first) as Awaited<ReturnType<typeof viaLibrary>>;
       if (i === 0) continue;
       createE2b.push(te);
       createMvm.push(tm);
