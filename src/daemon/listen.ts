@@ -61,12 +61,15 @@ export function planListen(c: DaemonConfig): ListenPlan | undefined {
 }
 
 /** Fastify's server: http or https, with the timeouts above. */
-function serverFactory(plan: ListenPlan, t: Timeouts, sockets: Set<Socket>, e2b?: E2bBackend): FastifyServerFactory {
+function serverFactory(plan: ListenPlan, t: Timeouts, sockets: Set<Socket>, e2b?: E2bBackend, requestLog?: RequestLog): FastifyServerFactory {
   const dash = dashboard();
   return (fastify: RequestListener) => {
     // E2B's requests (its control plane's paths, envd's sandbox headers: src/e2b/routing.ts) go to the E2B backend,
     // the web dashboard's files (/, /dashboard/: src/daemon/dashboard.ts) are served as they are, the rest go to mvm's API.
-    const handler: RequestListener = (req, res) => void ((e2b?.handle(req, res) ?? false) || dash.handle(req, res) || fastify(req, res));
+    const handler: RequestListener = (req, res) => {
+      if (e2b?.handle(req, res, () => requestLog?.follow(req, res, "tcp", "e2b"))) return;
+      return void (dash.handle(req, res) || fastify(req, res));
+    };
     const http: ServerOptions = { headersTimeout: t.headersMs, requestTimeout: 0, keepAliveTimeout: t.keepAliveMs, connectionsCheckingInterval: Math.min(1000, t.headersMs) };
     const server: Server = plan.tls ? (createHttpsServer({ ...http, cert: plan.tls.cert, key: plan.tls.key, handshakeTimeout: t.handshakeMs }, handler)) : createHttpServer(http, handler);
     server.on("connection", (s: Socket) => {
@@ -97,7 +100,7 @@ export async function listenNetwork(manager: VmManager, tokens: TokenAccess, pla
   const timeouts = { ...DEFAULT_TIMEOUTS, ...o.timeouts };
   // The E2B-compatible backend (docs/e2b.md) is served beside the API unless turned off (MVM_E2B=0).
   const e2b = o.e2b === false ? undefined : new E2bBackend(manager, tokens, info.home);
-  const app = buildServer(manager, info, { ...o.body, callerOf: tokens.callerOf, tokens, requestLog: o.requestLog, listener: "tcp", serverFactory: serverFactory(plan, timeouts, sockets, e2b) });
+  const app = buildServer(manager, info, { ...o.body, callerOf: tokens.callerOf, tokens, requestLog: o.requestLog, listener: "tcp", serverFactory: serverFactory(plan, timeouts, sockets, e2b, o.requestLog) });
   await app.listen({ host: plan.address.host, port: plan.address.port });
   const bound = app.server.address();
   const port = bound && typeof bound === "object" ? bound.port : plan.address.port;

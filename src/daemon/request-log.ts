@@ -6,6 +6,7 @@
 
 import { randomBytes } from "node:crypto";
 import { renameSync, statSync } from "node:fs";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from "fastify";
 import { pino } from "pino";
 import type { Caller } from "../auth/caller.js";
@@ -24,10 +25,7 @@ const MAX_URL = 1024;
  */
 export function requestLogOptions(listener: Listener): Pick<FastifyServerOptions, "genReqId" | "logController"> {
   return {
-    genReqId: (req) => {
-      const sent = req.headers["x-request-id"];
-      return typeof sent === "string" && CLIENT_ID.test(sent) ? sent : nextId();
-    },
+    genReqId: requestIdOf,
     logController: new RequestLines(listener),
   };
 }
@@ -50,6 +48,12 @@ class RequestLines extends LogController {
 const PREFIX = randomBytes(4).toString("hex");
 let counter = 0;
 const nextId = () => PREFIX + (counter = (counter + 1) >>> 0).toString(16).padStart(8, "0");
+
+/** A request's id: the client's own when it sent a sane one, a new one otherwise. */
+export function requestIdOf(req: IncomingMessage): string {
+  const sent = req.headers["x-request-id"];
+  return typeof sent === "string" && CLIENT_ID.test(sent) ? sent : nextId();
+}
 
 /** What a path looks like in the log: secrets out, bounded in length. */
 export function loggedUrl(url: string): string {
@@ -86,6 +90,17 @@ export class RequestLog {
       },
     };
     this.logger = pino({ base: undefined, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } }, sink);
+  }
+
+  /**
+   * A request served beside Fastify (the E2B backend, on the network listener): the same id header, and
+   * the same line once its response is done. Called as it is taken, before anything of the answer is sent.
+   */
+  follow(req: IncomingMessage, res: ServerResponse, listener: Listener, plane: string): void {
+    const id = requestIdOf(req);
+    if (!res.headersSent) res.setHeader("x-request-id", id);
+    const t0 = performance.now();
+    res.once("close", () => this.logger.info({ id, listener, plane, method: req.method, url: loggedUrl(req.url ?? ""), status: res.statusCode, ms: Math.round((performance.now() - t0) * 10) / 10 }, "request"));
   }
 
   /** Writes already queued still reach the moved file (its descriptor is kept until they are done). */

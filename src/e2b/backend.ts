@@ -50,10 +50,11 @@ export class E2bBackend {
     });
   }
 
-  /** Serves the request if it is E2B's; false leaves it to mvm's API. */
-  handle(req: IncomingMessage, res: ServerResponse): boolean {
+  /** Serves the request if it is E2B's (false: it is not); `taken` is told first, before any answer. */
+  handle(req: IncomingMessage, res: ServerResponse, taken?: () => void): boolean {
     const route = routeOf(req.url, req.headers);
     if (!route) return false;
+    taken?.();
     const done = route.plane === "control" ? serveControl(this.control, req, res) : route.plane === "signed" ? this.serveSigned(req, res) : this.serveEnvd(route.sandboxId, route.port, req, res);
     done.catch((e: unknown) => {
       const { status, code, message } = connectError(e);

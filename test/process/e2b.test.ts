@@ -4,7 +4,9 @@
 // envd, bad bodies are 400 in E2B's {code, message}, and mvm's own /v1 API is still served beside it.
 
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { request } from "node:http";
+import { join } from "node:path";
 import { test } from "node:test";
 import { Sandbox, type SandboxOpts } from "e2b";
 import { FakeHome } from "./harness.js";
@@ -57,4 +59,14 @@ test("E2B control plane and envd refusals, in the shapes the SDK maps", { timeou
 
   // mvm's own API is untouched: a token still lists its VMs over /v1.
   assert.deepEqual(await d.as(key).list(), []);
+
+  // The E2B backend's requests carry ids and are in the request log as mvm's are (plane "e2b").
+  const traced = await fetch(`${d.url}/v2/sandboxes`, { headers: { "x-api-key": key, "x-request-id": "e2b-trace-1" } });
+  assert.deepEqual([traced.status, traced.headers.get("x-request-id")], [200, "e2b-trace-1"]);
+  await traced.text();
+  await d.stop();
+  const lines = readFileSync(join(h.home, "requests.log"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(lines.filter((l) => l.id === "e2b-trace-1").map((l) => [l.plane, l.method, l.url, l.status]), [["e2b", "GET", "/v2/sandboxes", 200]]);
+  assert.ok(lines.some((l) => l.plane === "e2b" && l.status === 401), "refusals too");
+  assert.ok(!readFileSync(join(h.home, "requests.log"), "utf8").includes(key), "no API key in the log");
 });
