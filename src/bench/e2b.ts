@@ -2,7 +2,8 @@
 // beside the same operations through mvm's own library, in the same run and over the same TCP listener
 // with the same token, so the ratio is the backend's cost and not the machine's mood:
 //   create: Sandbox.create() until it resolves          vs  client.create + client.start (template base,
-//           the Debian image; both start the fastest way mvm has: a template clone where one is made)
+//           the Debian image; both start the fastest way mvm has: a warm pool's QEMU or a template
+//           clone), each after --gap ms for the pool to refill (0 measures creates back to back)
 //   run:    commands.run("true") round trips            vs  client.exec of the command it sends
 //           (/bin/bash -l -c true), and of `true` alone
 //   files:  files.write then files.read of N MiB        vs  client.files(vm).write / read
@@ -20,6 +21,8 @@ import { round, summarize, type Summary } from "./stats.js";
 
 export interface E2bBenchOptions {
   creates: number;
+  /** Pause before each create, so the warm pool has refilled (about 1 s under TCG); 0: back to back. */
+  gapMs: number;
   runs: number;
   fileMiB: number;
   fileRounds: number;
@@ -32,6 +35,8 @@ type Pair = { e2b: Summary; mvm: Summary; ratio: number };
 
 export interface E2bBenchResult {
   transport: { url: string; daemon: "own" | "given" };
+  /** The pause before each create (ms). */
+  gapMs: number;
   image: string;
   /** How each measured start went (cold, clone, pool), for the SDK's sandboxes and the library's VMs. */
   create: Pair & { how: { e2b: Record<string, number>; mvm: Record<string, number> }; coldReasons: string[] };
@@ -123,17 +128,21 @@ export async function benchE2b(o: E2bBenchOptions): Promise<E2bBenchResult> {
     };
     for (let i = 0; i <= o.creates; i++) {
       progress(`create ${i}/${o.creates}${i === 0 ? " (warm-up)" : ""}`);
+      const settle = () => new Promise((r) => setTimeout(r, o.gapMs));
       const viaSdk = async () => {
+        await settle();
         const r = await time(() => sdkModule.Sandbox.create("base", sdk));
         sandboxes.push(r[1]);
         return r;
       };
-      const viaLibrary = () =>
-        time(async () => {
+      const viaLibrary = async () => {
+        await settle();
+        return time(async () => {
           const made = await c.create({ name: `bench-e2b-${tag}-${i}`, image: "debian", memory: 512, network: "user" });
           vms.push(made.id);
           return c.start(made.id);
         });
+      };
       // Which goes first alternates: the second finds the pool refilling behind the first.
       const sdkFirst = i % 2 === 0;
       const first = sdkFirst ? await viaSdk() : await viaLibrary();
@@ -189,6 +198,7 @@ export async function benchE2b(o: E2bBenchOptions): Promise<E2bBenchResult> {
     const run = { ...pair(runE2b, runMvm), mvmTrue, ratioToTrue: round(summarize(runE2b).p50Ms / Math.max(mvmTrue.p50Ms, 0.01), 2) };
     return {
       transport: { url, daemon: own ? "own" : "given" },
+      gapMs: o.gapMs,
       image: "debian",
       create,
       run,

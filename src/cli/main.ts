@@ -405,14 +405,15 @@ bench
   .command("e2b")
   .description("the official E2B SDK against mvm's E2B backend, beside mvm's own library in the same run: Sandbox.create, commands.run('true'), files write/read")
   .option("--creates <n>", "sandboxes (and VMs) to create, after one warm-up each", "5")
+  .option("--gap <ms>", "pause before each create, for the warm pool to refill (0: back to back)", "3000")
   .option("--runs <n>", "commands.run('true') and exec round trips", "50")
   .option("--file-mib <n>", "size of the file written and read back", "10")
   .option("--file-rounds <n>", "times each way", "3")
   .option("--url <url>", "a TCP listener already running, instead of a daemon of the bench's own")
   .option("--token <token>", "an admin token for --url")
   .option("--json", "print JSON on stdout (the default)")
-  .action(async (flags: { creates: string; runs: string; fileMib: string; fileRounds: string; url?: string; token?: string }) => {
-    const o = { creates: positiveInt(flags.creates, "--creates"), runs: positiveInt(flags.runs, "--runs"), fileMiB: positiveInt(flags.fileMib, "--file-mib"), fileRounds: positiveInt(flags.fileRounds, "--file-rounds") };
+  .action(async (flags: { creates: string; gap: string; runs: string; fileMib: string; fileRounds: string; url?: string; token?: string }) => {
+    const o = { creates: positiveInt(flags.creates, "--creates"), gapMs: positiveInt(flags.gap, "--gap", true), runs: positiveInt(flags.runs, "--runs"), fileMiB: positiveInt(flags.fileMib, "--file-mib"), fileRounds: positiveInt(flags.fileRounds, "--file-rounds") };
     if (o.fileMiB > 1024) throw new InvalidArgumentError(`--file-mib ${o.fileMiB} is more than the bench holds in memory (1024)`, { hint: "for example --file-mib 10" });
     printJson(await benchE2b({ ...o, url: flags.url, token: flags.token, onProgress: (l) => progress(`bench: ${l}`) }));
   });
