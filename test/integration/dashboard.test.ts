@@ -169,6 +169,21 @@ test("the dashboard in chromium: sign-in, a live list, create, console, terminal
     await page.keyboard.type("tty; echo term-$((5*5))\n", { delay: 20 });
     await waitText(page, "#exec-term", "term-25", 20_000);
     assert.match(await termText(page, "#exec-term"), /\/dev\/pts\/\d/);
+    // The terminal follows the window: a narrower page gives the guest's pty fewer columns (stty size).
+    const sttySize = async (tag: string): Promise<[number, number]> => {
+      await page.keyboard.type(`echo ${tag}=$(stty size | tr ' ' x)=\n`, { delay: 10 });
+      const re = new RegExp(`${tag}=(\\d+)x(\\d+)=`);
+      let m: RegExpMatchArray | null = null;
+      for (const end = Date.now() + 15_000; !m && Date.now() < end; await new Promise((r) => setTimeout(r, 200))) m = re.exec(await termText(page, "#exec-term"));
+      assert.ok(m, `stty size (${tag}) in ${await termText(page, "#exec-term")}`);
+      return [Number(m[1]), Number(m[2])];
+    };
+    const wide = await sttySize("size1");
+    await page.setViewportSize({ width: 900, height: 800 });
+    await new Promise((r) => setTimeout(r, 1000));
+    const narrow = await sttySize("size2");
+    assert.ok(narrow[1] < wide[1] && narrow[1] > 20, `columns ${wide[1]} -> ${narrow[1]}`);
+    await page.setViewportSize({ width: 1280, height: 800 });
     await shot("terminal");
 
     step = "files";
