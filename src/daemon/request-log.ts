@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { renameSync, statSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from "fastify";
 import { pino } from "pino";
 import type { Caller } from "../auth/caller.js";
@@ -101,6 +102,30 @@ export class RequestLog {
     if (!res.headersSent) res.setHeader("x-request-id", id);
     const t0 = performance.now();
     res.once("close", () => this.logger.info({ id, listener, plane, method: req.method, url: loggedUrl(req.url ?? ""), status: res.statusCode, ms: Math.round((performance.now() - t0) * 10) / 10 }, "request"));
+  }
+
+  /**
+   * An upgraded stream (exec, console, port, WebSocket): its line when the connection closes, with the
+   * status it was answered (101, or the refusal's) and how long it lasted. The id goes in the log only
+   * (the 101 is written by code that sets no extra header).
+   */
+  followUpgrade(req: IncomingMessage, socket: Duplex, listener: Listener): void {
+    const id = requestIdOf(req);
+    const t0 = performance.now();
+    let status: number | undefined;
+    // The first bytes the daemon writes (socket.write, or socket.end for a refusal) are the answer's status line.
+    const write = socket.write.bind(socket) as (chunk: unknown, ...rest: unknown[]) => boolean;
+    const end = socket.end.bind(socket) as (...args: unknown[]) => Duplex;
+    const seen = (chunk: unknown) => {
+      if (status !== undefined || chunk === undefined || typeof chunk === "function") return;
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(Buffer.isBuffer(chunk) ? chunk.subarray(0, 16).toString("latin1") : typeof chunk === "string" ? chunk.slice(0, 16) : "");
+      status = m ? Number(m[1]) : 0;
+      socket.write = write as typeof socket.write;
+      socket.end = end as typeof socket.end;
+    };
+    socket.write = ((chunk: unknown, ...rest: unknown[]) => (seen(chunk), write(chunk, ...rest))) as typeof socket.write;
+    socket.end = ((...args: unknown[]) => (seen(args[0]), end(...args))) as typeof socket.end;
+    socket.once("close", () => this.logger.info({ id, listener, plane: "upgrade", protocol: String(req.headers.upgrade ?? "").slice(0, 32), method: req.method, url: loggedUrl(req.url ?? ""), status: status ?? 0, ms: Math.round(performance.now() - t0) }, "request"));
   }
 
   /** Writes already queued still reach the moved file (its descriptor is kept until they are done). */

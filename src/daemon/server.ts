@@ -266,7 +266,8 @@ export function buildServer(manager: VmManager, info: { version: string; home: s
   });
 
   registerWebSocketRoutes(app, manager, options);
-  serveUpgrades(app.server, manager, (req, socket, head) => dispatchWebSocket(app, req, socket, head), upgradeGuard(manager, options.callerOf));
+  const upgradeLog = options.requestLog ? { to: options.requestLog, listener: options.listener ?? "unix" } : undefined;
+  serveUpgrades(app.server, manager, (req, socket, head) => dispatchWebSocket(app, req, socket, head), upgradeGuard(manager, options.callerOf), upgradeLog);
   return app;
 }
 

@@ -16,6 +16,7 @@ import { followSession } from "./ndjson.js";
 import { servePortUpgrade } from "./port-routes.js";
 import type { TrackedSession } from "./session-registry.js";
 import type { VmManager } from "./vm-manager.js";
+import type { Listener, RequestLog } from "./request-log.js";
 import { requireJsonObject } from "../api/check.js";
 import { EXEC_BODY_LIMIT } from "../api/routes.js";
 import { BadRequestError, BodyTooLargeError, RouteNotFoundError } from "../errors.js";
@@ -116,8 +117,9 @@ function upgradePort(req: IncomingMessage, socket: Duplex, m: RegExpExecArray, m
 export type UpgradeGuard = (req: IncomingMessage, socket: Duplex, ref: string) => string | undefined;
 
 /** onWebSocket: what takes `Upgrade: websocket` requests (websocket.ts: through Fastify's routing, its hooks included). */
-export function serveUpgrades(server: Server, manager: VmManager, onWebSocket?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void, guard?: UpgradeGuard): void {
+export function serveUpgrades(server: Server, manager: VmManager, onWebSocket?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void, guard?: UpgradeGuard, log?: { to: RequestLog; listener: Listener }): void {
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    log?.to.followUpgrade(req, socket, log.listener);
     if (onWebSocket && req.headers.upgrade?.toLowerCase() === "websocket") return onWebSocket(req, socket, head);
     // What the client sent right behind its request (the exec request, console input) came with it: it
     // is the stream's first bytes, put back in front of the rest.

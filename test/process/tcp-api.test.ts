@@ -456,6 +456,13 @@ test("request ids and the request log: ids echoed or made, one line per request 
   const made = String(refused.headers["x-request-id"]);
   assert.match(made, /^[0-9a-f]{16}$/);
   await d.root.list();
+  // Upgraded streams too: a refusal (no such VM) and a console taken and closed.
+  assert.equal((await upgrade(d.port, "/v1/vms/nope/exec", "mvm-exec", token)).status, 404);
+  await d.as(token).create({ name: "logged-vm" });
+  await d.as(token).start("logged-vm");
+  assert.equal((await upgrade(d.port, "/v1/vms/logged-vm/console", "mvm-console", token)).status, 101);
+  await new Promise((r) => setTimeout(r, 200)); // the daemon sees the close
+  await d.as(token).remove("logged-vm", { force: true });
   await d.stop(); // the log is written out at shutdown
   const text = readFileSync(join(h.home, "requests.log"), "utf8");
   assert.ok(!text.includes(token) && !text.includes("leaked-secret"), "no token in the log");
@@ -464,4 +471,6 @@ test("request ids and the request log: ids echoed or made, one line per request 
   assert.deepEqual([byId("client-id-1")?.listener, byId("client-id-1")?.caller, byId("client-id-1")?.role, byId("client-id-1")?.status], ["tcp", "logged", "user", 200]);
   assert.deepEqual([byId(made)?.status, byId(made)?.caller, byId(made)?.url], [401, undefined, "/v1/vms?token=-"]);
   assert.ok(lines.some((l) => l.listener === "unix" && l.caller === "root" && l.url === "/v1/vms"), text.slice(-1000));
+  const upgrades = lines.filter((l) => l.plane === "upgrade").map((l) => [l.listener, l.protocol, l.url, l.status]);
+  assert.deepEqual(upgrades, [["tcp", "mvm-exec", "/v1/vms/nope/exec", 404], ["tcp", "mvm-console", "/v1/vms/logged-vm/console", 101]]);
 });
