@@ -158,7 +158,8 @@ export class StatsHistory {
       const [stat, smaps] = await Promise.all([readFile(`${proc}/${pid}/stat`, "utf8"), readFile(`${proc}/${pid}/smaps_rollup`, "utf8")]);
       const cpu = parseProcStat(stat);
       const mem = parseSmapsRollup(smaps);
-      if (!cpu || !mem) return;
+      // A round under way when close() came records nothing (its reads finish after).
+      if (!cpu || !mem || this.closed) return;
       const cpuSeconds = cpu.userSeconds + cpu.systemSeconds;
       let h = this.vms.get(rec.id);
       if (!h) this.vms.set(rec.id, (h = { ring: new Ring(this.samples) }));
@@ -171,6 +172,7 @@ export class StatsHistory {
     // A QEMU that ended between the list and the read is skipped: its next state says why.
     await Promise.all(live.map((r) => read(r).catch(() => undefined)));
     tick.machine = await this.readMachine(proc);
+    if (this.closed) return;
     this.host.push(tick);
     // Removed VMs go; stopped ones once their last sample is out of the window.
     const known = new Set(records.map((r) => r.id));
