@@ -63,11 +63,11 @@ test("image clones: each has its own disk (a pool take too), the template's disk
   const disk = join(templateDir(one.boot.template!), "disk.qcow2");
   const sum = createHash("sha256").update(await readFile(disk)).digest("hex");
   await d.client.start((await d.client.create({ name: "two", image: "tiny" })).id);
+  const running = qemuPidsOf(d.home).length; // one and two (with their jails' processes), before the refill (300 ms on)
   await out(d, "one", "echo mine > /root/one.txt; sync");
   assert.equal(await out(d, "two", "cat /etc/marker; cat /root/one.txt 2>/dev/null || echo absent"), "from the image\nabsent");
   // The pool refills from the plan of the VM just started ("two"): the parked QEMU must still get a disk of
   // its own (it once opened two's, and failed on its lock at the take, or ran on another VM's disk).
-  const running = qemuPidsOf(d.home).length; // one and two (with their jails' processes)
   for (const end = Date.now() + 15_000; qemuPidsOf(d.home).length <= running && Date.now() < end; ) await new Promise((r) => setTimeout(r, 100));
   await new Promise((r) => setTimeout(r, 1500)); // the parked QEMU answers its monitor, and joins the pool
   const three = await d.client.start((await d.client.create({ name: "three", image: "tiny" })).id);
