@@ -10,13 +10,14 @@ export interface VmView extends VmRecord {
   bootMs?: number;
 }
 
-export function vmView(r: VmRecord): VmView {
+/** How long a running or paused VM has been up; undefined otherwise. */
+function uptimeOf(r: VmRecord): number | undefined {
   const started = r.timings?.startedAt ? Date.parse(r.timings.startedAt) : undefined;
-  return {
-    ...r,
-    uptimeMs: (r.state === "running" || r.state === "paused") && started ? Date.now() - started : undefined,
-    bootMs: r.timings?.helloMs,
-  };
+  return (r.state === "running" || r.state === "paused") && started ? Date.now() - started : undefined;
+}
+
+export function vmView(r: VmRecord): VmView {
+  return { ...r, uptimeMs: uptimeOf(r), bootMs: r.timings?.helloMs };
 }
 
 /**
@@ -34,7 +35,7 @@ export function vmListJson(records: readonly VmRecord[], serialize: (v: VmView) 
       json = serialize({ ...vmView(r), uptimeMs: undefined });
       viewJson.set(r, json);
     }
-    const uptimeMs = vmView(r).uptimeMs;
+    const uptimeMs = uptimeOf(r);
     return uptimeMs === undefined ? json : `{"uptimeMs":${uptimeMs},${json.slice(1)}`;
   });
   return `[${parts.join(",")}]`;
