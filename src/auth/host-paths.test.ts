@@ -1,16 +1,16 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { ForbiddenError, HostPathForbiddenError } from "../errors.js";
 import type { VmSpecInput } from "../vmspec/vm-spec.js";
 import { HOST_ROOT, type Caller } from "./caller.js";
 import { checkHostPath, checkHostPaths, readAllowedRoots, type HostPathUse } from "./host-paths.js";
+import { tempDir } from "../../test/support/temp-dirs.js";
 
 // A host: an allowed root holding a disk, a kernel, an initrd and a folder, with symlinks that lead out of
 // it; a place outside it with the same files; the root itself reached through a symlink too.
-const base = realpathSync(mkdtempSync(join(tmpdir(), "mvm-hostpaths-")));
+const base = realpathSync(tempDir("mvm-hostpaths-"));
 const root = join(base, "allowed");
 const outside = join(base, "outside");
 for (const d of [root, outside, join(root, "share"), join(outside, "share"), join(root, "sub")]) mkdirSync(d, { recursive: true });
@@ -136,7 +136,7 @@ test("checkHostPaths: each path of a spec, by role; named volumes and images pas
 });
 
 test("the allowed roots come from MVM_ALLOWED_ROOTS and $MVM_HOME/allowed-roots; relative entries are ignored", () => {
-  const home = mkdtempSync(join(tmpdir(), "mvm-home-"));
+  const home = tempDir("mvm-home-");
   assert.deepEqual(readAllowedRoots(home, {}), []);
   assert.deepEqual(readAllowedRoots(home, { MVM_ALLOWED_ROOTS: "/srv/a:relative::/srv/b/" }), ["/srv/a", "/srv/b"]);
   writeFileSync(join(home, "allowed-roots"), "# roots for the API's users\n/srv/c   \n\nnot/absolute\n/srv/a # again\n");

@@ -2,7 +2,7 @@
 // browser's WebSocket offers as a subprotocol (access.ts); the sign-in link `mvm dashboard` prints.
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,6 +10,7 @@ import { test } from "node:test";
 import { dashboard } from "./dashboard.js";
 import { subprotocolToken } from "./access.js";
 import { dashboardLink, listenerUrlOf } from "../cli/commands/dashboard.js";
+import { tempDir } from "../../test/support/temp-dirs.js";
 
 async function serve(dir: string) {
   const d = dashboard(dir);
@@ -22,7 +23,7 @@ async function serve(dir: string) {
 }
 
 test("the bundle's files with their types and caching; / redirects; the API's paths are left alone", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "mvm-dash-"));
+  const dir = tempDir("mvm-dash-");
   writeFileSync(join(dir, "index.html"), "<!doctype html><title>x</title>");
   writeFileSync(join(dir, "app.js"), "console.log(1)");
   writeFileSync(join(dir, "app.css"), "body{}");
@@ -72,7 +73,7 @@ test("a WebSocket's token offered as the subprotocol mvm.token.TOKEN", () => {
 test("the sign-in link: the listener's URL, the token in the fragment; a stale listener.json is ignored", () => {
   assert.equal(dashboardLink("http://127.0.0.1:7070"), "http://127.0.0.1:7070/dashboard/");
   assert.equal(dashboardLink("https://h:7443/", "mvm_a+b"), "https://h:7443/dashboard/#token=mvm_a%2Bb");
-  const home = mkdtempSync(join(tmpdir(), "mvm-home-"));
+  const home = tempDir("mvm-home-");
   assert.equal(listenerUrlOf(home, 1), undefined);
   writeFileSync(join(home, "listener.json"), JSON.stringify({ url: "http://127.0.0.1:7070", pid: 42 }));
   assert.equal(listenerUrlOf(home, 42), "http://127.0.0.1:7070");

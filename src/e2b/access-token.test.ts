@@ -1,18 +1,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtempSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { statSync } from "node:fs";
 import { join } from "node:path";
 import { AccessTokens, signatureValid, urlSignature } from "./access-token.js";
+import { tempDir } from "../../test/support/temp-dirs.js";
 
 test("access tokens: the same for a sandbox across instances of a home, different between sandboxes and homes; the key is 0600", () => {
-  const home = mkdtempSync(join(tmpdir(), "mvm-e2b-"));
+  const home = tempDir("mvm-e2b-");
   const a = new AccessTokens(home);
   const b = new AccessTokens(home);
   assert.equal(a.tokenOf("i1"), b.tokenOf("i1"));
   assert.notEqual(a.tokenOf("i1"), a.tokenOf("i2"));
-  assert.notEqual(new AccessTokens(mkdtempSync(join(tmpdir(), "mvm-e2b-"))).tokenOf("i1"), a.tokenOf("i1"));
+  assert.notEqual(new AccessTokens(tempDir("mvm-e2b-")).tokenOf("i1"), a.tokenOf("i1"));
   assert.ok(a.verify("i1", a.tokenOf("i1")));
   assert.ok(!a.verify("i2", a.tokenOf("i1")));
   assert.ok(!a.verify("i1", undefined));

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { sniff } from "./image-builder.js";
 import { InvalidImageError } from "../errors.js";
+import { tempDir } from "../../test/support/temp-dirs.js";
 
-const dir = mkdtempSync(join(tmpdir(), "mvm-sniff-"));
+const dir = tempDir("mvm-sniff-");
 const file = (name: string, bytes: Buffer) => {
   const p = join(dir, name);
   writeFileSync(p, bytes);

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { InvalidSizeError, InvalidSpecError } from "../errors.js";
@@ -14,9 +13,10 @@ import { planVm } from "../plan/vm-plan.js";
 import type { VmRecord } from "../store/vm-store.js";
 import { formatCores, formatRate, parseCpuMax, parseCpuShare, parseIops, parseMemoryMax, parseRate, patchLimits, wantsCgroup } from "./limits.js";
 import { checkSpec } from "./vm-spec.js";
+import { tempDir } from "../../test/support/temp-dirs.js";
 
 const disk = (() => {
-  const dir = mkdtempSync(join(tmpdir(), "mvm-limits-"));
+  const dir = tempDir("mvm-limits-");
   writeFileSync(join(dir, "d.img"), Buffer.alloc(4096));
   return join(dir, "d.img");
 })();

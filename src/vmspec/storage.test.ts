@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { isVolumeName, parseDisk, parseVolume, splitDisk, splitVolume, type NamedVolume } from "./storage.js";
 import { InvalidStorageError, NotFoundError } from "../errors.js";
+import { tempDir } from "../../test/support/temp-dirs.js";
 
-const dir = mkdtempSync(join(tmpdir(), "mvm-storage-"));
+const dir = tempDir("mvm-storage-");
 const raw = join(dir, "a:b.img");
 writeFileSync(raw, Buffer.alloc(1024));
 const qcow = join(dir, "q.qcow2");
