@@ -39,7 +39,7 @@ class RequestLines extends LogController {
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null | undefined, req: FastifyRequest, reply: FastifyReply): void {
-    const line = { listener: this.listener, ...who(req.caller), method: req.method, url: loggedUrl(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 };
+    const line = { listener: this.listener, ...who(req.caller), method: req.method, url: loggedUrl(req.url), status: reply.statusCode, ms: tenths(reply.elapsedTime) };
     if (error) req.log.error({ ...line, error: error.message }, "request");
     else req.log.info(line, "request");
   }
@@ -101,7 +101,7 @@ export class RequestLog {
     const id = requestIdOf(req);
     if (!res.headersSent) res.setHeader("x-request-id", id);
     const t0 = performance.now();
-    res.once("close", () => this.logger.info({ id, listener, plane, method: req.method, url: loggedUrl(req.url ?? ""), status: res.statusCode, ms: Math.round((performance.now() - t0) * 10) / 10 }, "request"));
+    res.once("close", () => this.logger.info({ id, listener, plane, method: req.method, url: loggedUrl(req.url ?? ""), status: res.statusCode, ms: tenths(performance.now() - t0) }, "request"));
   }
 
   /**
@@ -139,11 +139,6 @@ export class RequestLog {
     this.size = 0;
   }
 
-  /** Everything written so far, on disk (tests, shutdown). */
-  flush(): Promise<void> {
-    return new Promise((resolve) => this.dest.flush(() => resolve()));
-  }
-
   /** Written out and closed: sonic-boom's end() returns before the last write is done; 'close' tells. */
   close(): Promise<void> {
     return new Promise((resolve) => {
@@ -152,6 +147,9 @@ export class RequestLog {
     });
   }
 }
+
+/** Milliseconds to a tenth. */
+const tenths = (ms: number) => Math.round(ms * 10) / 10;
 
 /** The caller as two fields: "root", or the token's name with its role. */
 const who = (c: Caller | undefined) => (!c ? {} : c.kind === "host-root" ? { caller: "root" } : { caller: c.name, role: c.role });

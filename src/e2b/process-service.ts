@@ -98,9 +98,9 @@ export class ProcessService {
   /** The process a selector names ({pid} or {tag}), or not_found. */
   private find(vmId: string, selector: unknown): Tracked {
     const s = (selector ?? {}) as { pid?: unknown; tag?: unknown };
-    const all = [...this.processes(vmId).values()];
-    for (const p of all) this.current(vmId, p);
-    const hit = s.pid !== undefined ? this.processes(vmId).get(Number(s.pid)) : s.tag !== undefined ? all.find((p) => p.tag === s.tag && !p.session.result) : undefined;
+    const byPid = s.pid !== undefined ? this.processes(vmId).get(Number(s.pid)) : undefined;
+    if (byPid) this.current(vmId, byPid);
+    const hit = s.pid !== undefined ? byPid : s.tag !== undefined ? [...this.processes(vmId).values()].find((p) => p.tag === s.tag && !this.current(vmId, p).result) : undefined;
     if (!hit) throw new E2bError(`process ${s.pid !== undefined ? `with pid ${JSON.stringify(s.pid)}` : `with tag ${JSON.stringify(s.tag)}`} not found`, "not_found");
     return hit;
   }
